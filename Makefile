@@ -1,0 +1,83 @@
+# cellvm build. `make run` boots a VM, `make test` runs every test; both
+# install missing Debian packages first (scripts/deps.sh).
+
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+BUILD ?= build
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+CFLAGS ?= -O2 -g
+WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+CPPFLAGS := -Isrc -D_GNU_SOURCE -DCELLVM_VERSION='"$(VERSION)"' -MMD -MP
+LDLIBS := -lpthread
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRCS := $(shell find src -name '*.c' ! -name main.c | sort)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+GUEST_INITRD := $(BUILD)/guest/initramfs.cpio
+GUEST_CMDLINE ?= console=ttyS0 reboot=k panic=-1 pti=on quiet
+PYTEST := /usr/bin/python3 -m pytest
+
+.PHONY: all deps run test unit unit-asan e2e bench guest clang-check clean
+
+all: $(BUILD)/cellvm
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libcellvm.a: $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/cellvm: $(BUILD)/obj/src/main.o $(BUILD)/libcellvm.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libcellvm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+$(GUEST_INITRD): scripts/mkinitramfs.sh scripts/kernel.sh
+	scripts/mkinitramfs.sh $@ "$$(scripts/kernel.sh)"
+
+guest: deps $(GUEST_INITRD)
+
+run: deps $(BUILD)/cellvm $(GUEST_INITRD)
+	$(BUILD)/cellvm run --kernel "$$(scripts/kernel.sh)" --initrd $(GUEST_INITRD) \
+		--memory 512M --cmdline "$(GUEST_CMDLINE)"
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+# The same unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+unit-asan:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 unit
+
+e2e: $(BUILD)/cellvm $(GUEST_INITRD)
+	CELLVM_BIN=$(abspath $(BUILD)/cellvm) CELLVM_INITRD=$(abspath $(GUEST_INITRD)) \
+		$(PYTEST) -q tests/e2e
+
+test: deps
+	$(MAKE) --no-print-directory all unit unit-asan e2e
+
+# Compile-only check that the tree also builds with clang.
+clang-check:
+	$(MAKE) --no-print-directory CC=clang BUILD=$(BUILD)/clang all
+
+bench: deps $(BUILD)/cellvm $(GUEST_INITRD)
+	/usr/bin/python3 bench/bench.py --cellvm $(BUILD)/cellvm --initrd $(GUEST_INITRD) \
+		--kernel "$$(scripts/kernel.sh)"
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

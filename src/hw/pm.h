@@ -1,0 +1,34 @@
+/* Platform power control: the ACPI PM1 event/control block (S5 = power
+ * off), the reset control register at 0xcf9, and port 0xf4, which the PVM
+ * guest kernel writes to power off. */
+#ifndef CELLVM_HW_PM_H
+#define CELLVM_HW_PM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PM_PORT_PM1_EVT 0x600
+#define PM_PM1_EVT_LEN 4
+#define PM_PORT_PM1_CNT 0x604
+#define PM_PM1_CNT_LEN 2
+#define PM_PORT_RESET 0xcf9
+#define PM_RESET_VALUE 0x06
+#define PM_PORT_POWEROFF 0xf4
+#define PM_SCI_IRQ 9
+#define PM_S5_TYPE 5
+
+enum power_event { POWER_OFF, POWER_RESET };
+
+struct pm {
+	uint16_t pm1_sts, pm1_en, pm1_cnt;
+	uint8_t reset_cnt;
+	void (*event)(void *ctx, enum power_event ev);
+	void *ctx;
+};
+
+void pm_init(struct pm *pm, void (*event)(void *ctx, enum power_event ev), void *ctx);
+
+/* Port I/O handlers; `port` is the absolute port number. */
+void pm_io(void *opaque, uint64_t port, uint8_t *data, unsigned size, bool write);
+
+#endif

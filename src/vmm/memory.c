@@ -1,0 +1,79 @@
+#include "vmm/memory.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include "arch/x86/layout.h"
+#include "util/err.h"
+
+void guest_mem_layout(struct guest_mem *m, uint64_t size, uint64_t hole)
+{
+	m->host = NULL;
+	m->size = size;
+	m->hole = hole;
+	m->low_size = size < hole ? size : hole;
+}
+
+static int add_slot(int vm_fd, unsigned slot, uint64_t gpa, uint64_t len, void *host)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot,
+		.guest_phys_addr = gpa,
+		.memory_size = len,
+		.userspace_addr = (uint64_t)(uintptr_t)host,
+	};
+
+	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+		cv_err("KVM_SET_USER_MEMORY_REGION (slot %u, %llu bytes): %s", slot,
+		       (unsigned long long)len, strerror(errno));
+		return CV_EFAIL;
+	}
+	return 0;
+}
+
+int guest_mem_init(struct guest_mem *m, int vm_fd, uint64_t size, uint64_t hole)
+{
+	void *p;
+
+	guest_mem_layout(m, size, hole);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		cv_err("cannot reserve %llu bytes of guest RAM: %s", (unsigned long long)size, strerror(errno));
+		return CV_EFAIL;
+	}
+	m->host = p;
+	/* Guest RAM is the guest's business; keep it out of host core dumps. */
+	madvise(p, size, MADV_DONTDUMP);
+	if (add_slot(vm_fd, 0, 0, m->low_size, m->host) ||
+	    (size > m->low_size && add_slot(vm_fd, 1, LAYOUT_4G, size - m->low_size, m->host + m->low_size))) {
+		guest_mem_free(m);
+		return CV_EFAIL;
+	}
+	return 0;
+}
+
+void guest_mem_free(struct guest_mem *m)
+{
+	if (m->host)
+		munmap(m->host, m->size);
+	m->host = NULL;
+}
+
+void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	uint64_t high = m->size - m->low_size;
+
+	if (gpa < m->low_size)
+		return len <= m->low_size - gpa ? m->host + gpa : NULL;
+	if (gpa >= LAYOUT_4G && gpa - LAYOUT_4G < high)
+		return len <= high - (gpa - LAYOUT_4G) ? m->host + m->low_size + (gpa - LAYOUT_4G) : NULL;
+	return NULL;
+}
+
+uint64_t guest_mem_end(const struct guest_mem *m)
+{
+	return m->size > m->low_size ? LAYOUT_4G + (m->size - m->low_size) : m->low_size;
+}

@@ -1,0 +1,32 @@
+/* Guest RAM: one host mapping, split around the MMIO hole into KVM slots.
+ * Every access to guest memory by device code goes through guest_mem_ptr(),
+ * which refuses ranges that are not entirely RAM. */
+#ifndef CELLVM_VMM_MEMORY_H
+#define CELLVM_VMM_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct guest_mem {
+	uint8_t *host;     /* mapping of all guest RAM, low part first */
+	uint64_t size;     /* total RAM bytes */
+	uint64_t low_size; /* bytes mapped at GPA 0 .. low_size */
+	uint64_t hole;     /* start of the MMIO hole (RAM above it moves to 4 GiB) */
+};
+
+/* Splits size bytes of RAM around a hole at `hole` (no mapping made). */
+void guest_mem_layout(struct guest_mem *m, uint64_t size, uint64_t hole);
+
+/* Reserves the host mapping lazily (MAP_NORESERVE) and registers it with
+ * the VM. Returns 0 or CV_EFAIL with the error reported. */
+int guest_mem_init(struct guest_mem *m, int vm_fd, uint64_t size, uint64_t hole);
+void guest_mem_free(struct guest_mem *m);
+
+/* Host pointer for [gpa, gpa+len) if that range is all RAM, else NULL. */
+void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+
+/* Highest guest-physical address + 1 of RAM. */
+uint64_t guest_mem_end(const struct guest_mem *m);
+
+#endif

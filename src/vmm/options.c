@@ -1,0 +1,113 @@
+#include "vmm/options.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+#include "util/size.h"
+
+const char options_run_usage[] =
+	"usage: cellvm run --kernel PATH [options]\n"
+	"  --kernel PATH        bzImage or uncompressed ELF vmlinux\n"
+	"  --initrd PATH        initial ramdisk\n"
+	"  --cmdline STR        kernel command line (default \"console=ttyS0 reboot=k panic=-1\")\n"
+	"  --cpus N             number of vCPUs, 1..64 (default 1)\n"
+	"  --memory SIZE        guest RAM, e.g. 512M or 2G (default 256M)\n"
+	"  --reboot exit|restart  what a guest reboot does (default exit)\n"
+	"Console: the guest's ttyS0 is this terminal; Ctrl-A x quits, Ctrl-A h helps.\n";
+
+void vm_config_defaults(struct vm_config *cfg)
+{
+	*cfg = (struct vm_config){
+		.cmdline = "console=ttyS0 reboot=k panic=-1",
+		.cpus = 1,
+		.memory = 256ULL << 20,
+		.reboot = REBOOT_EXIT,
+	};
+}
+
+static int parse_cpus(const char *v, unsigned *out, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (!*v || *end || errno || v[0] == '-' || n < 1 || n > CV_MAX_CPUS)
+		return cv_fmt(err, errlen, "invalid --cpus '%s': must be between 1 and %d", v, CV_MAX_CPUS);
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int parse_memory(const char *v, uint64_t *out, char *err, size_t errlen)
+{
+	uint64_t n;
+
+	if (!size_parse(v, &n))
+		return cv_fmt(err, errlen, "invalid --memory '%s': not a size (use e.g. 512M, 2G)", v);
+	if (n < CV_MIN_MEMORY || n > CV_MAX_MEMORY)
+		return cv_fmt(err, errlen, "invalid --memory '%s': must be between 16M and 1T", v);
+	/* KVM memory slots are page-granular. */
+	if (n & 4095)
+		return cv_fmt(err, errlen, "invalid --memory '%s': must be a multiple of 4K", v);
+	*out = n;
+	return 0;
+}
+
+static int parse_reboot(const char *v, enum reboot_action *out, char *err, size_t errlen)
+{
+	if (!strcmp(v, "exit"))
+		*out = REBOOT_EXIT;
+	else if (!strcmp(v, "restart"))
+		*out = REBOOT_RESTART;
+	else
+		return cv_fmt(err, errlen, "invalid --reboot '%s': use exit or restart", v);
+	return 0;
+}
+
+int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
+{
+	vm_config_defaults(cfg);
+	for (int i = 0; i < argc; i++) {
+		const char *arg = argv[i], *val;
+		const char *eq = strchr(arg, '=');
+		char name[32];
+		size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+		int rc = 0;
+
+		if (!strcmp(arg, "--help") || !strcmp(arg, "-h"))
+			return 1;
+		if (strncmp(arg, "--", 2) || nlen >= sizeof(name))
+			return cv_fmt(err, errlen, "unknown option '%s'", arg);
+		memcpy(name, arg, nlen);
+		name[nlen] = 0;
+		if (strcmp(name, "--kernel") && strcmp(name, "--initrd") && strcmp(name, "--cmdline") &&
+		    strcmp(name, "--cpus") && strcmp(name, "--memory") && strcmp(name, "--reboot"))
+			return cv_fmt(err, errlen, "unknown option '%s'", arg);
+		if (eq) {
+			val = eq + 1;
+		} else {
+			if (i + 1 >= argc)
+				return cv_fmt(err, errlen, "option '%s' needs a value", name);
+			val = argv[++i];
+		}
+		if (!strcmp(name, "--kernel"))
+			cfg->kernel = val;
+		else if (!strcmp(name, "--initrd"))
+			cfg->initrd = val;
+		else if (!strcmp(name, "--cmdline"))
+			cfg->cmdline = val;
+		else if (!strcmp(name, "--cpus"))
+			rc = parse_cpus(val, &cfg->cpus, err, errlen);
+		else if (!strcmp(name, "--memory"))
+			rc = parse_memory(val, &cfg->memory, err, errlen);
+		else
+			rc = parse_reboot(val, &cfg->reboot, err, errlen);
+		if (rc)
+			return rc;
+	}
+	if (!cfg->kernel)
+		return cv_fmt(err, errlen, "missing --kernel PATH (see cellvm run --help)");
+	return 0;
+}

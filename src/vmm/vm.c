@@ -1,0 +1,193 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arch/x86/acpi.h"
+#include "arch/x86/boot.h"
+#include "arch/x86/layout.h"
+#include "arch/x86/regs.h"
+#include "util/err.h"
+
+static int vm_ioctl(struct vm *vm, unsigned long req, unsigned long arg, const char *name)
+{
+	if (ioctl(vm->fd, req, arg) < 0) {
+		cv_err("%s: %s", name, strerror(errno));
+		return CV_EFAIL;
+	}
+	return 0;
+}
+
+static void set_irq(void *ctx, unsigned irq, int level)
+{
+	struct vm *vm = ctx;
+	struct kvm_irq_level l = { .irq = irq, .level = level };
+
+	ioctl(vm->fd, KVM_IRQ_LINE, &l);
+}
+
+static void power_event(void *ctx, enum power_event ev)
+{
+	vm_request_exit(ctx, ev == POWER_OFF ? VM_EXIT_POWEROFF : VM_EXIT_RESET);
+}
+
+static time_t host_now(void)
+{
+	return time(NULL);
+}
+
+static int create_platform(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
+	vm->fd = ioctl(vm->kvm->fd, KVM_CREATE_VM, 0UL);
+	if (vm->fd < 0) {
+		cv_err("KVM_CREATE_VM: %s", strerror(errno));
+		return CV_EFAIL;
+	}
+	if (vm_ioctl(vm, KVM_SET_TSS_ADDR, LAYOUT_TSS, "KVM_SET_TSS_ADDR"))
+		return CV_EFAIL;
+	if (ioctl(vm->kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0) {
+		uint64_t ident = LAYOUT_IDENTITY_MAP;
+
+		if (vm_ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, (unsigned long)&ident, "KVM_SET_IDENTITY_MAP_ADDR"))
+			return CV_EFAIL;
+	}
+	if (vm_ioctl(vm, KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP") ||
+	    vm_ioctl(vm, KVM_CREATE_PIT2, (unsigned long)&pit, "KVM_CREATE_PIT2"))
+		return CV_EFAIL;
+	return 0;
+}
+
+static int add_devices(struct vm *vm, int console_out)
+{
+	if (serial_init(&vm->serial, console_out, SERIAL_COM1_IRQ, set_irq, vm))
+		return CV_EFAIL;
+	vm->serial_ok = true;
+	if (rtc_init(&vm->rtc, host_now))
+		return CV_EFAIL;
+	vm->rtc_ok = true;
+	pm_init(&vm->pm, power_event, vm);
+	i8042_init(&vm->i8042, power_event, vm);
+	if (bus_register(&vm->pio, SERIAL_COM1_PORT, 8, serial_io, &vm->serial) ||
+	    bus_register(&vm->pio, RTC_PORT_INDEX, 2, rtc_io, &vm->rtc) ||
+	    bus_register(&vm->pio, I8042_PORT_DATA, 1, i8042_io, &vm->i8042) ||
+	    bus_register(&vm->pio, I8042_PORT_CMD, 1, i8042_io, &vm->i8042) ||
+	    bus_register(&vm->pio, PM_PORT_PM1_EVT, PM_PM1_EVT_LEN, pm_io, &vm->pm) ||
+	    bus_register(&vm->pio, PM_PORT_PM1_CNT, PM_PM1_CNT_LEN, pm_io, &vm->pm) ||
+	    bus_register(&vm->pio, PM_PORT_RESET, 1, pm_io, &vm->pm) ||
+	    bus_register(&vm->pio, PM_PORT_POWEROFF, 1, pm_io, &vm->pm)) {
+		cv_err("platform device ports overlap");
+		return CV_EFAIL;
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int console_out)
+{
+	struct boot_info boot;
+	uint64_t rsdp;
+	int rc;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm = kvm;
+	vm->cfg = cfg;
+	vm->fd = -1;
+	vm->event_fd = -1;
+	atomic_init(&vm->exit, VM_EXIT_NONE);
+	if (cfg->cpus > kvm->max_vcpus) {
+		cv_err("invalid --cpus '%u': this host's KVM allows at most %u", cfg->cpus, kvm->max_vcpus);
+		return CV_EINPUT;
+	}
+	vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->event_fd < 0) {
+		cv_err("eventfd: %s", strerror(errno));
+		return CV_EFAIL;
+	}
+	rc = create_platform(vm);
+	if (!rc)
+		rc = guest_mem_init(&vm->mem, vm->fd, cfg->memory, LAYOUT_MMIO_HOLE);
+	if (!rc)
+		rc = acpi_build(&vm->mem, cfg->cpus, &rsdp);
+	if (!rc)
+		rc = x86_boot_tables(&vm->mem);
+	if (!rc)
+		rc = x86_boot_load(&vm->mem, cfg, rsdp, &boot);
+	if (!rc)
+		rc = add_devices(vm, console_out);
+	if (!rc && !(vm->vcpus = calloc(cfg->cpus, sizeof(*vm->vcpus)))) {
+		cv_err("out of memory");
+		rc = CV_EFAIL;
+	}
+	for (unsigned i = 0; !rc && i < cfg->cpus; i++) {
+		rc = vcpu_create(&vm->vcpus[i], vm, i, boot.entry, boot.boot_params);
+		vm->nvcpus = i + 1;
+	}
+	if (rc)
+		vm_destroy(vm);
+	return rc;
+}
+
+int vm_start(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		if (vcpu_start(&vm->vcpus[i])) {
+			vm_request_exit(vm, VM_EXIT_FAILED);
+			return CV_EFAIL;
+		}
+	}
+	return 0;
+}
+
+void vm_request_exit(struct vm *vm, enum vm_exit why)
+{
+	int none = VM_EXIT_NONE;
+	uint64_t one = 1;
+
+	if (atomic_compare_exchange_strong(&vm->exit, &none, (int)why))
+		while (write(vm->event_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+}
+
+bool vm_running(struct vm *vm)
+{
+	return atomic_load(&vm->exit) == VM_EXIT_NONE;
+}
+
+void vm_stop(struct vm *vm)
+{
+	vm_request_exit(vm, VM_EXIT_STOPPED);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_join(&vm->vcpus[i]);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	vm_stop(vm);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	vm->nvcpus = 0;
+	if (vm->serial_ok)
+		serial_destroy(&vm->serial);
+	if (vm->rtc_ok)
+		rtc_destroy(&vm->rtc);
+	vm->serial_ok = vm->rtc_ok = false;
+	if (vm->fd >= 0)
+		close(vm->fd);
+	vm->fd = -1;
+	guest_mem_free(&vm->mem);
+	if (vm->event_fd >= 0)
+		close(vm->event_fd);
+	vm->event_fd = -1;
+}

@@ -1,0 +1,54 @@
+/* A virtual machine: KVM VM, guest RAM, platform devices and vCPUs. */
+#ifndef CELLVM_VMM_VM_H
+#define CELLVM_VMM_VM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "hw/i8042.h"
+#include "hw/pm.h"
+#include "hw/rtc.h"
+#include "hw/serial.h"
+#include "vmm/bus.h"
+#include "vmm/config.h"
+#include "vmm/kvm.h"
+#include "vmm/memory.h"
+#include "vmm/vcpu.h"
+
+enum vm_exit {
+	VM_EXIT_NONE = 0, /* still running */
+	VM_EXIT_POWEROFF,
+	VM_EXIT_RESET,
+	VM_EXIT_STOPPED, /* asked to stop from the host side */
+	VM_EXIT_FAILED,
+};
+
+struct vm {
+	struct kvm *kvm;
+	const struct vm_config *cfg;
+	int fd;
+	struct guest_mem mem;
+	struct bus pio, mmio;
+	struct serial serial;
+	struct rtc rtc;
+	struct pm pm;
+	struct i8042 i8042;
+	struct vcpu *vcpus;
+	unsigned nvcpus; /* created so far */
+	int event_fd;    /* readable once the VM has an exit reason */
+	atomic_int exit;
+	bool serial_ok, rtc_ok;
+};
+
+/* Builds the whole VM, ready to start. Guest serial output goes to
+ * console_out. On failure everything made so far is released. */
+int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int console_out);
+int vm_start(struct vm *vm);
+/* Records why the VM ends (the first reason wins) and wakes the owner. */
+void vm_request_exit(struct vm *vm, enum vm_exit why);
+bool vm_running(struct vm *vm);
+/* Stops and joins every vCPU thread. */
+void vm_stop(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+#endif
