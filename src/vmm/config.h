@@ -9,7 +9,17 @@
 #define CV_MAX_MEMORY (1ULL << 40)
 #define CV_MAX_CPUS 64
 
+#define CV_MAX_DISKS 8
+#define CV_DISK_ID_MAX 20
+
 enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
+enum virtio_transport_kind { TRANSPORT_PCI, TRANSPORT_MMIO };
+
+struct disk_config {
+	const char *path;
+	bool readonly;
+	char id[CV_DISK_ID_MAX + 1];
+};
 
 struct vm_config {
 	const char *kernel;
@@ -18,6 +28,11 @@ struct vm_config {
 	unsigned cpus;
 	uint64_t memory;
 	enum reboot_action reboot;
+	enum virtio_transport_kind transport;
+	struct disk_config disks[CV_MAX_DISKS];
+	unsigned ndisks;
+	/* Storage for option values that were split (disk paths). */
+	char strings[CV_MAX_DISKS][4096];
 };
 
 void vm_config_defaults(struct vm_config *cfg);

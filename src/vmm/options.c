@@ -1,6 +1,7 @@
 #include "vmm/options.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,8 @@ const char options_run_usage[] =
 	"  --cpus N             number of vCPUs, 1..64 (default 1)\n"
 	"  --memory SIZE        guest RAM, e.g. 512M or 2G (default 256M)\n"
 	"  --reboot exit|restart  what a guest reboot does (default exit)\n"
+	"  --disk PATH[,ro][,id=NAME]  a virtio disk (repeatable, up to 8)\n"
+	"  --transport pci|mmio  how virtio devices attach (default pci)\n"
 	"Console: the guest's ttyS0 is this terminal; Ctrl-A x quits, Ctrl-A h helps.\n";
 
 void vm_config_defaults(struct vm_config *cfg)
@@ -66,6 +69,50 @@ static int parse_reboot(const char *v, enum reboot_action *out, char *err, size_
 	return 0;
 }
 
+static int parse_transport(const char *v, enum virtio_transport_kind *out, char *err, size_t errlen)
+{
+	if (!strcmp(v, "pci"))
+		*out = TRANSPORT_PCI;
+	else if (!strcmp(v, "mmio"))
+		*out = TRANSPORT_MMIO;
+	else
+		return cv_fmt(err, errlen, "invalid --transport '%s': use pci or mmio", v);
+	return 0;
+}
+
+/* PATH[,ro][,id=NAME] */
+static int parse_disk(const char *v, struct vm_config *cfg, char *err, size_t errlen)
+{
+	struct disk_config *d;
+	char *buf, *opt, *save = NULL;
+
+	if (cfg->ndisks == CV_MAX_DISKS)
+		return cv_fmt(err, errlen, "too many --disk options (at most %d)", CV_MAX_DISKS);
+	if (strlen(v) >= sizeof(cfg->strings[0]))
+		return cv_fmt(err, errlen, "invalid --disk '%.64s...': too long", v);
+	d = &cfg->disks[cfg->ndisks];
+	*d = (struct disk_config){ 0 };
+	buf = strcpy(cfg->strings[cfg->ndisks], v);
+	d->path = strtok_r(buf, ",", &save);
+	if (!d->path || !*d->path || v[0] == ',')
+		return cv_fmt(err, errlen, "invalid --disk '%s': missing path", v);
+	while ((opt = strtok_r(NULL, ",", &save))) {
+		if (!strcmp(opt, "ro"))
+			d->readonly = true;
+		else if (!strncmp(opt, "id=", 3) && strlen(opt + 3) <= CV_DISK_ID_MAX)
+			strcpy(d->id, opt + 3);
+		else if (!strncmp(opt, "id=", 3))
+			return cv_fmt(err, errlen, "invalid --disk '%s': id longer than %d characters", v,
+				      CV_DISK_ID_MAX);
+		else
+			return cv_fmt(err, errlen, "invalid --disk '%s': unknown option '%s'", v, opt);
+	}
+	if (!d->id[0])
+		snprintf(d->id, sizeof(d->id), "disk%u", cfg->ndisks);
+	cfg->ndisks++;
+	return 0;
+}
+
 int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 {
 	vm_config_defaults(cfg);
@@ -83,7 +130,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		memcpy(name, arg, nlen);
 		name[nlen] = 0;
 		if (strcmp(name, "--kernel") && strcmp(name, "--initrd") && strcmp(name, "--cmdline") &&
-		    strcmp(name, "--cpus") && strcmp(name, "--memory") && strcmp(name, "--reboot"))
+		    strcmp(name, "--cpus") && strcmp(name, "--memory") && strcmp(name, "--reboot") &&
+		    strcmp(name, "--disk") && strcmp(name, "--transport"))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		if (eq) {
 			val = eq + 1;
@@ -102,6 +150,10 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			rc = parse_cpus(val, &cfg->cpus, err, errlen);
 		else if (!strcmp(name, "--memory"))
 			rc = parse_memory(val, &cfg->memory, err, errlen);
+		else if (!strcmp(name, "--disk"))
+			rc = parse_disk(val, cfg, err, errlen);
+		else if (!strcmp(name, "--transport"))
+			rc = parse_transport(val, &cfg->transport, err, errlen);
 		else
 			rc = parse_reboot(val, &cfg->reboot, err, errlen);
 		if (rc)

@@ -114,12 +114,24 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 	rc = create_platform(vm);
 	if (!rc)
 		rc = guest_mem_init(&vm->mem, vm->fd, cfg->memory, LAYOUT_MMIO_HOLE);
+	if (!rc && !(rc = event_loop_init(&vm->loop)))
+		vm->loop_ok = true;
+	if (!rc && !(rc = irq_router_init(&vm->irq, vm->fd)))
+		vm->irq_ok = true;
+	if (!rc && strlen(cfg->cmdline) >= sizeof(vm->cmdline)) {
+		cv_err("kernel command line is longer than %zu bytes", sizeof(vm->cmdline) - 1);
+		rc = CV_EINPUT;
+	}
+	if (!rc) {
+		strcpy(vm->cmdline, cfg->cmdline);
+		rc = devices_create(vm, vm->cmdline, sizeof(vm->cmdline));
+	}
 	if (!rc)
 		rc = acpi_build(&vm->mem, cfg->cpus, &rsdp);
 	if (!rc)
 		rc = x86_boot_tables(&vm->mem);
 	if (!rc)
-		rc = x86_boot_load(&vm->mem, cfg, rsdp, &boot);
+		rc = x86_boot_load(&vm->mem, cfg->kernel, cfg->initrd, vm->cmdline, rsdp, &boot);
 	if (!rc)
 		rc = add_devices(vm, console_out);
 	if (!rc && !(vm->vcpus = calloc(cfg->cpus, sizeof(*vm->vcpus)))) {
@@ -178,6 +190,12 @@ void vm_destroy(struct vm *vm)
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	vm->nvcpus = 0;
+	devices_destroy(vm);
+	if (vm->irq_ok)
+		irq_router_destroy(&vm->irq);
+	if (vm->loop_ok)
+		event_loop_destroy(&vm->loop);
+	vm->irq_ok = vm->loop_ok = false;
 	if (vm->serial_ok)
 		serial_destroy(&vm->serial);
 	if (vm->rtc_ok)

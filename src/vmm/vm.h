@@ -11,6 +11,9 @@
 #include "hw/serial.h"
 #include "vmm/bus.h"
 #include "vmm/config.h"
+#include "vmm/devices.h"
+#include "vmm/event_loop.h"
+#include "vmm/irq.h"
 #include "vmm/kvm.h"
 #include "vmm/memory.h"
 #include "vmm/vcpu.h"
@@ -33,11 +36,16 @@ struct vm {
 	struct rtc rtc;
 	struct pm pm;
 	struct i8042 i8042;
+	struct event_loop loop;
+	struct irq_router irq;
+	struct vm_device devs[VM_MAX_DEVICES];
+	unsigned ndevs;
+	char cmdline[4096]; /* the user's, plus what devices add */
 	struct vcpu *vcpus;
 	unsigned nvcpus; /* created so far */
 	int event_fd;    /* readable once the VM has an exit reason */
 	atomic_int exit;
-	bool serial_ok, rtc_ok;
+	bool serial_ok, rtc_ok, loop_ok, irq_ok;
 };
 
 /* Builds the whole VM, ready to start. Guest serial output goes to

@@ -108,14 +108,15 @@ static int load_initrd(struct guest_mem *m, const char *path, const struct kerne
 	return 0;
 }
 
-int x86_boot_load(struct guest_mem *m, const struct vm_config *cfg, uint64_t rsdp, struct boot_info *out)
+int x86_boot_load(struct guest_mem *m, const char *kernel, const char *initrd, const char *cmdline, uint64_t rsdp,
+		  struct boot_info *out)
 {
 	struct kernel_image img;
 	struct boot_params *bp = guest_mem_ptr(m, LAYOUT_BOOT_PARAMS, sizeof(*bp));
-	size_t cmdlen = strlen(cfg->cmdline);
+	size_t cmdlen = strlen(cmdline);
 	int rc;
 
-	if ((rc = load_kernel(m, cfg->kernel, &img)))
+	if ((rc = load_kernel(m, kernel, &img)))
 		return rc;
 	memset(bp, 0, sizeof(*bp));
 	bp->hdr = img.hdr;
@@ -126,10 +127,10 @@ int x86_boot_load(struct guest_mem *m, const struct vm_config *cfg, uint64_t rsd
 		cv_err("kernel command line is %zu bytes, more than the kernel accepts", cmdlen);
 		return CV_EINPUT;
 	}
-	memcpy(guest_mem_ptr(m, LAYOUT_CMDLINE, cmdlen + 1), cfg->cmdline, cmdlen + 1);
+	memcpy(guest_mem_ptr(m, LAYOUT_CMDLINE, cmdlen + 1), cmdline, cmdlen + 1);
 	bp->hdr.cmd_line_ptr = LAYOUT_CMDLINE;
 
-	if (cfg->initrd && (rc = load_initrd(m, cfg->initrd, &img, bp)))
+	if (initrd && (rc = load_initrd(m, initrd, &img, bp)))
 		return rc;
 	bp->e820_entries = e820_build(m, bp->e820_table);
 	bp->acpi_rsdp_addr = rsdp;

@@ -4,7 +4,6 @@
 
 #include <stdint.h>
 
-#include "vmm/config.h"
 #include "vmm/memory.h"
 
 struct boot_info {
@@ -13,7 +12,8 @@ struct boot_info {
 };
 
 /* Returns 0, CV_EINPUT for bad files/arguments, CV_EFAIL for host errors. */
-int x86_boot_load(struct guest_mem *m, const struct vm_config *cfg, uint64_t rsdp, struct boot_info *out);
+int x86_boot_load(struct guest_mem *m, const char *kernel, const char *initrd, const char *cmdline, uint64_t rsdp,
+		  struct boot_info *out);
 
 /* Where an initrd of `size` bytes goes: as high as the kernel allows,
  * above kernel_end. Returns 0 and sets *at, or -1 if it does not fit. */

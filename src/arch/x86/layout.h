@@ -6,7 +6,8 @@
  *   0x00020000  kernel command line
  *   0x0009fc00  EBDA .. 1 MiB: reserved, ACPI tables at 0xe0000
  *   0x00100000  kernel, then RAM up to the MMIO hole
- *   0xc0000000  MMIO hole (IOAPIC, LAPIC, device windows) up to 4 GiB
+ *   0xc0000000  MMIO hole (device windows, IOAPIC, LAPIC) up to 4 GiB
+ *   0xd0000000  virtio-mmio devices, 4 KiB each
  *   0x100000000 RAM that did not fit below the hole
  */
 #ifndef CELLVM_ARCH_X86_LAYOUT_H
@@ -26,6 +27,8 @@
 #define LAYOUT_HIGH_MEM 0x100000ULL
 #define LAYOUT_MMIO_HOLE 0xc0000000ULL
 #define LAYOUT_4G 0x100000000ULL
+
+#define LAYOUT_VIRTIO_MMIO 0xd0000000ULL
 
 #define LAYOUT_IOAPIC 0xfec00000ULL
 #define LAYOUT_LAPIC 0xfee00000ULL

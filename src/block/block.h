@@ -1,0 +1,44 @@
+/* A virtual disk as device models see it: asynchronous read, write, flush,
+ * discard and write-zeroes on byte offsets, completed through a callback
+ * from the event loop. Formats (raw today) live behind this interface;
+ * virtio-blk does not know which one it serves. */
+#ifndef CELLVM_BLOCK_BLOCK_H
+#define CELLVM_BLOCK_BLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "vmm/event_loop.h"
+
+/* result: bytes transferred (>= 0) or -errno. */
+typedef void (*block_done)(void *opaque, int64_t result);
+
+struct block;
+
+struct block_ops {
+	int (*readv)(struct block *b, uint64_t off, const struct iovec *iov, unsigned n, block_done cb, void *opaque);
+	int (*writev)(struct block *b, uint64_t off, const struct iovec *iov, unsigned n, block_done cb, void *opaque);
+	int (*flush)(struct block *b, block_done cb, void *opaque);
+	/* Deallocates the range where the format can; reads return zeroes. */
+	int (*discard)(struct block *b, uint64_t off, uint64_t len, block_done cb, void *opaque);
+	/* Zeroes the range; `unmap` allows deallocating it. */
+	int (*write_zeroes)(struct block *b, uint64_t off, uint64_t len, bool unmap, block_done cb, void *opaque);
+	/* Starts what was queued since the last call. */
+	void (*submit)(struct block *b);
+	void (*close)(struct block *b);
+};
+
+struct block {
+	const struct block_ops *ops;
+	uint64_t size;
+	bool readonly;
+};
+
+/* Opens PATH (a regular file or block device) for a disk of up to
+ * `max_inflight` concurrent requests; errors are reported naming PATH and
+ * return CV_EINPUT (bad path) or CV_EFAIL. */
+int block_open(const char *path, bool readonly, unsigned max_inflight, struct event_loop *loop,
+	       struct block **out);
+
+#endif

@@ -1,0 +1,299 @@
+#include "virtio/blk.h"
+
+#include <errno.h>
+#include <linux/virtio_blk.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+
+#define BLK_QUEUE_SIZE 256
+#define BLK_SEG_MAX 126
+/* Data segments plus the header and status buffers. */
+#define BLK_MAX_IOV (BLK_SEG_MAX + 2)
+#define SECTOR 512ULL
+#define MAX_DISCARD_SECTORS (UINT32_MAX / SECTOR)
+
+struct virtio_blk;
+
+struct blk_req {
+	struct virtio_blk *blk;
+	struct blk_req *next_free;
+	uint16_t head;
+	uint32_t generation; /* device resets since; stale completions are dropped */
+	uint8_t *status;
+	uint32_t in_len;     /* bytes the device writes, reported in the used ring */
+	struct virtio_blk_discard_write_zeroes range;
+	struct iovec out[BLK_MAX_IOV], in[BLK_MAX_IOV];
+	struct iovec data[BLK_MAX_IOV];
+	unsigned ndata;
+};
+
+struct virtio_blk {
+	struct virtio_dev dev;
+	struct virtio_blk_config config;
+	struct block *disk;
+	char id[VIRTIO_BLK_ID_BYTES];
+	uint32_t generation;
+	bool stalled; /* the back-end was full: retry on the next completion */
+	struct blk_req *free_list;
+};
+
+static struct blk_req *req_get(struct virtio_blk *b)
+{
+	struct blk_req *r = b->free_list;
+
+	if (r) {
+		b->free_list = r->next_free;
+		return r;
+	}
+	r = malloc(sizeof(*r));
+	if (r)
+		r->blk = b;
+	return r;
+}
+
+static void req_put(struct blk_req *r)
+{
+	r->next_free = r->blk->free_list;
+	r->blk->free_list = r;
+}
+
+static void complete(struct blk_req *r, uint8_t status)
+{
+	struct virtio_blk *b = r->blk;
+
+	if (r->generation == b->generation && virtio_ready(&b->dev)) {
+		if (r->status)
+			*r->status = status;
+		virtq_push(&b->dev.vq[0], r->head, r->in_len);
+	}
+	req_put(r);
+}
+
+static void on_done(void *opaque, int64_t result)
+{
+	struct blk_req *r = opaque;
+	struct virtio_blk *b = r->blk;
+
+	pthread_mutex_lock(&b->dev.lock);
+	complete(r, result < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+	virtio_signal_used(&b->dev, 0);
+	if (b->stalled) {
+		b->stalled = false;
+		virtio_kick(&b->dev, 0);
+	}
+	pthread_mutex_unlock(&b->dev.lock);
+}
+
+/* The status byte is the last byte the device may write; NULL if none. */
+static uint8_t *status_byte(const struct virtq_req *q)
+{
+	for (int i = (int)q->nin - 1; i >= 0; i--)
+		if (q->in[i].iov_len)
+			return (uint8_t *)q->in[i].iov_base + q->in[i].iov_len - 1;
+	return NULL;
+}
+
+/* Points r->data at the data between the header and the status byte. */
+static void split_data(struct blk_req *r, const struct virtq_req *q, bool data_in)
+{
+	const struct iovec *src = data_in ? q->in : q->out;
+	unsigned nsrc = data_in ? q->nin : q->nout;
+	uint64_t skip = data_in ? 0 : sizeof(struct virtio_blk_outhdr);
+	uint64_t left = data_in ? q->in_len - 1 : q->out_len - skip;
+
+	r->ndata = 0;
+	for (unsigned i = 0; i < nsrc && left; i++) {
+		uint64_t len = src[i].iov_len, take;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		take = len - skip < left ? len - skip : left;
+		r->data[r->ndata++] = (struct iovec){ .iov_base = (uint8_t *)src[i].iov_base + skip, .iov_len = take };
+		left -= take;
+		skip = 0;
+	}
+}
+
+static uint64_t data_len(const struct blk_req *r)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < r->ndata; i++)
+		n += r->data[i].iov_len;
+	return n;
+}
+
+static bool in_range(const struct virtio_blk *b, uint64_t sector, uint64_t bytes)
+{
+	uint64_t sectors = b->disk->size / SECTOR;
+
+	return bytes % SECTOR == 0 && sector <= sectors && bytes / SECTOR <= sectors - sector;
+}
+
+/* Starts one request; returns the status if it finished at once, or -1 if
+ * it is in flight, -EAGAIN if the back-end is full (retry later). */
+static int start(struct virtio_blk *b, struct blk_req *r, const struct virtq_req *q)
+{
+	struct virtio_blk_outhdr hdr;
+	struct block *d = b->disk;
+	bool data_in;
+	int rc;
+
+	r->status = status_byte(q);
+	r->in_len = r->status ? 1 : 0;
+	if (!r->status || q->out_len < sizeof(hdr))
+		return VIRTIO_BLK_S_IOERR;
+	iov_to_buf(q->out, q->nout, 0, &hdr, sizeof(hdr));
+	data_in = hdr.type == VIRTIO_BLK_T_IN || hdr.type == VIRTIO_BLK_T_GET_ID;
+	split_data(r, q, data_in);
+	if (data_in)
+		r->in_len = (uint32_t)q->in_len;
+
+	switch (hdr.type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		if (!in_range(b, hdr.sector, data_len(r)))
+			return VIRTIO_BLK_S_IOERR;
+		if (hdr.type == VIRTIO_BLK_T_OUT && d->readonly)
+			return VIRTIO_BLK_S_IOERR;
+		if (!data_len(r))
+			return VIRTIO_BLK_S_OK;
+		rc = hdr.type == VIRTIO_BLK_T_IN
+			     ? d->ops->readv(d, hdr.sector * SECTOR, r->data, r->ndata, on_done, r)
+			     : d->ops->writev(d, hdr.sector * SECTOR, r->data, r->ndata, on_done, r);
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		if (d->readonly)
+			return VIRTIO_BLK_S_OK;
+		rc = d->ops->flush(d, on_done, r);
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		iov_from_buf(r->data, r->ndata, 0, b->id, sizeof(b->id));
+		return VIRTIO_BLK_S_OK;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		/* We advertise one range per request. */
+		if (d->readonly || data_len(r) != sizeof(r->range))
+			return VIRTIO_BLK_S_IOERR;
+		iov_to_buf(r->data, r->ndata, 0, &r->range, sizeof(r->range));
+		if (!r->range.num_sectors || r->range.num_sectors > MAX_DISCARD_SECTORS ||
+		    !in_range(b, r->range.sector, (uint64_t)r->range.num_sectors * SECTOR) ||
+		    (r->range.flags & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) ||
+		    (hdr.type == VIRTIO_BLK_T_DISCARD && r->range.flags))
+			return hdr.type == VIRTIO_BLK_T_DISCARD && r->range.flags ? VIRTIO_BLK_S_UNSUPP
+										  : VIRTIO_BLK_S_IOERR;
+		rc = hdr.type == VIRTIO_BLK_T_DISCARD
+			     ? d->ops->discard(d, r->range.sector * SECTOR, r->range.num_sectors * SECTOR, on_done, r)
+			     : d->ops->write_zeroes(d, r->range.sector * SECTOR, r->range.num_sectors * SECTOR,
+						    r->range.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP, on_done, r);
+		break;
+	default:
+		return VIRTIO_BLK_S_UNSUPP;
+	}
+	if (rc == -EAGAIN)
+		return -EAGAIN;
+	return rc < 0 ? VIRTIO_BLK_S_IOERR : -1;
+}
+
+static void blk_notify(struct virtio_dev *dev, unsigned qi)
+{
+	struct virtio_blk *b = dev->priv;
+	struct virtq *q = &dev->vq[qi];
+	struct virtq_req vr;
+	struct blk_req *r;
+	int rc, st;
+
+	while ((r = req_get(b))) {
+		rc = virtq_pop(q, &vr, r->out, r->in, BLK_MAX_IOV);
+		if (rc != VIRTQ_GOT) {
+			req_put(r);
+			if (rc == VIRTQ_BROKEN)
+				virtio_needs_reset(dev, "malformed request queue");
+			else if (virtq_enable_notify(q))
+				continue;
+			break;
+		}
+		r->head = vr.head;
+		r->generation = b->generation;
+		st = start(b, r, &vr);
+		if (st == -EAGAIN) {
+			/* The back-end is full; its completions kick us again. */
+			virtq_unpop(q);
+			req_put(r);
+			b->stalled = true;
+			break;
+		}
+		if (st >= 0)
+			complete(r, (uint8_t)st);
+	}
+	b->disk->ops->submit(b->disk);
+	virtio_signal_used(dev, qi);
+}
+
+static void blk_reset(struct virtio_dev *dev)
+{
+	struct virtio_blk *b = dev->priv;
+
+	b->generation++;
+}
+
+static void blk_destroy(struct virtio_dev *dev)
+{
+	struct virtio_blk *b = dev->priv;
+
+	b->disk->ops->close(b->disk);
+	while (b->free_list) {
+		struct blk_req *r = b->free_list;
+
+		b->free_list = r->next_free;
+		free(r);
+	}
+	virtio_dev_destroy(dev);
+	free(b);
+}
+
+static const struct virtio_ops blk_ops = {
+	.name = "blk",
+	.device_id = 2,
+	.num_queues = 1,
+	.queue_max = BLK_QUEUE_SIZE,
+	.notify = blk_notify,
+	.reset = blk_reset,
+	.destroy = blk_destroy,
+};
+
+struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, struct event_loop *loop, struct block *disk,
+				  const char *id)
+{
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	uint64_t features;
+
+	if (!b) {
+		cv_err("out of memory");
+		return NULL;
+	}
+	features = (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
+			(1ULL << VIRTIO_BLK_F_FLUSH) |
+			(disk->readonly ? 1ULL << VIRTIO_BLK_F_RO
+					: (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES));
+	b->disk = disk;
+	strncpy(b->id, id ? id : "", sizeof(b->id));
+	b->config.capacity = disk->size / SECTOR;
+	b->config.seg_max = BLK_SEG_MAX;
+	b->config.blk_size = SECTOR;
+	b->config.max_discard_sectors = MAX_DISCARD_SECTORS;
+	b->config.max_discard_seg = 1;
+	b->config.discard_sector_alignment = 4096 / SECTOR;
+	b->config.max_write_zeroes_sectors = MAX_DISCARD_SECTORS;
+	b->config.max_write_zeroes_seg = 1;
+	b->config.write_zeroes_may_unmap = 1;
+	if (virtio_dev_init(&b->dev, &blk_ops, b, features, (uint8_t *)&b->config, sizeof(b->config), mem, loop)) {
+		free(b);
+		return NULL;
+	}
+	return &b->dev;
+}

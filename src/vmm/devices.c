@@ -1,0 +1,61 @@
+#include "vmm/devices.h"
+
+#include "arch/x86/layout.h"
+#include "block/block.h"
+#include "util/err.h"
+#include "virtio/blk.h"
+#include "virtio/rng.h"
+#include "vmm/vm.h"
+
+/* ISA IRQs no platform device uses; one per virtio-mmio device. */
+static const unsigned mmio_irqs[] = { 5, 6, 7, 10, 11, 12, 14, 15, 3 };
+
+static int attach(struct vm *vm, struct virtio_dev *dev, char *cmdline, size_t cap)
+{
+	struct vm_device *d;
+	unsigned i = vm->ndevs;
+
+	if (!dev)
+		return CV_EFAIL;
+	if (i == VM_MAX_DEVICES || i == sizeof(mmio_irqs) / sizeof(mmio_irqs[0])) {
+		dev->ops->destroy(dev);
+		cv_err("too many virtio devices");
+		return CV_EINPUT;
+	}
+	d = &vm->devs[vm->ndevs++];
+	d->dev = dev;
+	if (virtio_mmio_init(&d->mmio, dev, vm->fd, &vm->mmio, LAYOUT_VIRTIO_MMIO + i * VIRTIO_MMIO_SIZE,
+			     mmio_irqs[i]))
+		return CV_EFAIL;
+	d->attached = true;
+	return virtio_mmio_cmdline(&d->mmio, cmdline, cap);
+}
+
+int devices_create(struct vm *vm, char *cmdline, size_t cap)
+{
+	const struct vm_config *cfg = vm->cfg;
+	int rc;
+
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		const struct disk_config *dc = &cfg->disks[i];
+		struct block *disk;
+
+		if ((rc = block_open(dc->path, dc->readonly, 256, &vm->loop, &disk)))
+			return rc;
+		if ((rc = attach(vm, virtio_blk_new(&vm->mem, &vm->loop, disk, dc->id), cmdline, cap)))
+			return rc;
+	}
+	return attach(vm, virtio_rng_new(&vm->mem, &vm->loop), cmdline, cap);
+}
+
+void devices_destroy(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->ndevs; i++) {
+		struct vm_device *d = &vm->devs[i];
+
+		if (d->attached)
+			virtio_mmio_destroy(&d->mmio);
+		d->dev->ops->destroy(d->dev);
+	}
+	vm->ndevs = 0;
+}

@@ -1,0 +1,25 @@
+/* The VM's virtio devices: built from the configuration, each attached to
+ * the configured transport. */
+#ifndef CELLVM_VMM_DEVICES_H
+#define CELLVM_VMM_DEVICES_H
+
+#include <stddef.h>
+
+#include "virtio/mmio.h"
+
+struct vm;
+
+#define VM_MAX_DEVICES 16
+
+struct vm_device {
+	struct virtio_dev *dev;
+	struct virtio_mmio mmio;
+	bool attached;
+};
+
+/* Creates the devices and appends what the guest must be told (MMIO
+ * device entries) to cmdline. */
+int devices_create(struct vm *vm, char *cmdline, size_t cap);
+void devices_destroy(struct vm *vm);
+
+#endif

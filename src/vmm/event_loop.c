@@ -1,0 +1,103 @@
+#include "vmm/event_loop.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "util/err.h"
+
+int event_loop_init(struct event_loop *l)
+{
+	memset(l, 0, sizeof(*l));
+	for (int i = 0; i < EVENT_LOOP_MAX; i++)
+		l->h[i].fd = -1;
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->epfd < 0) {
+		cv_err("epoll_create1: %s", strerror(errno));
+		return CV_EFAIL;
+	}
+	return 0;
+}
+
+void event_loop_destroy(struct event_loop *l)
+{
+	if (l->epfd >= 0)
+		close(l->epfd);
+	l->epfd = -1;
+}
+
+int event_loop_add(struct event_loop *l, int fd, uint32_t events, event_fn fn, void *opaque)
+{
+	for (int i = 0; i < EVENT_LOOP_MAX; i++) {
+		struct epoll_event ev = { .events = events, .data.ptr = &l->h[i] };
+
+		if (l->h[i].fd >= 0)
+			continue;
+		l->h[i] = (struct event_handler){ .fd = fd, .fn = fn, .opaque = opaque };
+		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			int e = errno;
+
+			l->h[i].fd = -1;
+			if (e == EPERM)
+				return EVENT_LOOP_UNPOLLABLE;
+			cv_err("epoll_ctl add fd %d: %s", fd, strerror(e));
+			return CV_EFAIL;
+		}
+		return 0;
+	}
+	cv_err("too many event sources (at most %d)", EVENT_LOOP_MAX);
+	return CV_EFAIL;
+}
+
+static struct event_handler *find(struct event_loop *l, int fd)
+{
+	for (int i = 0; i < EVENT_LOOP_MAX; i++)
+		if (l->h[i].fd == fd)
+			return &l->h[i];
+	return NULL;
+}
+
+void *event_loop_opaque(struct event_loop *l, int fd)
+{
+	struct event_handler *h = find(l, fd);
+
+	return h ? h->opaque : NULL;
+}
+
+int event_loop_modify(struct event_loop *l, int fd, uint32_t events)
+{
+	struct event_handler *h = find(l, fd);
+	struct epoll_event ev = { .events = events, .data.ptr = h };
+
+	if (!h || epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+		return CV_EFAIL;
+	return 0;
+}
+
+void event_loop_del(struct event_loop *l, int fd)
+{
+	struct event_handler *h = find(l, fd);
+
+	if (!h)
+		return;
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+	h->fd = -1;
+}
+
+int event_loop_run_once(struct event_loop *l, int timeout_ms)
+{
+	struct epoll_event ev[32];
+	int n = epoll_wait(l->epfd, ev, 32, timeout_ms);
+
+	if (n < 0)
+		return errno == EINTR ? 0 : CV_EFAIL;
+	for (int i = 0; i < n; i++) {
+		struct event_handler *h = ev[i].data.ptr;
+
+		/* A handler may remove another that is later in this batch. */
+		if (h->fd >= 0)
+			h->fn(h->opaque, ev[i].events);
+	}
+	return 0;
+}

@@ -1,0 +1,41 @@
+/* The VMM's event loop: one epoll set served by the main thread. Device
+ * back-ends (queue kicks, tap fds, I/O completions) register here, so their
+ * work runs off the vCPU threads. */
+#ifndef CELLVM_VMM_EVENT_LOOP_H
+#define CELLVM_VMM_EVENT_LOOP_H
+
+#include <stdint.h>
+
+#define EVENT_LOOP_MAX 128
+
+typedef void (*event_fn)(void *opaque, uint32_t events);
+
+struct event_handler {
+	int fd;
+	event_fn fn;
+	void *opaque;
+};
+
+struct event_loop {
+	int epfd;
+	struct event_handler h[EVENT_LOOP_MAX];
+};
+
+int event_loop_init(struct event_loop *l);
+void event_loop_destroy(struct event_loop *l);
+
+#define EVENT_LOOP_UNPOLLABLE 1
+
+/* Calls fn(opaque, revents) from event_loop_run_once whenever fd has one of
+ * `events` (EPOLLIN, EPOLLOUT, ...). Returns 0, EVENT_LOOP_UNPOLLABLE for
+ * files epoll cannot watch (regular files, /dev/null), or CV_EFAIL. */
+int event_loop_add(struct event_loop *l, int fd, uint32_t events, event_fn fn, void *opaque);
+int event_loop_modify(struct event_loop *l, int fd, uint32_t events);
+void event_loop_del(struct event_loop *l, int fd);
+/* The opaque pointer registered for fd, or NULL. */
+void *event_loop_opaque(struct event_loop *l, int fd);
+
+/* Waits up to timeout_ms (-1: forever) and dispatches what is ready. */
+int event_loop_run_once(struct event_loop *l, int timeout_ms);
+
+#endif
