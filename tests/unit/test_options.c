@@ -1,0 +1,274 @@
+/* options_parse_run: the `cellvm run` command line. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+#include "vmm/options.h"
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Parses argv, which must succeed. */
+static void parse_ok(int argc, char **argv, struct vm_config *cfg)
+{
+	char err[256] = "";
+	int rc = options_parse_run(argc, argv, cfg, err, sizeof(err));
+
+	if (rc != 0)
+		fail_msg("options_parse_run returned %d: %s", rc, err);
+}
+
+/* Parses argv, which must fail with CV_EINPUT and a message containing
+ * every string in want[] (NULL-terminated). */
+static void parse_fails(int argc, char **argv, const char *const *want)
+{
+	struct vm_config cfg;
+	char err[256] = "";
+	int rc = options_parse_run(argc, argv, &cfg, err, sizeof(err));
+
+	assert_int_equal(rc, CV_EINPUT);
+	assert_null(strchr(err, '\n'));
+	for (; *want; want++)
+		if (!strstr(err, *want))
+			fail_msg("error '%s' does not mention '%s'", err, *want);
+}
+
+/* `--kernel k OPT VALUE` must fail, naming VALUE and the option. */
+static void option_value_fails(const char *opt, const char *value)
+{
+	char *argv[] = { "--kernel", "k", (char *)opt, (char *)value };
+	const char *want[] = { opt, value, NULL };
+	char joined[64];
+
+	parse_fails(ARGC(argv), argv, want);
+	/* The = form reports the same value. */
+	snprintf(joined, sizeof(joined), "%s=%s", opt, value);
+	argv[2] = joined;
+	parse_fails(3, argv, want);
+}
+
+static void test_defaults(void **state)
+{
+	char *argv[] = { "--kernel", "vmlinux" };
+	struct vm_config cfg;
+
+	(void)state;
+	memset(&cfg, 0x5a, sizeof(cfg));
+	parse_ok(ARGC(argv), argv, &cfg);
+	assert_string_equal(cfg.kernel, "vmlinux");
+	assert_null(cfg.initrd);
+	assert_string_equal(cfg.cmdline, "console=ttyS0 reboot=k panic=-1");
+	assert_int_equal(cfg.cpus, 1);
+	assert_int_equal(cfg.memory, 256ULL << 20);
+	assert_int_equal(cfg.reboot, REBOOT_EXIT);
+}
+
+static void check_all_options(char **argv, int argc)
+{
+	struct vm_config cfg;
+
+	parse_ok(argc, argv, &cfg);
+	assert_string_equal(cfg.kernel, "/boot/bz");
+	assert_string_equal(cfg.initrd, "/tmp/i.cpio");
+	assert_string_equal(cfg.cmdline, "console=ttyS0 root=/dev/x a=b");
+	assert_int_equal(cfg.cpus, 64);
+	assert_int_equal(cfg.memory, 2ULL << 30);
+	assert_int_equal(cfg.reboot, REBOOT_RESTART);
+}
+
+static void test_separate_values(void **state)
+{
+	char *argv[] = { "--kernel", "/boot/bz", "--initrd", "/tmp/i.cpio", "--cmdline",
+			 "console=ttyS0 root=/dev/x a=b", "--cpus", "64", "--memory", "2G",
+			 "--reboot", "restart" };
+
+	(void)state;
+	check_all_options(argv, ARGC(argv));
+}
+
+static void test_equals_values(void **state)
+{
+	/* Only the first '=' separates: the command line keeps its own. */
+	char *argv[] = { "--kernel=/boot/bz", "--initrd=/tmp/i.cpio", "--cmdline=console=ttyS0 root=/dev/x a=b",
+			 "--cpus=64", "--memory=2G", "--reboot=restart" };
+
+	(void)state;
+	check_all_options(argv, ARGC(argv));
+}
+
+static void test_value_forms_mixed_and_last_wins(void **state)
+{
+	char *argv[] = { "--memory=1G", "--kernel", "a", "--cpus=2", "--memory", "16M", "--cpus", "3",
+			 "--reboot=restart", "--reboot", "exit", "--kernel=b" };
+	struct vm_config cfg;
+
+	(void)state;
+	parse_ok(ARGC(argv), argv, &cfg);
+	assert_string_equal(cfg.kernel, "b");
+	assert_int_equal(cfg.memory, 16ULL << 20);
+	assert_int_equal(cfg.cpus, 3);
+	assert_int_equal(cfg.reboot, REBOOT_EXIT);
+}
+
+static void test_limits_accepted(void **state)
+{
+	static const struct {
+		const char *mem;
+		uint64_t bytes;
+	} mems[] = { { "16M", 16ULL << 20 }, { "1T", 1ULL << 40 }, { "16781312", (16ULL << 20) + 4096 } };
+	static const char *const cpus[] = { "1", "64" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(mems) / sizeof(mems[0]); i++) {
+		char *argv[] = { "--kernel", "k", "--memory", (char *)mems[i].mem };
+		struct vm_config cfg;
+
+		parse_ok(ARGC(argv), argv, &cfg);
+		assert_int_equal(cfg.memory, mems[i].bytes);
+	}
+	for (size_t i = 0; i < sizeof(cpus) / sizeof(cpus[0]); i++) {
+		char *argv[] = { "--kernel", "k", "--cpus", (char *)cpus[i] };
+		struct vm_config cfg;
+
+		parse_ok(ARGC(argv), argv, &cfg);
+		assert_int_equal(cfg.cpus, (unsigned)atoi(cpus[i]));
+	}
+}
+
+static void test_unknown_option(void **state)
+{
+	static const char *const bad[] = {
+		"--foo", "--foo=1", "-x", "kernel", "--kernelx", "--", "--mem", "--this-option-name-is-far-too-long-to-be-real",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { "--kernel", "k", (char *)bad[i], "v" };
+		const char *want[] = { "unknown option", bad[i], NULL };
+
+		parse_fails(ARGC(argv), argv, want);
+	}
+}
+
+static void test_bad_memory(void **state)
+{
+	static const char *const bad[] = {
+		"abc", "0", "15M", "2T", "1000", "1.5G", "", "-16M",
+		"16777217", /* in range, but not page-granular */
+		"1073741825",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		option_value_fails("--memory", bad[i]);
+}
+
+static void test_bad_memory_messages(void **state)
+{
+	char *notsize[] = { "--kernel", "k", "--memory", "abc" };
+	char *range[] = { "--kernel", "k", "--memory", "15M" };
+	char *page[] = { "--kernel", "k", "--memory", "16777217" };
+
+	(void)state;
+	parse_fails(ARGC(notsize), notsize, (const char *[]){ "'abc'", "not a size", NULL });
+	parse_fails(ARGC(range), range, (const char *[]){ "'15M'", "16M", "1T", NULL });
+	parse_fails(ARGC(page), page, (const char *[]){ "'16777217'", "4K", NULL });
+}
+
+static void test_bad_cpus(void **state)
+{
+	static const char *const bad[] = { "0", "65", "-1", "abc", "", "4x", "99999999999999999999999", "1.0" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		option_value_fails("--cpus", bad[i]);
+}
+
+static void test_bad_reboot(void **state)
+{
+	static const char *const bad[] = { "maybe", "", "EXIT", "restart " };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		option_value_fails("--reboot", bad[i]);
+}
+
+static void test_missing_value(void **state)
+{
+	static const char *const opts[] = { "--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--reboot" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		char *argv[] = { "--kernel", "k", (char *)opts[i] };
+		const char *want[] = { opts[i], "needs a value", NULL };
+
+		parse_fails(ARGC(argv), argv, want);
+	}
+}
+
+static void test_missing_kernel(void **state)
+{
+	char *argv[] = { "--memory", "1G", "--cpus", "2" };
+	const char *want[] = { "missing --kernel", NULL };
+
+	(void)state;
+	parse_fails(ARGC(argv), argv, want);
+	parse_fails(0, NULL, want);
+}
+
+static void test_help(void **state)
+{
+	char *help[] = { "--help" };
+	char *help_later[] = { "--kernel", "k", "--cpus", "2", "-h" };
+	/* --help wins even when earlier options would have been fine and later ones bad. */
+	char *help_first[] = { "--help", "--cpus", "0" };
+	struct vm_config cfg;
+	char err[64] = "";
+
+	(void)state;
+	assert_int_equal(options_parse_run(ARGC(help), help, &cfg, err, sizeof(err)), 1);
+	assert_int_equal(options_parse_run(ARGC(help_later), help_later, &cfg, err, sizeof(err)), 1);
+	assert_int_equal(options_parse_run(ARGC(help_first), help_first, &cfg, err, sizeof(err)), 1);
+	assert_string_equal(err, "");
+	assert_non_null(strstr(options_run_usage, "--kernel"));
+}
+
+static void test_error_fits_small_buffer(void **state)
+{
+	char *argv[] = { "--memory", "this-is-not-a-size-at-all" };
+	struct vm_config cfg;
+	char err[16];
+
+	(void)state;
+	memset(err, 'x', sizeof(err));
+	assert_int_equal(options_parse_run(ARGC(argv), argv, &cfg, err, sizeof(err)), CV_EINPUT);
+	assert_int_equal(strlen(err), sizeof(err) - 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_separate_values),
+		cmocka_unit_test(test_equals_values),
+		cmocka_unit_test(test_value_forms_mixed_and_last_wins),
+		cmocka_unit_test(test_limits_accepted),
+		cmocka_unit_test(test_unknown_option),
+		cmocka_unit_test(test_bad_memory),
+		cmocka_unit_test(test_bad_memory_messages),
+		cmocka_unit_test(test_bad_cpus),
+		cmocka_unit_test(test_bad_reboot),
+		cmocka_unit_test(test_missing_value),
+		cmocka_unit_test(test_missing_kernel),
+		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_error_fits_small_buffer),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
