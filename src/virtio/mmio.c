@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "util/cmdline.h"
 #include "util/err.h"
 #include "virtio/transport.h"
 #include "vmm/irq.h"
@@ -196,9 +197,12 @@ void virtio_mmio_destroy(struct virtio_mmio *t)
 
 int virtio_mmio_cmdline(const struct virtio_mmio *t, char *cmdline, size_t cap)
 {
-	size_t len = strlen(cmdline);
-	int n = snprintf(cmdline + len, cap - len, " virtio_mmio.device=4K@0x%llx:%u",
-			 (unsigned long long)t->base, t->gsi);
+	char param[64];
 
-	return (n < 0 || (size_t)n >= cap - len) ? CV_EFAIL : 0;
+	snprintf(param, sizeof(param), "virtio_mmio.device=4K@0x%llx:%u", (unsigned long long)t->base, t->gsi);
+	if (cmdline_add(cmdline, cap, param)) {
+		cv_err("kernel command line too long for the virtio-mmio device entries");
+		return CV_EINPUT;
+	}
+	return 0;
 }

@@ -27,7 +27,7 @@ int virtio_mmio_init(struct virtio_mmio *t, struct virtio_dev *dev, int vm_fd, s
 		     uint64_t base, unsigned gsi);
 void virtio_mmio_destroy(struct virtio_mmio *t);
 
-/* Appends " virtio_mmio.device=4K@0x...:GSI" to cmdline (size cap). */
+/* Adds "virtio_mmio.device=4K@0x...:GSI" to the kernel part of cmdline. */
 int virtio_mmio_cmdline(const struct virtio_mmio *t, char *cmdline, size_t cap);
 
 #endif
