@@ -24,11 +24,18 @@ static int attach(struct vm *vm, struct virtio_dev *dev, char *cmdline, size_t c
 	}
 	d = &vm->devs[vm->ndevs++];
 	d->dev = dev;
-	if (virtio_mmio_init(&d->mmio, dev, vm->fd, &vm->mmio, LAYOUT_VIRTIO_MMIO + i * VIRTIO_MMIO_SIZE,
+	d->kind = vm->cfg->transport;
+	if (d->kind == TRANSPORT_PCI) {
+		if (virtio_pci_init(&d->t.pci, dev, &vm->pci, &vm->irq, vm->fd))
+			return CV_EFAIL;
+		d->attached = true;
+		return 0;
+	}
+	if (virtio_mmio_init(&d->t.mmio, dev, vm->fd, &vm->mmio, LAYOUT_VIRTIO_MMIO + i * VIRTIO_MMIO_SIZE,
 			     mmio_irqs[i]))
 		return CV_EFAIL;
 	d->attached = true;
-	return virtio_mmio_cmdline(&d->mmio, cmdline, cap);
+	return virtio_mmio_cmdline(&d->t.mmio, cmdline, cap);
 }
 
 int devices_create(struct vm *vm, char *cmdline, size_t cap)
@@ -53,8 +60,10 @@ void devices_destroy(struct vm *vm)
 	for (unsigned i = 0; i < vm->ndevs; i++) {
 		struct vm_device *d = &vm->devs[i];
 
-		if (d->attached)
-			virtio_mmio_destroy(&d->mmio);
+		if (d->attached && d->kind == TRANSPORT_PCI)
+			virtio_pci_destroy(&d->t.pci);
+		else if (d->attached)
+			virtio_mmio_destroy(&d->t.mmio);
 		d->dev->ops->destroy(d->dev);
 	}
 	vm->ndevs = 0;

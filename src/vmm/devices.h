@@ -5,7 +5,10 @@
 
 #include <stddef.h>
 
+#include "vmm/config.h"
+
 #include "virtio/mmio.h"
+#include "virtio/pci.h"
 
 struct vm;
 
@@ -13,8 +16,12 @@ struct vm;
 
 struct vm_device {
 	struct virtio_dev *dev;
-	struct virtio_mmio mmio;
+	enum virtio_transport_kind kind;
 	bool attached;
+	union {
+		struct virtio_mmio mmio;
+		struct virtio_pci pci;
+	} t;
 };
 
 /* Creates the devices and appends what the guest must be told (MMIO

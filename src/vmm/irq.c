@@ -1,6 +1,8 @@
 #include "vmm/irq.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -16,13 +18,15 @@ static void add_irqchip(struct irq_router *r, unsigned gsi, unsigned chip, unsig
 
 static int commit(struct irq_router *r)
 {
+	/* Laid out as struct kvm_irq_routing with room for its entries. */
 	struct {
-		struct kvm_irq_routing head;
+		uint32_t nr, flags;
 		struct kvm_irq_routing_entry e[IRQ_ROUTES_MAX];
 	} t;
 
-	memset(&t.head, 0, sizeof(t.head));
-	t.head.nr = r->n;
+	static_assert(offsetof(struct kvm_irq_routing, entries) == 8, "kvm_irq_routing layout");
+	t.nr = r->n;
+	t.flags = 0;
 	memcpy(t.e, r->e, r->n * sizeof(r->e[0]));
 	if (ioctl(r->vm_fd, KVM_SET_GSI_ROUTING, &t) < 0) {
 		cv_err("KVM_SET_GSI_ROUTING: %s", strerror(errno));

@@ -118,6 +118,9 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 		vm->loop_ok = true;
 	if (!rc && !(rc = irq_router_init(&vm->irq, vm->fd)))
 		vm->irq_ok = true;
+	if (!rc && !(rc = pci_host_init(&vm->pci, &vm->pio, &vm->mmio, LAYOUT_PCI_ECAM, LAYOUT_PCI_WINDOW,
+					LAYOUT_PCI_WINDOW_SIZE)))
+		vm->pci_ok = true;
 	if (!rc && strlen(cfg->cmdline) >= sizeof(vm->cmdline)) {
 		cv_err("kernel command line is longer than %zu bytes", sizeof(vm->cmdline) - 1);
 		rc = CV_EINPUT;
@@ -191,11 +194,13 @@ void vm_destroy(struct vm *vm)
 	vm->vcpus = NULL;
 	vm->nvcpus = 0;
 	devices_destroy(vm);
+	if (vm->pci_ok)
+		pci_host_destroy(&vm->pci);
 	if (vm->irq_ok)
 		irq_router_destroy(&vm->irq);
 	if (vm->loop_ok)
 		event_loop_destroy(&vm->loop);
-	vm->irq_ok = vm->loop_ok = false;
+	vm->irq_ok = vm->loop_ok = vm->pci_ok = false;
 	if (vm->serial_ok)
 		serial_destroy(&vm->serial);
 	if (vm->rtc_ok)

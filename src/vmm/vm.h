@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "hw/i8042.h"
+#include "hw/pci.h"
 #include "hw/pm.h"
 #include "hw/rtc.h"
 #include "hw/serial.h"
@@ -38,6 +39,7 @@ struct vm {
 	struct i8042 i8042;
 	struct event_loop loop;
 	struct irq_router irq;
+	struct pci_host pci;
 	struct vm_device devs[VM_MAX_DEVICES];
 	unsigned ndevs;
 	char cmdline[4096]; /* the user's, plus what devices add */
@@ -45,7 +47,7 @@ struct vm {
 	unsigned nvcpus; /* created so far */
 	int event_fd;    /* readable once the VM has an exit reason */
 	atomic_int exit;
-	bool serial_ok, rtc_ok, loop_ok, irq_ok;
+	bool serial_ok, rtc_ok, loop_ok, irq_ok, pci_ok;
 };
 
 /* Builds the whole VM, ready to start. Guest serial output goes to

@@ -2,7 +2,9 @@
 
 #include <string.h>
 
+#include "arch/x86/aml.h"
 #include "arch/x86/layout.h"
+#include "hw/pci.h"
 #include "hw/pm.h"
 #include "util/err.h"
 
@@ -98,11 +100,46 @@ struct __attribute__((packed)) madt_lapic_nmi {
 #define MADT_PCAT_COMPAT 1u
 #define RTC_CENTURY_REG 0x32
 
-/* DSDT body: Name (_S5, Package () { 5, 5, 0, 0 }), the sleep type the PM
- * block acts on. */
-static const uint8_t dsdt_aml[] = {
-	0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0a, PM_S5_TYPE, 0x0a, PM_S5_TYPE, 0x00, 0x00,
+struct __attribute__((packed)) mcfg_entry {
+	uint64_t base;
+	uint16_t segment;
+	uint8_t start_bus, end_bus;
+	uint32_t reserved;
 };
+
+/* The DSDT: the S5 sleep type the PM block acts on, and PCI bus 0's host
+ * bridge with the resources it decodes, which is how an ACPI kernel finds
+ * PCI devices. */
+static void dsdt_body(struct aml *a)
+{
+	size_t s5, sb, pci, crs;
+
+	aml_name(a, "_S5_");
+	s5 = aml_package(a, 4);
+	aml_integer(a, PM_S5_TYPE);
+	aml_integer(a, PM_S5_TYPE);
+	aml_integer(a, 0);
+	aml_integer(a, 0);
+	aml_end(a, s5);
+
+	sb = aml_scope(a, "\\_SB_");
+	pci = aml_device(a, "PCI0");
+	aml_name_eisaid(a, "_HID", "PNP0A08");
+	aml_name_eisaid(a, "_CID", "PNP0A03");
+	aml_name_int(a, "_ADR", 0);
+	aml_name_int(a, "_SEG", 0);
+	aml_name_int(a, "_UID", 0);
+	aml_name_int(a, "_BBN", 0);
+	crs = aml_name_resources(a, "_CRS");
+	aml_res_bus_numbers(a, 0, 0);
+	aml_res_io_fixed(a, PCI_CONFIG_PORT, 8);
+	aml_res_io_range(a, 0x0000, PCI_CONFIG_PORT - 1);
+	aml_res_io_range(a, 0x0d00, 0xffff);
+	aml_res_mem32(a, (uint32_t)LAYOUT_PCI_WINDOW, (uint32_t)(LAYOUT_PCI_WINDOW + LAYOUT_PCI_WINDOW_SIZE - 1));
+	aml_end_resources(a, crs);
+	aml_end(a, pci);
+	aml_end(a, sb);
+}
 
 uint8_t acpi_checksum(const void *p, uint64_t len)
 {
@@ -217,29 +254,50 @@ static int build_fadt(struct builder *b, uint64_t dsdt, uint64_t facs, uint64_t 
 	return 0;
 }
 
+static int build_mcfg(struct builder *b, uint64_t *gpa)
+{
+	uint32_t len = sizeof(struct acpi_header) + 8 + sizeof(struct mcfg_entry);
+	uint8_t *t = alloc(b, len, 8, gpa);
+	struct mcfg_entry e = { .base = LAYOUT_PCI_ECAM, .start_bus = 0, .end_bus = 0 };
+
+	if (!t)
+		return CV_EFAIL;
+	header((struct acpi_header *)t, "MCFG", len, 1);
+	memcpy(t + sizeof(struct acpi_header) + 8, &e, sizeof(e));
+	seal((struct acpi_header *)t);
+	return 0;
+}
+
 int acpi_build(struct guest_mem *m, unsigned ncpus, uint64_t *rsdp_gpa)
 {
 	struct builder b = { .m = m, .next = LAYOUT_ACPI };
 	struct acpi_rsdp *rsdp;
 	struct acpi_facs *facs;
 	struct acpi_header *dsdt, *xsdt;
-	uint64_t gpa_rsdp = 0, gpa_facs = 0, gpa_dsdt = 0, gpa_fadt = 0, gpa_madt = 0, gpa_xsdt = 0, entries[2];
+	uint64_t gpa_rsdp = 0, gpa_facs = 0, gpa_dsdt = 0, gpa_fadt = 0, gpa_madt = 0, gpa_mcfg = 0, gpa_xsdt = 0;
+	uint64_t entries[3];
+	static struct aml aml; /* 4 KiB: kept off the stack */
 
+	aml.len = 0;
+	aml.overflow = false;
+	dsdt_body(&aml);
 	rsdp = alloc(&b, sizeof(*rsdp), 16, &gpa_rsdp);
 	facs = alloc(&b, sizeof(*facs), 64, &gpa_facs);
-	dsdt = alloc(&b, sizeof(*dsdt) + sizeof(dsdt_aml), 8, &gpa_dsdt);
-	if (!rsdp || !facs || !dsdt)
+	dsdt = alloc(&b, sizeof(*dsdt) + aml.len, 8, &gpa_dsdt);
+	if (!rsdp || !facs || !dsdt || aml.overflow)
 		goto full;
 	memcpy(facs->sig, "FACS", 4);
 	facs->length = sizeof(*facs);
 	facs->version = 2;
-	header(dsdt, "DSDT", sizeof(*dsdt) + sizeof(dsdt_aml), 2);
-	memcpy(dsdt + 1, dsdt_aml, sizeof(dsdt_aml));
+	header(dsdt, "DSDT", (uint32_t)(sizeof(*dsdt) + aml.len), 2);
+	memcpy(dsdt + 1, aml.buf, aml.len);
 	seal(dsdt);
-	if (build_fadt(&b, gpa_dsdt, gpa_facs, &gpa_fadt) || build_madt(&b, ncpus, &gpa_madt))
+	if (build_fadt(&b, gpa_dsdt, gpa_facs, &gpa_fadt) || build_madt(&b, ncpus, &gpa_madt) ||
+	    build_mcfg(&b, &gpa_mcfg))
 		goto full;
 	entries[0] = gpa_fadt;
 	entries[1] = gpa_madt;
+	entries[2] = gpa_mcfg;
 	xsdt = alloc(&b, sizeof(*xsdt) + sizeof(entries), 8, &gpa_xsdt);
 	if (!xsdt)
 		goto full;

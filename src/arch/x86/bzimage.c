@@ -18,7 +18,7 @@ int bzimage_load(struct guest_mem *m, const uint8_t *data, size_t len, const cha
 {
 	struct setup_header h;
 	size_t hdr_len, setup_size, pm_size;
-	uint64_t end;
+	uint64_t end, pref_end;
 	void *dst;
 
 	memset(out, 0, sizeof(*out));
@@ -46,11 +46,14 @@ int bzimage_load(struct guest_mem *m, const uint8_t *data, size_t len, const cha
 	pm_size = len - setup_size;
 	/* A relocatable kernel decompresses at pref_address; it needs init_size
 	 * bytes from there, and from its load address while it runs in place. */
-	end = max_u64(LAYOUT_HIGH_MEM + max_u64(pm_size, h.init_size), h.pref_address + h.init_size);
-	dst = guest_mem_ptr(m, LAYOUT_HIGH_MEM, end - LAYOUT_HIGH_MEM);
-	if (!dst || end > m->low_size) {
+	pref_end = h.pref_address + h.init_size;
+	if (pref_end < h.pref_address)
+		pref_end = UINT64_MAX; /* a header that wraps can never fit */
+	end = max_u64(LAYOUT_HIGH_MEM + max_u64(pm_size, h.init_size), pref_end);
+	dst = end <= m->low_size ? guest_mem_ptr(m, LAYOUT_HIGH_MEM, end - LAYOUT_HIGH_MEM) : NULL;
+	if (!dst) {
 		cv_err("kernel '%s' needs at least %llu MiB of guest RAM", path,
-		       (unsigned long long)((end + (1 << 20) - 1) >> 20));
+		       (unsigned long long)((end >> 20) + ((end & 0xfffff) != 0)));
 		return CV_EINPUT;
 	}
 	memcpy(dst, data + setup_size, pm_size);

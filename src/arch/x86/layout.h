@@ -7,7 +7,9 @@
  *   0x0009fc00  EBDA .. 1 MiB: reserved, ACPI tables at 0xe0000
  *   0x00100000  kernel, then RAM up to the MMIO hole
  *   0xc0000000  MMIO hole (device windows, IOAPIC, LAPIC) up to 4 GiB
+ *   0xc0000000  PCI BAR window (256 MiB)
  *   0xd0000000  virtio-mmio devices, 4 KiB each
+ *   0xe0000000  PCI ECAM (bus 0, 1 MiB)
  *   0x100000000 RAM that did not fit below the hole
  */
 #ifndef CELLVM_ARCH_X86_LAYOUT_H
@@ -28,7 +30,10 @@
 #define LAYOUT_MMIO_HOLE 0xc0000000ULL
 #define LAYOUT_4G 0x100000000ULL
 
+#define LAYOUT_PCI_WINDOW 0xc0000000ULL
+#define LAYOUT_PCI_WINDOW_SIZE 0x10000000ULL
 #define LAYOUT_VIRTIO_MMIO 0xd0000000ULL
+#define LAYOUT_PCI_ECAM 0xe0000000ULL
 
 #define LAYOUT_IOAPIC 0xfec00000ULL
 #define LAYOUT_LAPIC 0xfee00000ULL
