@@ -10,10 +10,18 @@
 #define CV_MAX_CPUS 64
 
 #define CV_MAX_DISKS 8
+#define CV_MAX_NICS 4
 #define CV_DISK_ID_MAX 20
 
 enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
 enum virtio_transport_kind { TRANSPORT_PCI, TRANSPORT_MMIO };
+enum console_kind { CONSOLE_SERIAL, CONSOLE_VIRTIO };
+
+struct net_config {
+	char tap[16];
+	uint8_t mac[6];
+	bool mac_set;
+};
 
 struct disk_config {
 	const char *path;
@@ -29,8 +37,12 @@ struct vm_config {
 	uint64_t memory;
 	enum reboot_action reboot;
 	enum virtio_transport_kind transport;
+	enum console_kind console;
+	const char *name;
 	struct disk_config disks[CV_MAX_DISKS];
 	unsigned ndisks;
+	struct net_config nics[CV_MAX_NICS];
+	unsigned nnics;
 	/* Storage for option values that were split (disk paths). */
 	char strings[CV_MAX_DISKS][4096];
 };

@@ -1,9 +1,15 @@
 #include "vmm/devices.h"
 
+#include <string.h>
+
 #include "arch/x86/layout.h"
 #include "block/block.h"
 #include "util/err.h"
+#include "net/mac.h"
+#include "net/tap.h"
 #include "virtio/blk.h"
+#include "virtio/console.h"
+#include "virtio/net.h"
 #include "virtio/rng.h"
 #include "vmm/vm.h"
 
@@ -52,6 +58,26 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 		if ((rc = attach(vm, virtio_blk_new(&vm->mem, &vm->loop, disk, dc->id), cmdline, cap)))
 			return rc;
 	}
+	for (unsigned i = 0; i < cfg->nnics; i++) {
+		const struct net_config *nc = &cfg->nics[i];
+		uint8_t mac[6];
+		bool created;
+		int fd = tap_open(nc->tap, &created);
+
+		if (fd < 0)
+			return fd;
+		if (nc->mac_set)
+			memcpy(mac, nc->mac, 6);
+		else
+			mac_derive(cfg->name, i, mac);
+		if ((rc = attach(vm, virtio_net_new(&vm->mem, &vm->loop, fd, mac), cmdline, cap)))
+			return rc;
+	}
+	if (cfg->console == CONSOLE_VIRTIO) {
+		if ((rc = attach(vm, virtio_console_new(&vm->mem, &vm->loop, vm->console_out), cmdline, cap)))
+			return rc;
+		vm->console_dev = vm->devs[vm->ndevs - 1].dev;
+	}
 	return attach(vm, virtio_rng_new(&vm->mem, &vm->loop), cmdline, cap);
 }
 
@@ -67,4 +93,5 @@ void devices_destroy(struct vm *vm)
 		d->dev->ops->destroy(d->dev);
 	}
 	vm->ndevs = 0;
+	vm->console_dev = NULL;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/mac.h"
 #include "util/err.h"
 #include "util/size.h"
 
@@ -18,6 +19,9 @@ const char options_run_usage[] =
 	"  --reboot exit|restart  what a guest reboot does (default exit)\n"
 	"  --disk PATH[,ro][,id=NAME]  a virtio disk (repeatable, up to 8)\n"
 	"  --transport pci|mmio  how virtio devices attach (default pci)\n"
+	"  --net tap=NAME[,mac=MAC]  a virtio NIC on a tap device (repeatable, up to 4)\n"
+	"  --console serial|virtio  where this terminal's input goes: ttyS0 or hvc0 (default serial)\n"
+	"  --name NAME          the VM's name; NIC MAC addresses derive from it (default cellvm)\n"
 	"Console: the guest's ttyS0 is this terminal; Ctrl-A x quits, Ctrl-A h helps.\n";
 
 void vm_config_defaults(struct vm_config *cfg)
@@ -27,6 +31,7 @@ void vm_config_defaults(struct vm_config *cfg)
 		.cpus = 1,
 		.memory = 256ULL << 20,
 		.reboot = REBOOT_EXIT,
+		.name = "cellvm",
 	};
 }
 
@@ -77,6 +82,54 @@ static int parse_transport(const char *v, enum virtio_transport_kind *out, char 
 		*out = TRANSPORT_MMIO;
 	else
 		return cv_fmt(err, errlen, "invalid --transport '%s': use pci or mmio", v);
+	return 0;
+}
+
+static int parse_console(const char *v, enum console_kind *out, char *err, size_t errlen)
+{
+	if (!strcmp(v, "serial"))
+		*out = CONSOLE_SERIAL;
+	else if (!strcmp(v, "virtio"))
+		*out = CONSOLE_VIRTIO;
+	else
+		return cv_fmt(err, errlen, "invalid --console '%s': use serial or virtio", v);
+	return 0;
+}
+
+/* tap=NAME[,mac=MAC] */
+static int parse_net(const char *v, struct vm_config *cfg, char *err, size_t errlen)
+{
+	struct net_config *n;
+	const char *p = v;
+
+	if (cfg->nnics == CV_MAX_NICS)
+		return cv_fmt(err, errlen, "too many --net options (at most %d)", CV_MAX_NICS);
+	n = &cfg->nics[cfg->nnics];
+	*n = (struct net_config){ 0 };
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		char opt[64];
+
+		if (len >= sizeof(opt))
+			return cv_fmt(err, errlen, "invalid --net '%s': option too long", v);
+		memcpy(opt, p, len);
+		opt[len] = 0;
+		if (!strncmp(opt, "tap=", 4) && len > 4 && len - 4 < sizeof(n->tap))
+			strcpy(n->tap, opt + 4);
+		else if (!strncmp(opt, "tap=", 4))
+			return cv_fmt(err, errlen, "invalid --net '%s': tap name must be 1 to 15 characters", v);
+		else if (!strncmp(opt, "mac=", 4) && mac_parse(opt + 4, n->mac))
+			n->mac_set = true;
+		else if (!strncmp(opt, "mac=", 4))
+			return cv_fmt(err, errlen, "invalid --net '%s': bad MAC '%s' (use e.g. 52:54:00:12:34:56)", v,
+				      opt + 4);
+		else
+			return cv_fmt(err, errlen, "invalid --net '%s': unknown option '%s'", v, opt);
+		p += len + (p[len] == ',');
+	}
+	if (!n->tap[0])
+		return cv_fmt(err, errlen, "invalid --net '%s': missing tap=NAME", v);
+	cfg->nnics++;
 	return 0;
 }
 
@@ -131,7 +184,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		name[nlen] = 0;
 		if (strcmp(name, "--kernel") && strcmp(name, "--initrd") && strcmp(name, "--cmdline") &&
 		    strcmp(name, "--cpus") && strcmp(name, "--memory") && strcmp(name, "--reboot") &&
-		    strcmp(name, "--disk") && strcmp(name, "--transport"))
+		    strcmp(name, "--disk") && strcmp(name, "--transport") && strcmp(name, "--net") &&
+		    strcmp(name, "--console") && strcmp(name, "--name"))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		if (eq) {
 			val = eq + 1;
@@ -154,6 +208,14 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			rc = parse_disk(val, cfg, err, errlen);
 		else if (!strcmp(name, "--transport"))
 			rc = parse_transport(val, &cfg->transport, err, errlen);
+		else if (!strcmp(name, "--net"))
+			rc = parse_net(val, cfg, err, errlen);
+		else if (!strcmp(name, "--console"))
+			rc = parse_console(val, &cfg->console, err, errlen);
+		else if (!strcmp(name, "--name") && !*val)
+			rc = cv_fmt(err, errlen, "invalid --name '': must not be empty");
+		else if (!strcmp(name, "--name"))
+			cfg->name = val;
 		else
 			rc = parse_reboot(val, &cfg->reboot, err, errlen);
 		if (rc)

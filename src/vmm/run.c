@@ -46,7 +46,7 @@ static double hint_seconds(void)
 static void pump_input(struct runner *r)
 {
 	uint8_t in[256], out[256];
-	size_t space = serial_rx_space(&r->vm->serial), m;
+	size_t space = vm_console_space(r->vm), m;
 	enum console_action act;
 	ssize_t n;
 
@@ -69,7 +69,7 @@ static void pump_input(struct runner *r)
 		return;
 	}
 	m = console_filter(r->con, in, (size_t)n, out, &act);
-	serial_receive(&r->vm->serial, out, m);
+	vm_console_input(r->vm, out, m);
 	if (act == CONSOLE_QUIT)
 		vm_request_exit(r->vm, VM_EXIT_STOPPED);
 }

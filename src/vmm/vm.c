@@ -15,6 +15,7 @@
 #include "arch/x86/layout.h"
 #include "arch/x86/regs.h"
 #include "util/err.h"
+#include "virtio/console.h"
 
 static int vm_ioctl(struct vm *vm, unsigned long req, unsigned long arg, const char *name)
 {
@@ -101,6 +102,7 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 	vm->cfg = cfg;
 	vm->fd = -1;
 	vm->event_fd = -1;
+	vm->console_out = console_out;
 	atomic_init(&vm->exit, VM_EXIT_NONE);
 	if (cfg->cpus > kvm->max_vcpus) {
 		cv_err("invalid --cpus '%u': this host's KVM allows at most %u", cfg->cpus, kvm->max_vcpus);
@@ -169,6 +171,17 @@ void vm_request_exit(struct vm *vm, enum vm_exit why)
 	if (atomic_compare_exchange_strong(&vm->exit, &none, (int)why))
 		while (write(vm->event_fd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
+}
+
+size_t vm_console_space(struct vm *vm)
+{
+	return vm->console_dev ? virtio_console_space(vm->console_dev) : serial_rx_space(&vm->serial);
+}
+
+size_t vm_console_input(struct vm *vm, const uint8_t *buf, size_t len)
+{
+	return vm->console_dev ? virtio_console_receive(vm->console_dev, buf, len)
+			       : serial_receive(&vm->serial, buf, len);
 }
 
 bool vm_running(struct vm *vm)

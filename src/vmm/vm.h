@@ -42,6 +42,8 @@ struct vm {
 	struct pci_host pci;
 	struct vm_device devs[VM_MAX_DEVICES];
 	unsigned ndevs;
+	struct virtio_dev *console_dev; /* hvc0 when the console is virtio */
+	int console_out;
 	char cmdline[4096]; /* the user's, plus what devices add */
 	struct vcpu *vcpus;
 	unsigned nvcpus; /* created so far */
@@ -57,6 +59,9 @@ int vm_start(struct vm *vm);
 /* Records why the VM ends (the first reason wins) and wakes the owner. */
 void vm_request_exit(struct vm *vm, enum vm_exit why);
 bool vm_running(struct vm *vm);
+/* Console input: room for it, and handing it to ttyS0 or hvc0. */
+size_t vm_console_space(struct vm *vm);
+size_t vm_console_input(struct vm *vm, const uint8_t *buf, size_t len);
 /* Stops and joins every vCPU thread. */
 void vm_stop(struct vm *vm);
 void vm_destroy(struct vm *vm);

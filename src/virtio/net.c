@@ -1,0 +1,274 @@
+#include "virtio/net.h"
+
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "net/tap.h"
+#include "util/err.h"
+
+#define NET_QUEUE_SIZE 256
+#define NET_MAX_SEGS 64
+#define RXQ 0
+#define TXQ 1
+/* A GSO frame from the tap: 64 KiB of payload plus headers. */
+#define FRAME_MAX (TAP_VNET_HDR_LEN + 65536 + 256)
+#define RX_BATCH 64
+
+struct virtio_net {
+	struct virtio_dev dev;
+	struct virtio_net_config config;
+	int tap;
+	uint32_t tap_events; /* what the event loop watches on the tap */
+	bool tx_blocked;     /* tap full: resume on EPOLLOUT */
+	uint8_t *frame;      /* one received frame waiting for guest buffers */
+	ssize_t frame_len;   /* 0: none waiting */
+	struct iovec out[NET_MAX_SEGS], in[NET_MAX_SEGS];
+};
+
+static void watch(struct virtio_net *n, uint32_t events)
+{
+	if (events != n->tap_events && !event_loop_modify(n->dev.loop, n->tap, events))
+		n->tap_events = events;
+}
+
+static void update_watch(struct virtio_net *n)
+{
+	/* Read from the tap only while a frame can go somewhere. */
+	watch(n, (n->frame_len ? 0 : EPOLLIN) | (n->tx_blocked ? EPOLLOUT : 0));
+}
+
+/* Host address of byte `off` of a chain's writable buffers, or NULL. */
+static uint8_t *in_byte(const struct virtq_req *r, uint64_t off)
+{
+	for (unsigned i = 0; i < r->nin; i++) {
+		if (off < r->in[i].iov_len)
+			return (uint8_t *)r->in[i].iov_base + off;
+		off -= r->in[i].iov_len;
+	}
+	return NULL;
+}
+
+/* Copies the waiting frame into as many receive chains as it needs; false
+ * if the guest has not posted enough buffers yet. */
+static bool deliver_frame(struct virtio_net *n)
+{
+	struct virtq *q = &n->dev.vq[RXQ];
+	uint16_t heads[NET_MAX_SEGS], count = 0;
+	uint32_t lens[NET_MAX_SEGS];
+	uint8_t *nb[2] = { NULL, NULL }; /* num_buffers in the first chain */
+	uint64_t done = 0;
+	struct virtq_req r;
+	int rc;
+
+	while (done < (uint64_t)n->frame_len) {
+		if (count == NET_MAX_SEGS || (rc = virtq_pop(q, &r, n->out, n->in, NET_MAX_SEGS)) == VIRTQ_EMPTY) {
+			/* Not enough room: give the chains back and wait for more. */
+			while (count--)
+				virtq_unpop(q);
+			return false;
+		}
+		if (rc == VIRTQ_BROKEN || !r.in_len) {
+			virtio_needs_reset(&n->dev, "malformed receive queue");
+			return false;
+		}
+		if (!count) {
+			nb[0] = in_byte(&r, offsetof(struct virtio_net_hdr_v1, num_buffers));
+			nb[1] = in_byte(&r, offsetof(struct virtio_net_hdr_v1, num_buffers) + 1);
+		}
+		lens[count] = (uint32_t)iov_from_buf(r.in, r.nin, 0, n->frame + done, (uint64_t)n->frame_len - done);
+		heads[count++] = r.head;
+		done += lens[count - 1];
+	}
+	if (nb[0] && nb[1]) {
+		*nb[0] = (uint8_t)count;
+		*nb[1] = (uint8_t)(count >> 8);
+	}
+	for (uint16_t i = 0; i < count; i++)
+		virtq_push(q, heads[i], lens[i]);
+	n->frame_len = 0;
+	return true;
+}
+
+static void receive(struct virtio_net *n)
+{
+	struct virtq *q = &n->dev.vq[RXQ];
+	bool pushed = false;
+
+	if (!virtio_ready(&n->dev) || !q->ready)
+		return;
+	for (int i = 0; i < RX_BATCH; i++) {
+		if (!n->frame_len) {
+			n->frame_len = read(n->tap, n->frame, FRAME_MAX);
+			if (n->frame_len < 0) {
+				n->frame_len = 0;
+				break; /* EAGAIN: the tap is drained */
+			}
+			if (n->frame_len < TAP_VNET_HDR_LEN) {
+				n->frame_len = 0;
+				continue;
+			}
+		}
+		if (!deliver_frame(n)) {
+			/* Ask the guest to kick when it posts buffers; retry if it
+			 * already has. */
+			if (virtq_enable_notify(q) && deliver_frame(n)) {
+				pushed = true;
+				continue;
+			}
+			break;
+		}
+		pushed = true;
+	}
+	if (pushed)
+		virtio_signal_used(&n->dev, RXQ);
+	update_watch(n);
+}
+
+static void transmit(struct virtio_net *n)
+{
+	struct virtq *q = &n->dev.vq[TXQ];
+	struct virtq_req r;
+	bool pushed = false;
+	int rc;
+
+	if (!virtio_ready(&n->dev) || !q->ready)
+		return;
+	for (;;) {
+		rc = virtq_pop(q, &r, n->out, n->in, NET_MAX_SEGS);
+		if (rc == VIRTQ_EMPTY) {
+			if (virtq_enable_notify(q))
+				continue;
+			break;
+		}
+		if (rc == VIRTQ_BROKEN) {
+			virtio_needs_reset(&n->dev, "malformed transmit queue");
+			break;
+		}
+		/* The chain is header + frame, exactly what the tap expects. */
+		if (r.out_len > TAP_VNET_HDR_LEN && writev(n->tap, r.out, (int)r.nout) < 0 && errno == EAGAIN) {
+			virtq_unpop(q);
+			n->tx_blocked = true;
+			break;
+		}
+		virtq_push(q, r.head, 0);
+		pushed = true;
+	}
+	if (pushed)
+		virtio_signal_used(&n->dev, TXQ);
+	update_watch(n);
+}
+
+static void on_tap(void *opaque, uint32_t events)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->dev.lock);
+	if (events & EPOLLOUT) {
+		n->tx_blocked = false;
+		transmit(n);
+	}
+	if (events & EPOLLIN)
+		receive(n);
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
+static void net_notify(struct virtio_dev *d, unsigned q)
+{
+	struct virtio_net *n = d->priv;
+
+	if (q == TXQ)
+		transmit(n);
+	else
+		receive(n);
+}
+
+static int net_activate(struct virtio_dev *d)
+{
+	struct virtio_net *n = d->priv;
+	uint64_t f = d->driver_features;
+	unsigned off = 0;
+
+	if (f & (1ULL << VIRTIO_NET_F_GUEST_CSUM))
+		off |= TUN_F_CSUM;
+	if (f & (1ULL << VIRTIO_NET_F_GUEST_TSO4))
+		off |= TUN_F_TSO4;
+	if (f & (1ULL << VIRTIO_NET_F_GUEST_TSO6))
+		off |= TUN_F_TSO6;
+	if (f & (1ULL << VIRTIO_NET_F_GUEST_ECN))
+		off |= TUN_F_TSO_ECN;
+	/* TSO without checksum offload is not a thing the tap accepts. */
+	if (!(off & TUN_F_CSUM))
+		off = 0;
+	if (tap_set_offload(n->tap, off))
+		return CV_EFAIL;
+	receive(n);
+	return 0;
+}
+
+static void net_reset(struct virtio_dev *d)
+{
+	struct virtio_net *n = d->priv;
+
+	n->frame_len = 0;
+	n->tx_blocked = false;
+	update_watch(n);
+}
+
+static void net_destroy(struct virtio_dev *d)
+{
+	struct virtio_net *n = d->priv;
+
+	event_loop_del(d->loop, n->tap);
+	close(n->tap);
+	free(n->frame);
+	virtio_dev_destroy(d);
+	free(n);
+}
+
+static const struct virtio_ops net_ops = {
+	.name = "net",
+	.device_id = 1,
+	.num_queues = 2,
+	.queue_max = NET_QUEUE_SIZE,
+	.notify = net_notify,
+	.activate = net_activate,
+	.reset = net_reset,
+	.destroy = net_destroy,
+};
+
+struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct event_loop *loop, int tap_fd,
+				  const uint8_t mac[6])
+{
+	struct virtio_net *n = calloc(1, sizeof(*n));
+	uint64_t features = (1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_STATUS) |
+			    (1ULL << VIRTIO_NET_F_MRG_RXBUF) | (1ULL << VIRTIO_NET_F_CSUM) |
+			    (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6) |
+			    (1ULL << VIRTIO_NET_F_HOST_ECN) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) |
+			    (1ULL << VIRTIO_NET_F_GUEST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO6) |
+			    (1ULL << VIRTIO_NET_F_GUEST_ECN);
+
+	if (!n || !(n->frame = malloc(FRAME_MAX))) {
+		free(n);
+		close(tap_fd);
+		cv_err("out of memory");
+		return NULL;
+	}
+	n->tap = tap_fd;
+	memcpy(n->config.mac, mac, 6);
+	n->config.status = VIRTIO_NET_S_LINK_UP;
+	if (virtio_dev_init(&n->dev, &net_ops, n, features, (uint8_t *)&n->config, sizeof(n->config), mem, loop) ||
+	    event_loop_add(loop, tap_fd, EPOLLIN, on_tap, n)) {
+		free(n->frame);
+		free(n);
+		close(tap_fd);
+		return NULL;
+	}
+	n->tap_events = EPOLLIN;
+	return &n->dev;
+}
