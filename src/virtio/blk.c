@@ -202,19 +202,13 @@ static int start(struct virtio_blk *b, struct blk_req *r, const struct virtq_req
 static void blk_notify(struct virtio_dev *dev, unsigned qi)
 {
 	struct virtio_blk *b = dev->priv;
-	struct virtq *q = &dev->vq[qi];
 	struct virtq_req vr;
 	struct blk_req *r;
-	int rc, st;
+	int st;
 
 	while ((r = req_get(b))) {
-		rc = virtq_pop(q, &vr, r->out, r->in, BLK_MAX_IOV);
-		if (rc != VIRTQ_GOT) {
+		if (!virtio_pop(dev, qi, &vr, r->out, r->in, BLK_MAX_IOV)) {
 			req_put(r);
-			if (rc == VIRTQ_BROKEN)
-				virtio_needs_reset(dev, "malformed request queue");
-			else if (virtq_enable_notify(q))
-				continue;
 			break;
 		}
 		r->head = vr.head;
@@ -222,7 +216,7 @@ static void blk_notify(struct virtio_dev *dev, unsigned qi)
 		st = start(b, r, &vr);
 		if (st == -EAGAIN) {
 			/* The back-end is full; its completions kick us again. */
-			virtq_unpop(q);
+			virtq_unpop(&dev->vq[qi]);
 			req_put(r);
 			b->stalled = true;
 			break;

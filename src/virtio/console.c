@@ -25,70 +25,49 @@ struct virtio_console {
 /* Moves queued input into the guest's receive buffers. */
 static void deliver_input(struct virtio_console *c)
 {
-	struct virtq *q = &c->dev.vq[RXQ];
 	struct iovec out[CONSOLE_MAX_SEGS], in[CONSOLE_MAX_SEGS];
 	struct virtq_req r;
 	bool pushed = false;
-	int rc;
 
-	if (!virtio_ready(&c->dev) || !q->ready)
+	if (!virtio_ready(&c->dev) || !c->dev.vq[RXQ].ready)
 		return;
-	while (c->in_len) {
-		uint64_t n;
+	while (c->in_len && virtio_pop(&c->dev, RXQ, &r, out, in, CONSOLE_MAX_SEGS)) {
+		uint64_t n = iov_from_buf(r.in, r.nin, 0, c->in, c->in_len);
 
-		rc = virtq_pop(q, &r, out, in, CONSOLE_MAX_SEGS);
-		if (rc == VIRTQ_EMPTY) {
-			/* Ask for a kick when the guest adds buffers. */
-			if (virtq_enable_notify(q))
-				continue;
-			break;
-		}
-		if (rc == VIRTQ_BROKEN) {
-			virtio_needs_reset(&c->dev, "malformed receive queue");
-			return;
-		}
-		n = iov_from_buf(r.in, r.nin, 0, c->in, c->in_len);
 		memmove(c->in, c->in + n, c->in_len - n);
 		c->in_len -= n;
-		virtq_push(q, r.head, (uint32_t)n);
+		virtq_push(&c->dev.vq[RXQ], r.head, (uint32_t)n);
 		pushed = true;
 	}
 	if (pushed)
 		virtio_signal_used(&c->dev, RXQ);
 }
 
+/* Writes all of buf; a closed or full terminal must not stall the guest. */
+static void write_out(int fd, const uint8_t *p, size_t left)
+{
+	while (left) {
+		ssize_t n = write(fd, p, left);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		p += n;
+		left -= (size_t)n;
+	}
+}
+
 static void transmit(struct virtio_console *c)
 {
-	struct virtq *q = &c->dev.vq[TXQ];
 	struct iovec out[CONSOLE_MAX_SEGS], in[CONSOLE_MAX_SEGS];
 	struct virtq_req r;
-	int rc;
 
-	do {
-		while ((rc = virtq_pop(q, &r, out, in, CONSOLE_MAX_SEGS)) == VIRTQ_GOT) {
-			for (unsigned i = 0; i < r.nout; i++) {
-				const uint8_t *p = r.out[i].iov_base;
-				size_t left = r.out[i].iov_len;
-
-				/* A closed or full terminal must not stall the guest. */
-				while (left) {
-					ssize_t n = write(c->out_fd, p, left);
-
-					if (n < 0 && errno == EINTR)
-						continue;
-					if (n <= 0)
-						break;
-					p += n;
-					left -= (size_t)n;
-				}
-			}
-			virtq_push(q, r.head, 0);
-		}
-		if (rc == VIRTQ_BROKEN) {
-			virtio_needs_reset(&c->dev, "malformed transmit queue");
-			return;
-		}
-	} while (virtq_enable_notify(q));
+	while (virtio_pop(&c->dev, TXQ, &r, out, in, CONSOLE_MAX_SEGS)) {
+		for (unsigned i = 0; i < r.nout; i++)
+			write_out(c->out_fd, r.out[i].iov_base, r.out[i].iov_len);
+		virtq_push(&c->dev.vq[TXQ], r.head, 0);
+	}
 	virtio_signal_used(&c->dev, TXQ);
 }
 

@@ -112,6 +112,25 @@ void virtio_kick(struct virtio_dev *d, unsigned q)
 		d->ops->notify(d, q);
 }
 
+bool virtio_pop(struct virtio_dev *d, unsigned qi, struct virtq_req *r, struct iovec *out, struct iovec *in,
+		unsigned max)
+{
+	struct virtq *q = &d->vq[qi];
+
+	for (;;) {
+		switch (virtq_pop(q, r, out, in, max)) {
+		case VIRTQ_GOT:
+			return true;
+		case VIRTQ_BROKEN:
+			virtio_needs_reset(d, "malformed request in a queue");
+			return false;
+		default:
+			if (!virtq_enable_notify(q))
+				return false;
+		}
+	}
+}
+
 void virtio_signal_used(struct virtio_dev *d, unsigned q)
 {
 	if (virtq_should_signal(&d->vq[q]))

@@ -73,6 +73,11 @@ void virtio_kick(struct virtio_dev *d, unsigned q);
 bool virtio_ready(const struct virtio_dev *d);
 void virtio_signal_used(struct virtio_dev *d, unsigned q);
 void virtio_config_changed(struct virtio_dev *d);
+/* Takes the next request from queue qi, re-arming guest notifications when
+ * the queue runs dry so no kick is missed. False when there is none, or
+ * when the guest broke the queue (the device then needs a reset). */
+bool virtio_pop(struct virtio_dev *d, unsigned qi, struct virtq_req *r, struct iovec *out, struct iovec *in,
+		unsigned max);
 /* The guest broke a queue: stop the device until it resets. */
 void virtio_needs_reset(struct virtio_dev *d, const char *why);
 

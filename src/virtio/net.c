@@ -132,31 +132,19 @@ static void receive(struct virtio_net *n)
 
 static void transmit(struct virtio_net *n)
 {
-	struct virtq *q = &n->dev.vq[TXQ];
 	struct virtq_req r;
 	bool pushed = false;
-	int rc;
 
-	if (!virtio_ready(&n->dev) || !q->ready)
+	if (!virtio_ready(&n->dev) || !n->dev.vq[TXQ].ready)
 		return;
-	for (;;) {
-		rc = virtq_pop(q, &r, n->out, n->in, NET_MAX_SEGS);
-		if (rc == VIRTQ_EMPTY) {
-			if (virtq_enable_notify(q))
-				continue;
-			break;
-		}
-		if (rc == VIRTQ_BROKEN) {
-			virtio_needs_reset(&n->dev, "malformed transmit queue");
-			break;
-		}
+	while (virtio_pop(&n->dev, TXQ, &r, n->out, n->in, NET_MAX_SEGS)) {
 		/* The chain is header + frame, exactly what the tap expects. */
 		if (r.out_len > TAP_VNET_HDR_LEN && writev(n->tap, r.out, (int)r.nout) < 0 && errno == EAGAIN) {
-			virtq_unpop(q);
+			virtq_unpop(&n->dev.vq[TXQ]);
 			n->tx_blocked = true;
 			break;
 		}
-		virtq_push(q, r.head, 0);
+		virtq_push(&n->dev.vq[TXQ], r.head, 0);
 		pushed = true;
 	}
 	if (pushed)

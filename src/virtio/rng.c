@@ -40,19 +40,11 @@ static uint32_t fill(struct virtq_req *r)
 
 static void rng_notify(struct virtio_dev *d, unsigned qi)
 {
-	struct virtq *q = &d->vq[qi];
 	struct iovec out[RNG_MAX_SEGS], in[RNG_MAX_SEGS];
 	struct virtq_req r;
-	int rc;
 
-	do {
-		while ((rc = virtq_pop(q, &r, out, in, RNG_MAX_SEGS)) == VIRTQ_GOT)
-			virtq_push(q, r.head, fill(&r));
-		if (rc == VIRTQ_BROKEN) {
-			virtio_needs_reset(d, "malformed request queue");
-			return;
-		}
-	} while (virtq_enable_notify(q));
+	while (virtio_pop(d, qi, &r, out, in, RNG_MAX_SEGS))
+		virtq_push(&d->vq[qi], r.head, fill(&r));
 	virtio_signal_used(d, qi);
 }
 

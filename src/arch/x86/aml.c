@@ -128,25 +128,29 @@ void aml_end(struct aml *a, size_t mark)
 	a->len = mark + n + body;
 }
 
-size_t aml_scope(struct aml *a, const char *name)
+/* An opcode, a PkgLength and a name: how Scope and Device begin. */
+static size_t open_named(struct aml *a, const uint8_t *op, size_t nop, const char *name)
 {
 	size_t mark;
 
-	byte(a, OP_SCOPE);
+	aml_bytes(a, op, nop);
 	mark = open_pkg(a);
 	aml_name_string(a, name);
 	return mark;
 }
 
+size_t aml_scope(struct aml *a, const char *name)
+{
+	static const uint8_t op[] = { OP_SCOPE };
+
+	return open_named(a, op, sizeof(op), name);
+}
+
 size_t aml_device(struct aml *a, const char *name)
 {
-	size_t mark;
+	static const uint8_t op[] = { OP_EXT, OP_EXT_DEVICE };
 
-	byte(a, OP_EXT);
-	byte(a, OP_EXT_DEVICE);
-	mark = open_pkg(a);
-	aml_name_string(a, name);
-	return mark;
+	return open_named(a, op, sizeof(op), name);
 }
 
 size_t aml_package(struct aml *a, uint8_t count)
