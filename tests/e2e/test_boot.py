@@ -205,3 +205,28 @@ def test_pvm_hint_when_guest_is_silent(spawn, tmp_path, pvm_host, kvm_available)
     g.signal(signal.SIGTERM)
     assert g.wait_exit() == 0, g.describe()
 
+
+
+def test_reboot_restart_boots_again(boot):
+    g = boot(extra=("--reboot", "restart"))
+    g.wait_ready()
+    g.send("reboot")
+    # The same VM comes up a second time; only then does it power off.
+    g.wait_ready()
+    out, status = g.run("echo second-boot")
+    assert (out.strip(), status) == ("second-boot", 0), g.describe()
+    g.send("poweroff")
+    assert g.wait_exit() == 0, g.describe()
+
+
+# lidt [rip+2] (a zero-limit IDT), ud2: the #UD cannot be delivered, nor the
+# double fault after it, so the CPU shuts down (a triple fault).
+TRIPLE_FAULT = bytes.fromhex("0f011d02000000" "0f0b") + bytes(10)
+
+
+def test_triple_fault_exits_one_with_registers(spawn, tmp_path, kvm_available):
+    elf = make_tiny_elf(tmp_path / "fault.elf", code=TRIPLE_FAULT)
+    g = spawn(vm_args(elf, memory="256M"))
+    assert g.wait_exit() == 1, g.describe()
+    assert "triple fault" in g.stderr, g.describe()
+    assert re.search(r"rip=[0-9a-f]{16}", g.stderr), g.describe()
