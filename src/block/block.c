@@ -11,8 +11,8 @@
 #include "block/raw.h"
 #include "util/err.h"
 
-int block_open(const char *path, bool readonly, unsigned max_inflight, struct event_loop *loop,
-	       struct block **out)
+int block_open(const char *path, enum block_format format, bool readonly, unsigned max_inflight,
+	       struct event_loop *loop, struct block **out)
 {
 	struct stat st;
 	uint64_t size;
@@ -30,6 +30,11 @@ int block_open(const char *path, bool readonly, unsigned max_inflight, struct ev
 	size = (uint64_t)st.st_size;
 	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &size) < 0) {
 		cv_err("cannot size disk '%s': %s", path, strerror(errno));
+		close(fd);
+		return CV_EINPUT;
+	}
+	if (format == BLOCK_FORMAT_QCOW2) {
+		cv_err("disk '%s': qcow2 images are not supported by this build", path);
 		close(fd);
 		return CV_EINPUT;
 	}

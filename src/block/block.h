@@ -35,10 +35,13 @@ struct block {
 	bool readonly;
 };
 
-/* Opens PATH (a regular file or block device) for a disk of up to
- * `max_inflight` concurrent requests; errors are reported naming PATH and
- * return CV_EINPUT (bad path) or CV_EFAIL. */
-int block_open(const char *path, bool readonly, unsigned max_inflight, struct event_loop *loop,
-	       struct block **out);
+enum block_format { BLOCK_FORMAT_AUTO, BLOCK_FORMAT_RAW, BLOCK_FORMAT_QCOW2 };
+
+/* Opens PATH (a regular file or block device) in `format` (AUTO: by
+ * content) for a disk of up to `max_inflight` concurrent requests; errors
+ * are reported naming PATH and return CV_EINPUT (bad path or image) or
+ * CV_EFAIL. */
+int block_open(const char *path, enum block_format format, bool readonly, unsigned max_inflight,
+	       struct event_loop *loop, struct block **out);
 
 #endif

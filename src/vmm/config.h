@@ -23,9 +23,12 @@ struct net_config {
 	bool mac_set;
 };
 
+enum disk_format { DISK_FORMAT_AUTO, DISK_FORMAT_RAW, DISK_FORMAT_QCOW2 };
+
 struct disk_config {
 	const char *path;
 	bool readonly;
+	enum disk_format format;
 	char id[CV_DISK_ID_MAX + 1];
 };
 

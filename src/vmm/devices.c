@@ -53,7 +53,13 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 		const struct disk_config *dc = &cfg->disks[i];
 		struct block *disk;
 
-		if ((rc = block_open(dc->path, dc->readonly, 256, &vm->loop, &disk)))
+		static const enum block_format formats[] = {
+			[DISK_FORMAT_AUTO] = BLOCK_FORMAT_AUTO,
+			[DISK_FORMAT_RAW] = BLOCK_FORMAT_RAW,
+			[DISK_FORMAT_QCOW2] = BLOCK_FORMAT_QCOW2,
+		};
+
+		if ((rc = block_open(dc->path, formats[dc->format], dc->readonly, 256, &vm->loop, &disk)))
 			return rc;
 		if ((rc = attach(vm, virtio_blk_new(&vm->mem, &vm->loop, disk, dc->id), cmdline, cap)))
 			return rc;

@@ -17,7 +17,7 @@ const char options_run_usage[] =
 	"  --cpus N             number of vCPUs, 1..64 (default 1)\n"
 	"  --memory SIZE        guest RAM, e.g. 512M or 2G (default 256M)\n"
 	"  --reboot exit|restart  what a guest reboot does (default exit)\n"
-	"  --disk PATH[,ro][,id=NAME]  a virtio disk (repeatable, up to 8)\n"
+	"  --disk PATH[,ro][,id=NAME][,format=raw|qcow2]  a virtio disk (repeatable, up to 8)\n"
 	"  --transport pci|mmio  how virtio devices attach (default pci)\n"
 	"  --net tap=NAME[,mac=MAC]  a virtio NIC on a tap device (repeatable, up to 4)\n"
 	"  --console serial|virtio  where this terminal's input goes: ttyS0 or hvc0 (default serial)\n"
@@ -133,7 +133,7 @@ static int parse_net(const char *v, struct vm_config *cfg, char *err, size_t err
 	return 0;
 }
 
-/* PATH[,ro][,id=NAME] */
+/* PATH[,ro][,id=NAME][,format=F] */
 static int parse_disk(const char *v, struct vm_config *cfg, char *err, size_t errlen)
 {
 	struct disk_config *d;
@@ -152,6 +152,12 @@ static int parse_disk(const char *v, struct vm_config *cfg, char *err, size_t er
 	while ((opt = strtok_r(NULL, ",", &save))) {
 		if (!strcmp(opt, "ro"))
 			d->readonly = true;
+		else if (!strcmp(opt, "format=raw"))
+			d->format = DISK_FORMAT_RAW;
+		else if (!strcmp(opt, "format=qcow2"))
+			d->format = DISK_FORMAT_QCOW2;
+		else if (!strncmp(opt, "format=", 7))
+			return cv_fmt(err, errlen, "invalid --disk '%s': unknown format '%s' (raw or qcow2)", v, opt + 7);
 		else if (!strncmp(opt, "id=", 3) && strlen(opt + 3) <= CV_DISK_ID_MAX)
 			strcpy(d->id, opt + 3);
 		else if (!strncmp(opt, "id=", 3))
