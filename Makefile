@@ -59,8 +59,11 @@ run: deps $(BUILD)/cellvm $(GUEST_INITRD)
 	$(BUILD)/cellvm run --kernel "$$(scripts/kernel.sh)" --initrd $(GUEST_INITRD) \
 		--memory 512M --cmdline "$(GUEST_CMDLINE)"
 
+# Runs every test binary, then fails if any failed (so one failure does not
+# hide the rest).
 unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@failed=""; for t in $(UNIT_BINS); do echo "== $$t"; $$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "unit tests failed:$$failed"; exit 1; fi
 
 # The same unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 unit-asan:

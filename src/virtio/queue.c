@@ -81,7 +81,7 @@ static bool add_buffer(struct virtq *q, struct virtq_req *r, const struct vring_
 static bool walk_indirect(struct virtq *q, struct virtq_req *r, const struct vring_desc *d, unsigned max,
 			  unsigned *budget)
 {
-	const struct vring_desc *table;
+	const uint8_t *table; /* any alignment: read entries with memcpy */
 	unsigned n, i = 0;
 
 	if ((d->flags & VRING_DESC_F_NEXT) || !d->len || d->len % sizeof(struct vring_desc))
@@ -94,7 +94,7 @@ static bool walk_indirect(struct virtq *q, struct virtq_req *r, const struct vri
 
 		if (seen == n || i >= n)
 			return false; /* loop or index out of the table */
-		memcpy(&e, &table[i], sizeof(e));
+		memcpy(&e, table + (size_t)i * sizeof(e), sizeof(e));
 		if ((e.flags & VRING_DESC_F_INDIRECT) || !add_buffer(q, r, &e, max))
 			return false;
 		(*budget)--;
