@@ -5,11 +5,7 @@
 #include <linux/virtio_net.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
-#include "net/tap.h"
 #include "util/err.h"
 
 #define NET_QUEUE_SIZE 256
@@ -17,30 +13,23 @@
 #define RXQ 0
 #define TXQ 1
 /* A GSO frame from the tap: 64 KiB of payload plus headers. */
-#define FRAME_MAX (TAP_VNET_HDR_LEN + 65536 + 256)
+#define FRAME_MAX (NET_HDR_LEN + 65536 + 256)
 #define RX_BATCH 64
 
 struct virtio_net {
 	struct virtio_dev dev;
 	struct virtio_net_config config;
-	int tap;
-	uint32_t tap_events; /* what the event loop watches on the tap */
-	bool tx_blocked;     /* tap full: resume on EPOLLOUT */
+	struct net_backend *be;
+	bool tx_blocked;     /* back-end full: resume when it is ready */
 	uint8_t *frame;      /* one received frame waiting for guest buffers */
 	ssize_t frame_len;   /* 0: none waiting */
 	struct iovec out[NET_MAX_SEGS], in[NET_MAX_SEGS];
 };
 
-static void watch(struct virtio_net *n, uint32_t events)
-{
-	if (events != n->tap_events && !event_loop_modify(n->dev.loop, n->tap, events))
-		n->tap_events = events;
-}
-
 static void update_watch(struct virtio_net *n)
 {
-	/* Read from the tap only while a frame can go somewhere. */
-	watch(n, (n->frame_len ? 0 : EPOLLIN) | (n->tx_blocked ? EPOLLOUT : 0));
+	/* Take frames from the back-end only while one can go somewhere. */
+	n->be->ops->want(n->be, !n->frame_len, n->tx_blocked);
 }
 
 /* Host address of byte `off` of a chain's writable buffers, or NULL. */
@@ -104,12 +93,12 @@ static void receive(struct virtio_net *n)
 		return;
 	for (int i = 0; i < RX_BATCH; i++) {
 		if (!n->frame_len) {
-			n->frame_len = read(n->tap, n->frame, FRAME_MAX);
-			if (n->frame_len < 0) {
+			n->frame_len = n->be->ops->recv(n->be, n->frame, FRAME_MAX);
+			if (n->frame_len <= 0) {
 				n->frame_len = 0;
-				break; /* EAGAIN: the tap is drained */
+				break; /* drained */
 			}
-			if (n->frame_len < TAP_VNET_HDR_LEN) {
+			if (n->frame_len < NET_HDR_LEN) {
 				n->frame_len = 0;
 				continue;
 			}
@@ -138,8 +127,8 @@ static void transmit(struct virtio_net *n)
 	if (!virtio_ready(&n->dev) || !n->dev.vq[TXQ].ready)
 		return;
 	while (virtio_pop(&n->dev, TXQ, &r, n->out, n->in, NET_MAX_SEGS)) {
-		/* The chain is header + frame, exactly what the tap expects. */
-		if (r.out_len > TAP_VNET_HDR_LEN && writev(n->tap, r.out, (int)r.nout) < 0 && errno == EAGAIN) {
+		/* The chain is header + frame, exactly what a back-end takes. */
+		if (r.out_len > NET_HDR_LEN && n->be->ops->send(n->be, r.out, r.nout) == -EAGAIN) {
 			virtq_unpop(&n->dev.vq[TXQ]);
 			n->tx_blocked = true;
 			break;
@@ -152,16 +141,16 @@ static void transmit(struct virtio_net *n)
 	update_watch(n);
 }
 
-static void on_tap(void *opaque, uint32_t events)
+static void on_ready(void *opaque, bool rx, bool tx)
 {
 	struct virtio_net *n = opaque;
 
 	pthread_mutex_lock(&n->dev.lock);
-	if (events & EPOLLOUT) {
+	if (tx) {
 		n->tx_blocked = false;
 		transmit(n);
 	}
-	if (events & EPOLLIN)
+	if (rx)
 		receive(n);
 	pthread_mutex_unlock(&n->dev.lock);
 }
@@ -193,7 +182,7 @@ static int net_activate(struct virtio_dev *d)
 	/* TSO without checksum offload is not a thing the tap accepts. */
 	if (!(off & TUN_F_CSUM))
 		off = 0;
-	if (tap_set_offload(n->tap, off))
+	if (n->be->offloads && n->be->ops->set_offload(n->be, off))
 		return CV_EFAIL;
 	receive(n);
 	return 0;
@@ -212,8 +201,7 @@ static void net_destroy(struct virtio_dev *d)
 {
 	struct virtio_net *n = d->priv;
 
-	event_loop_del(d->loop, n->tap);
-	close(n->tap);
+	n->be->ops->close(n->be);
 	free(n->frame);
 	virtio_dev_destroy(d);
 	free(n);
@@ -230,33 +218,35 @@ static const struct virtio_ops net_ops = {
 	.destroy = net_destroy,
 };
 
-struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct event_loop *loop, int tap_fd,
+struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct event_loop *loop, struct net_backend *be,
 				  const uint8_t mac[6])
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	uint64_t features = (1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_STATUS) |
-			    (1ULL << VIRTIO_NET_F_MRG_RXBUF) | (1ULL << VIRTIO_NET_F_CSUM) |
-			    (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6) |
-			    (1ULL << VIRTIO_NET_F_HOST_ECN) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) |
-			    (1ULL << VIRTIO_NET_F_GUEST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO6) |
-			    (1ULL << VIRTIO_NET_F_GUEST_ECN);
+			    (1ULL << VIRTIO_NET_F_MRG_RXBUF);
 
+	/* Offloads only where the back-end can carry them. */
+	if (be->offloads)
+		features |= (1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_HOST_TSO4) |
+			    (1ULL << VIRTIO_NET_F_HOST_TSO6) | (1ULL << VIRTIO_NET_F_HOST_ECN) |
+			    (1ULL << VIRTIO_NET_F_GUEST_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_TSO4) |
+			    (1ULL << VIRTIO_NET_F_GUEST_TSO6) | (1ULL << VIRTIO_NET_F_GUEST_ECN);
 	if (!n || !(n->frame = malloc(FRAME_MAX))) {
 		free(n);
-		close(tap_fd);
+		be->ops->close(be);
 		cv_err("out of memory");
 		return NULL;
 	}
-	n->tap = tap_fd;
+	n->be = be;
 	memcpy(n->config.mac, mac, 6);
 	n->config.status = VIRTIO_NET_S_LINK_UP;
-	if (virtio_dev_init(&n->dev, &net_ops, n, features, (uint8_t *)&n->config, sizeof(n->config), mem, loop) ||
-	    event_loop_add(loop, tap_fd, EPOLLIN, on_tap, n)) {
+	if (virtio_dev_init(&n->dev, &net_ops, n, features, (uint8_t *)&n->config, sizeof(n->config), mem, loop)) {
 		free(n->frame);
 		free(n);
-		close(tap_fd);
+		be->ops->close(be);
 		return NULL;
 	}
-	n->tap_events = EPOLLIN;
+	be->nic = n;
+	be->ready = on_ready;
 	return &n->dev;
 }

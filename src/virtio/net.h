@@ -1,5 +1,6 @@
-/* virtio-net over a tap device: mergeable receive buffers, checksum and
- * TSO offloads carried in the virtio-net header both ways. */
+/* virtio-net on a network back-end: mergeable receive buffers; checksum
+ * and TSO offloads carried in the virtio-net header both ways when the
+ * back-end supports them. */
 #ifndef CELLVM_VIRTIO_NET_H
 #define CELLVM_VIRTIO_NET_H
 
@@ -7,8 +8,10 @@
 
 #include "virtio/device.h"
 
-/* Takes ownership of tap_fd. */
-struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct event_loop *loop, int tap_fd,
+#include "net/backend.h"
+
+/* Takes ownership of the back-end. */
+struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct event_loop *loop, struct net_backend *be,
 				  const uint8_t mac[6]);
 
 #endif

@@ -66,17 +66,16 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 	}
 	for (unsigned i = 0; i < cfg->nnics; i++) {
 		const struct net_config *nc = &cfg->nics[i];
+		struct net_backend *be;
 		uint8_t mac[6];
-		bool created;
-		int fd = tap_open(nc->tap, &created);
 
-		if (fd < 0)
-			return fd;
+		if ((rc = tap_open(nc->tap, &vm->loop, &be)))
+			return rc;
 		if (nc->mac_set)
 			memcpy(mac, nc->mac, 6);
 		else
 			mac_derive(cfg->name, i, mac);
-		if ((rc = attach(vm, virtio_net_new(&vm->mem, &vm->loop, fd, mac), cmdline, cap)))
+		if ((rc = attach(vm, virtio_net_new(&vm->mem, &vm->loop, be, mac), cmdline, cap)))
 			return rc;
 	}
 	if (cfg->console == CONSOLE_VIRTIO) {
