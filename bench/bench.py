@@ -48,18 +48,23 @@ class Boot:
         return time.monotonic() - self.t0
 
     def vmm_rss_kib(self, guest_bytes):
-        """(total RSS, RSS of the guest RAM mapping) in KiB from smaps."""
+        """(total RSS, RSS of guest RAM) in KiB from smaps. Guest RAM is the
+        range cellvm's boot trace names (its kernel and initrd pages are file
+        mappings inside it), else the one mapping of exactly guest_bytes."""
+        m = re.search(rb"guest-ram 0x([0-9a-f]+)\+(\d+)", self.err)
+        lo, hi = (int(m.group(1), 16), int(m.group(1), 16) + int(m.group(2))) if m else (None, None)
         total = guest = 0
-        cur_size = 0
+        in_guest = False
         with open(f"/proc/{self.p.pid}/smaps") as f:
             for line in f:
-                m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) ", line)
-                if m:
-                    cur_size = int(m.group(2), 16) - int(m.group(1), 16)
+                v = re.match(r"^([0-9a-f]+)-([0-9a-f]+) ", line)
+                if v:
+                    start, end = int(v.group(1), 16), int(v.group(2), 16)
+                    in_guest = (lo <= start and end <= hi) if lo is not None else end - start == guest_bytes
                 elif line.startswith("Rss:"):
                     kib = int(line.split()[1])
                     total += kib
-                    if cur_size == guest_bytes:
+                    if in_guest:
                         guest += kib
         return total, guest
 
@@ -81,7 +86,8 @@ def cellvm_argv(a):
 
 
 def qemu_argv(a):
-    return ["qemu-system-x86_64", "-M", "microvm", "-accel", "kvm", "-cpu", "host",
+    # -arch-capabilities: QEMU aborts setting that MSR on PVM hosts.
+    return ["qemu-system-x86_64", "-M", "microvm", "-accel", "kvm", "-cpu", "host,-arch-capabilities",
             "-m", f"{a.memory}M", "-smp", "1", "-nodefaults", "-no-user-config",
             "-nographic", "-serial", "stdio", "-no-reboot",
             "-kernel", a.kernel, "-initrd", a.initrd, "-append", CMDLINE]

@@ -5,12 +5,13 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "net/switch.h"
+#include "disk/disk.h"
+#include "manager/cli.h"
 #include "util/err.h"
-#include "vmm/console.h"
-#include "vmm/kvm.h"
 #include "vmm/options.h"
 #include "vmm/run.h"
-#include "vmm/vm.h"
+#include "vmm/vcpu.h"
 
 #ifndef CELLVM_VERSION
 #define CELLVM_VERSION "0.0.0-dev"
@@ -22,12 +23,11 @@ static const char usage[] =
 	"usage: cellvm COMMAND [options]\n"
 	"commands:\n"
 	"  run        boot a VM (cellvm run --help)\n"
+	"  create, start, stop, list, console, pause, resume, delete, export, import\n"
+	"             manage VMs kept as bundles under $CELLVM_HOME (cellvm create --help)\n"
+	"  disk       create, inspect, convert and snapshot disk images (cellvm disk --help)\n"
+	"  switch     run a virtual switch for VMs on this host (cellvm switch --help)\n"
 	"  --version  print the version\n";
-
-static int exit_code(int rc)
-{
-	return rc == CV_EINPUT ? EXIT_USAGE : EXIT_VM_FAILED;
-}
 
 /* Stop signals are taken synchronously through a signalfd, so every
  * thread (vCPUs included) keeps them blocked. */
@@ -50,12 +50,8 @@ static int stop_signals(void)
 static int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
-	struct kvm kvm;
-	struct vm vm;
-	struct console con = { .in_fd = -1 };
 	char err[256];
-	int rc, sig_fd, code = EXIT_OK;
-	enum vm_exit why;
+	int rc, sig_fd;
 
 	rc = options_parse_run(argc, argv, &cfg, err, sizeof(err));
 	if (rc == 1) {
@@ -70,26 +66,9 @@ static int cmd_run(int argc, char **argv)
 		cv_err("cannot set up signal handling");
 		return EXIT_VM_FAILED;
 	}
-	if ((rc = kvm_open(&kvm)))
-		return exit_code(rc);
-	rc = vm_create(&vm, &kvm, &cfg, STDOUT_FILENO);
-	if (!rc && (rc = console_open(&con, STDIN_FILENO)))
-		vm_destroy(&vm);
-	while (!rc) {
-		why = vm_run(&vm, &con, sig_fd);
-		vm_destroy(&vm);
-		if (why == VM_EXIT_FAILED)
-			code = EXIT_VM_FAILED;
-		if (why != VM_EXIT_RESET || cfg.reboot != REBOOT_RESTART)
-			break;
-		rc = vm_create(&vm, &kvm, &cfg, STDOUT_FILENO);
-	}
-	if (rc)
-		code = exit_code(rc);
-	console_restore(&con);
-	kvm_close(&kvm);
+	rc = run_main(&cfg, sig_fd);
 	close(sig_fd);
-	return code;
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -106,8 +85,14 @@ int main(int argc, char **argv)
 		printf("cellvm %s\n", CELLVM_VERSION);
 		return EXIT_OK;
 	}
+	if (!strcmp(argv[1], "disk"))
+		return disk_main(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 2, argv + 2);
+	if (manager_is_command(argv[1]))
+		return manager_main(argv[1], argc - 2, argv + 2);
+	if (!strcmp(argv[1], "switch"))
+		return switch_main(argc - 2, argv + 2);
 	cv_err("unknown command '%s' (try cellvm --help)", argv[1]);
 	return EXIT_USAGE;
 }

@@ -1,7 +1,7 @@
 /* A virtual disk as device models see it: asynchronous read, write, flush,
  * discard and write-zeroes on byte offsets, completed through a callback
- * from the event loop. Formats (raw today) live behind this interface;
- * virtio-blk does not know which one it serves. */
+ * from the event loop. Formats (raw, qcow2: see image.h) live behind this
+ * interface; virtio-blk does not know which one it serves. */
 #ifndef CELLVM_BLOCK_BLOCK_H
 #define CELLVM_BLOCK_BLOCK_H
 
@@ -38,9 +38,11 @@ struct block {
 enum block_format { BLOCK_FORMAT_AUTO, BLOCK_FORMAT_RAW, BLOCK_FORMAT_QCOW2 };
 
 /* Opens PATH (a regular file or block device) in `format` (AUTO: by
- * content) for a disk of up to `max_inflight` concurrent requests; errors
- * are reported naming PATH and return CV_EINPUT (bad path or image) or
- * CV_EFAIL. */
+ * content, qcow2 if it starts with the qcow2 magic) with its backing
+ * chain, for a disk of up to `max_inflight` concurrent requests. The
+ * image stays locked (flock) until closed: exclusively if writable,
+ * shared if not. Errors are reported naming PATH and return CV_EINPUT
+ * (bad path or image, image in use) or CV_EFAIL. */
 int block_open(const char *path, enum block_format format, bool readonly, unsigned max_inflight,
 	       struct event_loop *loop, struct block **out);
 

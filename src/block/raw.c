@@ -2,204 +2,166 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <liburing.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "block/iov.h"
 #include "util/err.h"
 
-struct raw {
-	struct block b;
-	int fd;
-	int efd; /* completion notifications, watched by the event loop */
-	struct io_uring ring;
-	struct event_loop *loop;
-	unsigned pending;  /* queued, not yet submitted */
-	unsigned inflight; /* submitted or queued, not completed */
-};
-
-struct op {
-	block_done cb;
-	void *opaque;
-};
-
-static struct io_uring_sqe *get_sqe(struct raw *r, block_done cb, void *opaque)
+static int raw_preadv(struct image *img, uint64_t off, const struct iovec *iov, unsigned n)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-	struct op *op;
-
-	if (!sqe)
-		return NULL;
-	op = malloc(sizeof(*op));
-	if (!op)
-		return NULL;
-	op->cb = cb;
-	op->opaque = opaque;
-	io_uring_sqe_set_data(sqe, op);
-	r->pending++;
-	r->inflight++;
-	return sqe;
+	return iov_pread_full(img->fd, iov, n, off);
 }
 
-static int raw_readv(struct block *b, uint64_t off, const struct iovec *iov, unsigned n, block_done cb, void *opaque)
+static int raw_pwritev(struct image *img, uint64_t off, const struct iovec *iov, unsigned n)
 {
-	struct raw *r = (struct raw *)b;
-	struct io_uring_sqe *sqe = get_sqe(r, cb, opaque);
+	return iov_pwrite_full(img->fd, iov, n, off);
+}
 
-	if (!sqe)
-		return -EAGAIN;
-	io_uring_prep_readv(sqe, r->fd, iov, n, off);
+static int raw_flush(struct image *img)
+{
+	return fdatasync(img->fd) < 0 ? -errno : 0;
+}
+
+static int raw_discard(struct image *img, uint64_t off, uint64_t len)
+{
+	if (fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0)
+		return errno == EOPNOTSUPP ? 0 : -errno; /* discard is advisory */
 	return 0;
 }
 
-static int raw_writev(struct block *b, uint64_t off, const struct iovec *iov, unsigned n, block_done cb, void *opaque)
+static int raw_write_zeroes(struct image *img, uint64_t off, uint64_t len, bool unmap)
 {
-	struct raw *r = (struct raw *)b;
-	struct io_uring_sqe *sqe = get_sqe(r, cb, opaque);
+	int mode = (unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE;
+	static const uint8_t zero[65536];
 
-	if (!sqe)
-		return -EAGAIN;
-	io_uring_prep_writev(sqe, r->fd, iov, n, off);
-	return 0;
-}
+	if (fallocate(img->fd, mode, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP)
+		return -errno;
+	/* A file system without either: write them. */
+	while (len) {
+		uint64_t k = len < sizeof(zero) ? len : sizeof(zero);
+		int rc = pwrite_full(img->fd, zero, k, off);
 
-static int raw_flush(struct block *b, block_done cb, void *opaque)
-{
-	struct raw *r = (struct raw *)b;
-	struct io_uring_sqe *sqe = get_sqe(r, cb, opaque);
-
-	if (!sqe)
-		return -EAGAIN;
-	/* Data and the metadata needed to read it back: what a disk cache
-	 * flush promises. */
-	io_uring_prep_fsync(sqe, r->fd, IORING_FSYNC_DATASYNC);
-	return 0;
-}
-
-static int fallocate_op(struct raw *r, int mode, uint64_t off, uint64_t len, block_done cb, void *opaque)
-{
-	struct io_uring_sqe *sqe = get_sqe(r, cb, opaque);
-
-	if (!sqe)
-		return -EAGAIN;
-	io_uring_prep_fallocate(sqe, r->fd, mode, off, len);
-	return 0;
-}
-
-static int raw_discard(struct block *b, uint64_t off, uint64_t len, block_done cb, void *opaque)
-{
-	return fallocate_op((struct raw *)b, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len, cb, opaque);
-}
-
-static int raw_write_zeroes(struct block *b, uint64_t off, uint64_t len, bool unmap, block_done cb, void *opaque)
-{
-	int mode = unmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
-
-	return fallocate_op((struct raw *)b, mode, off, len, cb, opaque);
-}
-
-static void raw_submit(struct block *b)
-{
-	struct raw *r = (struct raw *)b;
-
-	if (!r->pending)
-		return;
-	r->pending = 0;
-	io_uring_submit(&r->ring);
-}
-
-static void reap(struct raw *r)
-{
-	struct io_uring_cqe *cqe;
-
-	while (io_uring_peek_cqe(&r->ring, &cqe) == 0) {
-		struct op *op = io_uring_cqe_get_data(cqe);
-		int64_t res = cqe->res;
-
-		io_uring_cqe_seen(&r->ring, cqe);
-		r->inflight--;
-		op->cb(op->opaque, res);
-		free(op);
+		if (rc)
+			return rc;
+		off += k;
+		len -= k;
 	}
+	return 0;
 }
 
-static void on_completion(void *opaque, uint32_t events)
+static bool raw_map(struct image *img, uint64_t off, uint64_t len, bool write, struct extent *e)
 {
-	struct raw *r = opaque;
-	uint64_t n;
-
-	(void)events;
-	if (read(r->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		return;
-	reap(r);
+	(void)write;
+	*e = (struct extent){ .kind = EXTENT_DATA, .fd = img->fd, .off = off, .len = len };
+	return true;
 }
 
-static void raw_close(struct block *b)
+/* Holes read as zeroes; SEEK_DATA finds them without reading. */
+static int raw_status(struct image *img, uint64_t off, uint64_t len, struct extent *e)
 {
-	struct raw *r = (struct raw *)b;
-	struct io_uring_cqe *cqe;
+	off_t data = lseek(img->fd, (off_t)off, SEEK_DATA), hole;
 
-	raw_submit(b);
-	/* In-flight requests still point into guest memory: let them finish. */
-	while (r->inflight && io_uring_wait_cqe(&r->ring, &cqe) == 0)
-		reap(r);
-	event_loop_del(r->loop, r->efd);
-	io_uring_queue_exit(&r->ring);
-	close(r->efd);
-	close(r->fd);
-	free(r);
+	*e = (struct extent){ .kind = EXTENT_DATA, .off = off, .len = len };
+	if (data < 0) {
+		/* ENXIO: no data after off; anything else: assume data. */
+		if (errno == ENXIO)
+			e->kind = EXTENT_ZERO;
+		return 0;
+	}
+	if ((uint64_t)data > off) {
+		e->kind = EXTENT_ZERO;
+		e->len = (uint64_t)data - off < len ? (uint64_t)data - off : len;
+		return 0;
+	}
+	hole = lseek(img->fd, (off_t)off, SEEK_HOLE);
+	if (hole > (off_t)off && (uint64_t)hole - off < len)
+		e->len = (uint64_t)hole - off;
+	return 0;
 }
 
-static const struct block_ops raw_ops = {
-	.readv = raw_readv,
-	.writev = raw_writev,
+static int raw_grow(struct image *img, uint64_t size)
+{
+	if (ftruncate(img->fd, (off_t)size) < 0)
+		return -errno;
+	img->size = size;
+	return 0;
+}
+
+static int raw_close(struct image *img)
+{
+	image_fini(img);
+	free(img);
+	return 0;
+}
+
+static const struct image_ops raw_ops = {
+	.name = "raw",
+	.preadv = raw_preadv,
+	.pwritev = raw_pwritev,
 	.flush = raw_flush,
 	.discard = raw_discard,
 	.write_zeroes = raw_write_zeroes,
-	.submit = raw_submit,
+	.map = raw_map,
+	.status = raw_status,
+	.grow = raw_grow,
 	.close = raw_close,
+	.flat = true,
 };
 
-int raw_open(int fd, uint64_t size, bool readonly, unsigned max_inflight, struct event_loop *loop,
-	     struct block **out)
+int raw_open(int fd, const char *path, bool readonly, struct image **out)
 {
-	struct raw *r = calloc(1, sizeof(*r));
-	int rc;
+	struct image *img = calloc(1, sizeof(*img));
+	struct stat st;
+	uint64_t size;
 
-	if (!r) {
-		cv_err("out of memory");
+	if (!img || fstat(fd, &st) < 0) {
+		cv_err("%s: %s", path, img ? strerror(errno) : "out of memory");
+		free(img);
+		close(fd);
 		return CV_EFAIL;
 	}
-	r->b = (struct block){ .ops = &raw_ops, .size = size, .readonly = readonly };
-	r->fd = fd;
-	r->loop = loop;
-	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (r->efd < 0) {
-		cv_err("eventfd: %s", strerror(errno));
-		free(r);
+	size = (uint64_t)st.st_size;
+	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &size) < 0) {
+		cv_err("cannot size disk '%s': %s", path, strerror(errno));
+		free(img);
+		close(fd);
+		return CV_EINPUT;
+	}
+	if (image_init(img, &raw_ops, fd, path, readonly)) {
+		free(img);
 		return CV_EFAIL;
 	}
-	rc = io_uring_queue_init(max_inflight, &r->ring, 0);
-	if (rc < 0) {
-		cv_err("io_uring_queue_init: %s", strerror(-rc));
-		goto fail;
-	}
-	if ((rc = io_uring_register_eventfd(&r->ring, r->efd)) < 0) {
-		cv_err("io_uring_register_eventfd: %s", strerror(-rc));
-		io_uring_queue_exit(&r->ring);
-		goto fail;
-	}
-	if (event_loop_add(loop, r->efd, EPOLLIN, on_completion, r)) {
-		io_uring_queue_exit(&r->ring);
-		goto fail;
-	}
-	*out = &r->b;
+	img->size = size;
+	*out = img;
 	return 0;
-fail:
-	close(r->efd);
-	free(r);
-	return CV_EFAIL;
+}
+
+int raw_create(const char *path, uint64_t size, bool prealloc)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644), rc = 0;
+
+	if (fd < 0) {
+		cv_err("cannot create '%s': %s", path, strerror(errno));
+		return CV_EFAIL;
+	}
+	if (ftruncate(fd, (off_t)size) < 0)
+		rc = -errno;
+	else if (prealloc && size && fallocate(fd, 0, 0, (off_t)size) < 0)
+		rc = -errno;
+	else if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc) {
+		cv_err("cannot create '%s' (%llu bytes): %s", path, (unsigned long long)size, strerror(-rc));
+		unlink(path);
+		return CV_EFAIL;
+	}
+	return 0;
 }

@@ -1,10 +1,15 @@
-/* Raw image files, read and written with io_uring. */
+/* Raw images: the virtual disk is the host file (or block device) byte
+ * for byte. Thin when the file is sparse; discard punches holes. */
 #ifndef CELLVM_BLOCK_RAW_H
 #define CELLVM_BLOCK_RAW_H
 
-#include "block/block.h"
+#include "block/image.h"
 
-int raw_open(int fd, uint64_t size, bool readonly, unsigned max_inflight, struct event_loop *loop,
-	     struct block **out);
+/* Takes ownership of fd. */
+int raw_open(int fd, const char *path, bool readonly, struct image **out);
+
+/* Creates PATH (which must not exist) with `size` bytes; prealloc
+ * allocates every block now (thick), otherwise the file is sparse. */
+int raw_create(const char *path, uint64_t size, bool prealloc);
 
 #endif

@@ -1,5 +1,6 @@
 #include "net/mac.h"
 
+#include <ctype.h>
 #include <stdio.h>
 
 bool mac_parse(const char *s, uint8_t mac[6])
@@ -7,14 +8,15 @@ bool mac_parse(const char *s, uint8_t mac[6])
 	unsigned b[6];
 	char end;
 
+	/* Exactly "xx:xx:xx:xx:xx:xx": sscanf's %x alone would also take
+	 * signs, single digits, leading blanks and a "0x" prefix. */
+	for (int i = 0; i < 17; i++)
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return false;
 	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &end) != 6)
 		return false;
-	for (int i = 0; i < 6; i++) {
-		/* sscanf's %x takes a sign and a single digit; insist on two. */
-		if (s[3 * i] == '+' || s[3 * i] == '-' || s[3 * i + 1] == ':' || s[3 * i + 1] == '\0')
-			return false;
+	for (int i = 0; i < 6; i++)
 		mac[i] = (uint8_t)b[i];
-	}
 	return !(mac[0] & 1); /* multicast addresses cannot be a NIC's */
 }
 

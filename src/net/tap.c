@@ -103,7 +103,7 @@ static const struct net_backend_ops tap_ops = {
 	.close = tap_close,
 };
 
-static int tap_fd(const char *name)
+static int tap_fd(const char *name, bool must_create)
 {
 	struct ifreq ifr = { 0 };
 	int hdr = NET_HDR_LEN, fd;
@@ -113,18 +113,20 @@ static int tap_fd(const char *name)
 		cv_err("invalid tap name '%s' (1 to %d characters)", name, IFNAMSIZ - 1);
 		return CV_EINPUT;
 	}
-	created = !exists(name);
+	created = must_create || !exists(name);
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		cv_err("cannot open /dev/net/tun for tap '%s': %s", name, strerror(errno));
 		return CV_EINPUT;
 	}
 	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	/* IFF_TUN_EXCL: a tap that must be new is never someone else's. */
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (must_create ? IFF_TUN_EXCL : 0);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		int e = errno;
 
-		cv_err("cannot %s tap '%s': %s%s", created ? "create" : "attach to", name, strerror(e),
+		cv_err("cannot %s tap '%s': %s%s", created ? "create" : "attach to", name,
+		       e == EBUSY && must_create ? "a network interface of that name exists" : strerror(e),
 		       e == EPERM ? " (needs CAP_NET_ADMIN, or a tap owned by this user)" : "");
 		close(fd);
 		return CV_EINPUT;
@@ -139,10 +141,10 @@ static int tap_fd(const char *name)
 	return fd;
 }
 
-int tap_open(const char *name, struct event_loop *loop, struct net_backend **out)
+int tap_open(const char *name, bool must_create, struct event_loop *loop, struct net_backend **out)
 {
 	struct tap *t;
-	int fd = tap_fd(name);
+	int fd = tap_fd(name, must_create);
 
 	if (fd < 0)
 		return fd;

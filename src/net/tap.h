@@ -6,9 +6,12 @@
 #include "net/backend.h"
 #include "vmm/event_loop.h"
 
+#include <stdbool.h>
+
 /* Opens tap `name`, creating it when it does not exist (needs
- * CAP_NET_ADMIN; a created tap is brought up and vanishes with cellvm).
- * Returns 0, or CV_EINPUT / CV_EFAIL after reporting. */
-int tap_open(const char *name, struct event_loop *loop, struct net_backend **out);
+ * CAP_NET_ADMIN; a created tap is brought up and vanishes when its back-end
+ * is closed). With must_create, an existing interface of that name is an
+ * error. Returns 0, or CV_EINPUT / CV_EFAIL after reporting. */
+int tap_open(const char *name, bool must_create, struct event_loop *loop, struct net_backend **out);
 
 #endif

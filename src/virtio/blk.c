@@ -6,9 +6,10 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/ratelimit.h"
 
 #define BLK_QUEUE_SIZE 256
-#define BLK_SEG_MAX 126
+#define BLK_SEG_MAX 254
 /* Data segments plus the header and status buffers. */
 #define BLK_MAX_IOV (BLK_SEG_MAX + 2)
 #define SECTOR 512ULL
@@ -36,6 +37,7 @@ struct virtio_blk {
 	char id[VIRTIO_BLK_ID_BYTES];
 	uint32_t generation;
 	bool stalled; /* the back-end was full: retry on the next completion */
+	struct ratelimit limit;
 	struct blk_req *free_list;
 };
 
@@ -78,7 +80,10 @@ static void on_done(void *opaque, int64_t result)
 
 	pthread_mutex_lock(&b->dev.lock);
 	complete(r, result < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
-	virtio_signal_used(&b->dev, 0);
+	/* After a reset the queue is unmapped: nothing was pushed, and
+	 * there are no rings to look at. */
+	if (virtio_ready(&b->dev))
+		virtio_signal_used(&b->dev, 0);
 	if (b->stalled) {
 		b->stalled = false;
 		virtio_kick(&b->dev, 0);
@@ -206,11 +211,17 @@ static void blk_notify(struct virtio_dev *dev, unsigned qi)
 	struct blk_req *r;
 	int st;
 
-	while ((r = req_get(b))) {
+	/* Over its rate limit the queue is left as it is until the
+	 * limiter's timer calls back (on_limit_resume). */
+	while (ratelimit_admit(&b->limit) && (r = req_get(b))) {
 		if (!virtio_pop(dev, qi, &vr, r->out, r->in, BLK_MAX_IOV)) {
 			req_put(r);
 			break;
 		}
+		/* Bytes moved: the chain less the header and status byte. */
+		ratelimit_charge(&b->limit, vr.out_len + vr.in_len > sizeof(struct virtio_blk_outhdr) + 1
+						    ? vr.out_len + vr.in_len - sizeof(struct virtio_blk_outhdr) - 1
+						    : 0);
 		r->head = vr.head;
 		r->generation = b->generation;
 		st = start(b, r, &vr);
@@ -228,11 +239,21 @@ static void blk_notify(struct virtio_dev *dev, unsigned qi)
 	virtio_signal_used(dev, qi);
 }
 
+static void on_limit_resume(void *opaque)
+{
+	struct virtio_blk *b = opaque;
+
+	pthread_mutex_lock(&b->dev.lock);
+	virtio_kick(&b->dev, 0);
+	pthread_mutex_unlock(&b->dev.lock);
+}
+
 static void blk_reset(struct virtio_dev *dev)
 {
 	struct virtio_blk *b = dev->priv;
 
 	b->generation++;
+	ratelimit_reset(&b->limit);
 }
 
 static void blk_destroy(struct virtio_dev *dev)
@@ -240,6 +261,7 @@ static void blk_destroy(struct virtio_dev *dev)
 	struct virtio_blk *b = dev->priv;
 
 	b->disk->ops->close(b->disk);
+	ratelimit_destroy(&b->limit);
 	while (b->free_list) {
 		struct blk_req *r = b->free_list;
 
@@ -261,7 +283,7 @@ static const struct virtio_ops blk_ops = {
 };
 
 struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, struct event_loop *loop, struct block *disk,
-				  const char *id)
+				  const char *id, const struct ratelimit_config *limit)
 {
 	struct virtio_blk *b = calloc(1, sizeof(*b));
 	uint64_t features;
@@ -285,7 +307,9 @@ struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, struct event_loop
 	b->config.max_write_zeroes_sectors = MAX_DISCARD_SECTORS;
 	b->config.max_write_zeroes_seg = 1;
 	b->config.write_zeroes_may_unmap = 1;
-	if (virtio_dev_init(&b->dev, &blk_ops, b, features, (uint8_t *)&b->config, sizeof(b->config), mem, loop)) {
+	if (ratelimit_init(&b->limit, limit, loop, on_limit_resume, b) ||
+	    virtio_dev_init(&b->dev, &blk_ops, b, features, (uint8_t *)&b->config, sizeof(b->config), mem, loop)) {
+		ratelimit_destroy(&b->limit);
 		free(b);
 		return NULL;
 	}

@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/err.h"
+#include "util/ratelimit.h"
 
 #define NET_QUEUE_SIZE 256
 #define NET_MAX_SEGS 64
@@ -21,6 +23,7 @@ struct virtio_net {
 	struct virtio_net_config config;
 	struct net_backend *be;
 	bool tx_blocked;     /* back-end full: resume when it is ready */
+	struct ratelimit rx_limit, tx_limit;
 	uint8_t *frame;      /* one received frame waiting for guest buffers */
 	ssize_t frame_len;   /* 0: none waiting */
 	struct iovec out[NET_MAX_SEGS], in[NET_MAX_SEGS];
@@ -28,8 +31,9 @@ struct virtio_net {
 
 static void update_watch(struct virtio_net *n)
 {
-	/* Take frames from the back-end only while one can go somewhere. */
-	n->be->ops->want(n->be, !n->frame_len, n->tx_blocked);
+	/* Take frames from the back-end only while one can go somewhere and
+	 * the rate limit allows; throttled frames wait in the back-end. */
+	n->be->ops->want(n->be, !n->frame_len && !n->rx_limit.waiting, n->tx_blocked);
 }
 
 /* Host address of byte `off` of a chain's writable buffers, or NULL. */
@@ -93,6 +97,8 @@ static void receive(struct virtio_net *n)
 		return;
 	for (int i = 0; i < RX_BATCH; i++) {
 		if (!n->frame_len) {
+			if (!ratelimit_admit(&n->rx_limit))
+				break; /* its timer calls receive() again */
 			n->frame_len = n->be->ops->recv(n->be, n->frame, FRAME_MAX);
 			if (n->frame_len <= 0) {
 				n->frame_len = 0;
@@ -102,18 +108,19 @@ static void receive(struct virtio_net *n)
 				n->frame_len = 0;
 				continue;
 			}
+			ratelimit_charge(&n->rx_limit, (uint64_t)n->frame_len - NET_HDR_LEN);
 		}
-		if (!deliver_frame(n)) {
-			/* Ask the guest to kick when it posts buffers; retry if it
-			 * already has. */
-			if (virtq_enable_notify(q) && deliver_frame(n)) {
-				pushed = true;
-				continue;
-			}
+		/* When the frame needs more buffers than are posted, ask for a
+		 * kick on the next one (not at last_avail, which the guest is
+		 * already past); retry while more arrived before that took. */
+		while (!deliver_frame(n) && !(n->dev.status & VIRTIO_CONFIG_S_NEEDS_RESET))
+			if (!virtq_notify_on_more(q))
+				goto out;
+		if (n->dev.status & VIRTIO_CONFIG_S_NEEDS_RESET)
 			break;
-		}
 		pushed = true;
 	}
+out:
 	if (pushed)
 		virtio_signal_used(&n->dev, RXQ);
 	update_watch(n);
@@ -126,13 +133,17 @@ static void transmit(struct virtio_net *n)
 
 	if (!virtio_ready(&n->dev) || !n->dev.vq[TXQ].ready)
 		return;
-	while (virtio_pop(&n->dev, TXQ, &r, n->out, n->in, NET_MAX_SEGS)) {
+	/* A throttled queue stays as the guest filled it; the limiter's
+	 * timer calls transmit() again. */
+	while (ratelimit_admit(&n->tx_limit) && virtio_pop(&n->dev, TXQ, &r, n->out, n->in, NET_MAX_SEGS)) {
 		/* The chain is header + frame, exactly what a back-end takes. */
 		if (r.out_len > NET_HDR_LEN && n->be->ops->send(n->be, r.out, r.nout) == -EAGAIN) {
 			virtq_unpop(&n->dev.vq[TXQ]);
 			n->tx_blocked = true;
 			break;
 		}
+		if (r.out_len > NET_HDR_LEN)
+			ratelimit_charge(&n->tx_limit, r.out_len - NET_HDR_LEN);
 		virtq_push(&n->dev.vq[TXQ], r.head, 0);
 		pushed = true;
 	}
@@ -152,6 +163,25 @@ static void on_ready(void *opaque, bool rx, bool tx)
 	}
 	if (rx)
 		receive(n);
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
+static void on_rx_resume(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->dev.lock);
+	receive(n);
+	update_watch(n); /* also when the device is not ready to receive */
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
+static void on_tx_resume(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->dev.lock);
+	transmit(n);
 	pthread_mutex_unlock(&n->dev.lock);
 }
 
@@ -194,6 +224,8 @@ static void net_reset(struct virtio_dev *d)
 
 	n->frame_len = 0;
 	n->tx_blocked = false;
+	ratelimit_reset(&n->rx_limit);
+	ratelimit_reset(&n->tx_limit);
 	update_watch(n);
 }
 
@@ -202,6 +234,8 @@ static void net_destroy(struct virtio_dev *d)
 	struct virtio_net *n = d->priv;
 
 	n->be->ops->close(n->be);
+	ratelimit_destroy(&n->rx_limit);
+	ratelimit_destroy(&n->tx_limit);
 	free(n->frame);
 	virtio_dev_destroy(d);
 	free(n);
@@ -219,7 +253,8 @@ static const struct virtio_ops net_ops = {
 };
 
 struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct event_loop *loop, struct net_backend *be,
-				  const uint8_t mac[6])
+				  const uint8_t mac[6], const struct ratelimit_config *rx,
+				  const struct ratelimit_config *tx)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	uint64_t features = (1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_STATUS) |
@@ -240,7 +275,11 @@ struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct event_loop
 	n->be = be;
 	memcpy(n->config.mac, mac, 6);
 	n->config.status = VIRTIO_NET_S_LINK_UP;
-	if (virtio_dev_init(&n->dev, &net_ops, n, features, (uint8_t *)&n->config, sizeof(n->config), mem, loop)) {
+	if (ratelimit_init(&n->rx_limit, rx, loop, on_rx_resume, n) ||
+	    ratelimit_init(&n->tx_limit, tx, loop, on_tx_resume, n) ||
+	    virtio_dev_init(&n->dev, &net_ops, n, features, (uint8_t *)&n->config, sizeof(n->config), mem, loop)) {
+		ratelimit_destroy(&n->rx_limit);
+		ratelimit_destroy(&n->tx_limit);
 		free(n->frame);
 		free(n);
 		be->ops->close(be);

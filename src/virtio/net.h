@@ -9,9 +9,12 @@
 #include "virtio/device.h"
 
 #include "net/backend.h"
+#include "util/ratelimit.h"
 
-/* Takes ownership of the back-end. */
+/* Takes ownership of the back-end. rx and tx (NULL: unlimited) limit what
+ * the guest receives and sends. */
 struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct event_loop *loop, struct net_backend *be,
-				  const uint8_t mac[6]);
+				  const uint8_t mac[6], const struct ratelimit_config *rx,
+				  const struct ratelimit_config *tx);
 
 #endif

@@ -184,6 +184,18 @@ bool virtq_enable_notify(struct virtq *q)
 	return load16(&q->avail->idx) != q->last_avail;
 }
 
+bool virtq_notify_on_more(struct virtq *q)
+{
+	uint16_t seen = load16(&q->avail->idx);
+
+	if (q->event_idx)
+		store16(avail_event(q), seen);
+	else
+		store16(&q->used->flags, 0);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return load16(&q->avail->idx) != seen;
+}
+
 /* Copies between a buffer and the iovecs' bytes from `skip` on. */
 static uint64_t iov_copy(const struct iovec *iov, unsigned n, uint64_t skip, uint8_t *buf, uint64_t len,
 			 bool into_iov)

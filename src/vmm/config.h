@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/ratelimit.h"
+
 #define CV_MIN_MEMORY (16ULL << 20)
 #define CV_MAX_MEMORY (1ULL << 40)
 #define CV_MAX_CPUS 64
@@ -17,10 +19,36 @@ enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
 enum virtio_transport_kind { TRANSPORT_PCI, TRANSPORT_MMIO };
 enum console_kind { CONSOLE_SERIAL, CONSOLE_VIRTIO };
 
+#define CV_MAX_HOSTFWD 8
+#define CV_SWITCH_PATH_MAX 108 /* sun_path */
+
+enum net_mode { NET_TAP, NET_NAT, NET_BRIDGE, NET_HOSTONLY, NET_SWITCH };
+
+/* A port forward from the host into a NAT'ed guest. Addresses in network
+ * byte order; guest_addr 0 is the guest's DHCP address. */
+struct net_hostfwd {
+	bool udp;
+	uint32_t host_addr, guest_addr;
+	uint16_t host_port, guest_port;
+};
+
 struct net_config {
-	char tap[16];
+	enum net_mode mode;
+	char tap[16];   /* tap: the device; bridge, hostonly: its name (empty: cv<pid>-<nic>) */
+	char name[16];  /* bridge: the bridge; hostonly: the network */
+	char path[CV_SWITCH_PATH_MAX]; /* switch: its socket */
 	uint8_t mac[6];
 	bool mac_set;
+	/* nat */
+	bool restricted;
+	struct net_hostfwd fwd[CV_MAX_HOSTFWD];
+	unsigned nfwd;
+	/* hostonly: the network's address and prefix (host order); unset:
+	 * a /24 derived from the name */
+	uint32_t net_addr;
+	unsigned net_prefix;
+	/* guest's receive and transmit directions */
+	struct ratelimit_config rx, tx;
 };
 
 enum disk_format { DISK_FORMAT_AUTO, DISK_FORMAT_RAW, DISK_FORMAT_QCOW2 };
@@ -30,6 +58,7 @@ struct disk_config {
 	bool readonly;
 	enum disk_format format;
 	char id[CV_DISK_ID_MAX + 1];
+	struct ratelimit_config limit;
 };
 
 struct vm_config {
@@ -46,6 +75,10 @@ struct vm_config {
 	unsigned ndisks;
 	struct net_config nics[CV_MAX_NICS];
 	unsigned nnics;
+	/* How the process is driven rather than what the VM is (src/vmm/run.c):
+	 * a Firecracker API socket, a Firecracker config file, the serial
+	 * console on a socket instead of stdio, a locked pid file. */
+	const char *api_sock, *config_file, *console_sock, *pid_file;
 	/* Storage for option values that were split (disk paths). */
 	char strings[CV_MAX_DISKS][4096];
 };

@@ -6,7 +6,7 @@
 #include "block/block.h"
 #include "util/err.h"
 #include "net/mac.h"
-#include "net/tap.h"
+#include "net/open.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/net.h"
@@ -61,7 +61,7 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 
 		if ((rc = block_open(dc->path, formats[dc->format], dc->readonly, 256, &vm->loop, &disk)))
 			return rc;
-		if ((rc = attach(vm, virtio_blk_new(&vm->mem, &vm->loop, disk, dc->id), cmdline, cap)))
+		if ((rc = attach(vm, virtio_blk_new(&vm->mem, &vm->loop, disk, dc->id, &dc->limit), cmdline, cap)))
 			return rc;
 	}
 	for (unsigned i = 0; i < cfg->nnics; i++) {
@@ -69,13 +69,13 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 		struct net_backend *be;
 		uint8_t mac[6];
 
-		if ((rc = tap_open(nc->tap, &vm->loop, &be)))
-			return rc;
 		if (nc->mac_set)
 			memcpy(mac, nc->mac, 6);
 		else
 			mac_derive(cfg->name, i, mac);
-		if ((rc = attach(vm, virtio_net_new(&vm->mem, &vm->loop, be, mac), cmdline, cap)))
+		if ((rc = net_open(nc, i, mac, &vm->loop, &be)))
+			return rc;
+		if ((rc = attach(vm, virtio_net_new(&vm->mem, &vm->loop, be, mac, &nc->rx, &nc->tx), cmdline, cap)))
 			return rc;
 	}
 	if (cfg->console == CONSOLE_VIRTIO) {

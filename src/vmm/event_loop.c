@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "util/err.h"
@@ -100,4 +101,61 @@ int event_loop_run_once(struct event_loop *l, int timeout_ms)
 			h->fn(h->opaque, ev[i].events);
 	}
 	return 0;
+}
+
+static void on_timer(void *opaque, uint32_t events)
+{
+	struct event_timer *t = opaque;
+	uint64_t expirations;
+
+	(void)events;
+	/* Reading clears the readiness; after a re-arm or cancel there is
+	 * nothing to read (timerfd_settime drops pending expiries). */
+	if (read(t->fd, &expirations, sizeof(expirations)) == sizeof(expirations))
+		t->fn(t->opaque);
+}
+
+int event_timer_init(struct event_timer *t, struct event_loop *l, void (*fn)(void *opaque), void *opaque)
+{
+	*t = (struct event_timer){ .loop = l, .fn = fn, .opaque = opaque };
+	t->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (t->fd < 0) {
+		cv_err("timerfd_create: %s", strerror(errno));
+		return CV_EFAIL;
+	}
+	if (event_loop_add(l, t->fd, EPOLLIN, on_timer, t)) {
+		close(t->fd);
+		t->fd = -1;
+		return CV_EFAIL;
+	}
+	return 0;
+}
+
+void event_timer_arm(struct event_timer *t, uint64_t delay_ns)
+{
+	/* A zero it_value would disarm the timer: round up to 1 ns. Setting
+	 * it also drops an expiry not yet dispatched. */
+	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(delay_ns / 1000000000ULL),
+						 .tv_nsec = (long)(delay_ns % 1000000000ULL) } };
+
+	if (!delay_ns)
+		its.it_value.tv_nsec = 1;
+	timerfd_settime(t->fd, 0, &its, NULL);
+}
+
+void event_timer_cancel(struct event_timer *t)
+{
+	struct itimerspec its = { 0 };
+
+	/* Setting the timer also drops an expiry not yet dispatched. */
+	timerfd_settime(t->fd, 0, &its, NULL);
+}
+
+void event_timer_destroy(struct event_timer *t)
+{
+	if (t->fd < 0)
+		return;
+	event_loop_del(t->loop, t->fd);
+	close(t->fd);
+	t->fd = -1;
 }

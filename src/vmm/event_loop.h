@@ -38,4 +38,21 @@ void *event_loop_opaque(struct event_loop *l, int fd);
 /* Waits up to timeout_ms (-1: forever) and dispatches what is ready. */
 int event_loop_run_once(struct event_loop *l, int timeout_ms);
 
+/* A one-shot timer served by the loop (a timerfd, so waiting costs no
+ * polling): fn(opaque) runs from event_loop_run_once once the delay has
+ * passed. Used where a device must pause and resume (rate limits) and by
+ * back-ends with their own timeouts (user-mode NAT). */
+struct event_timer {
+	struct event_loop *loop;
+	int fd;
+	void (*fn)(void *opaque);
+	void *opaque;
+};
+
+int event_timer_init(struct event_timer *t, struct event_loop *l, void (*fn)(void *opaque), void *opaque);
+/* (Re)arms the timer to fire once, delay_ns from now; replaces a pending expiry. */
+void event_timer_arm(struct event_timer *t, uint64_t delay_ns);
+void event_timer_cancel(struct event_timer *t);
+void event_timer_destroy(struct event_timer *t);
+
 #endif

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <linux/kvm.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -60,6 +61,25 @@ void guest_mem_free(struct guest_mem *m)
 	if (m->host)
 		munmap(m->host, m->size);
 	m->host = NULL;
+}
+
+int guest_mem_map_file(struct guest_mem *m, uint64_t gpa, uint64_t len, int fd, uint64_t off)
+{
+	uint8_t *p = guest_mem_ptr(m, gpa, len);
+	void *r;
+
+	if (!p || !len || ((gpa | len | off) & 4095))
+		return -1;
+	r = mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, (off_t)off);
+	if (r != MAP_FAILED)
+		return 0;
+	/* A failed MAP_FIXED may have unmapped the range: put RAM back. */
+	if (mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) ==
+	    MAP_FAILED) {
+		cv_err("cannot restore guest RAM at 0x%llx: %s", (unsigned long long)gpa, strerror(errno));
+		abort();
+	}
+	return -1;
 }
 
 void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)

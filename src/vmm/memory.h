@@ -23,6 +23,12 @@ void guest_mem_layout(struct guest_mem *m, uint64_t size, uint64_t hole);
 int guest_mem_init(struct guest_mem *m, int vm_fd, uint64_t size, uint64_t hole);
 void guest_mem_free(struct guest_mem *m);
 
+/* Backs [gpa, gpa+len) with a private, copy-on-write mapping of fd at
+ * offset off: the file's pages are shared until the guest writes them, so
+ * nothing is copied up front. gpa, len and off must be page-aligned and the
+ * range RAM; returns -1 (RAM unchanged) when it cannot. */
+int guest_mem_map_file(struct guest_mem *m, uint64_t gpa, uint64_t len, int fd, uint64_t off);
+
 /* Host pointer for [gpa, gpa+len) if that range is all RAM, else NULL. */
 void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/mac.h"
+#include "net/netopt.h"
 #include "util/err.h"
 #include "util/size.h"
 
@@ -17,11 +17,22 @@ const char options_run_usage[] =
 	"  --cpus N             number of vCPUs, 1..64 (default 1)\n"
 	"  --memory SIZE        guest RAM, e.g. 512M or 2G (default 256M)\n"
 	"  --reboot exit|restart  what a guest reboot does (default exit)\n"
-	"  --disk PATH[,ro][,id=NAME][,format=raw|qcow2]  a virtio disk (repeatable, up to 8)\n"
+	"  --disk PATH[,ro][,id=NAME][,format=raw|qcow2][,iops=N][,bps=SIZE]  a virtio disk (repeatable, up to 8);\n"
+	"                       iops/bps limit operations and bytes per second (bursts: iops_burst=, bps_burst=)\n"
 	"  --transport pci|mmio  how virtio devices attach (default pci)\n"
-	"  --net tap=NAME[,mac=MAC]  a virtio NIC on a tap device (repeatable, up to 4)\n"
+	"  --net MODE[,options]  a virtio NIC (repeatable, up to 4); MODE is one of\n"
+	"                         nat[,hostfwd=tcp|udp:[HOSTIP]:PORT-[GUESTIP]:PORT]...[,restrict=on]\n"
+	"                         tap=NAME | bridge=BR[,tap=NAME] | hostonly=NAME[,net=A.B.C.0/N][,tap=NAME]\n"
+	"                         switch=PATH (a `cellvm switch PATH` running on this host)\n"
+	"                       options of every mode: mac=MAC, rx_rate=SIZE, tx_rate=SIZE (bytes/s),\n"
+	"                       rx_burst=SIZE, tx_burst=SIZE\n"
 	"  --console serial|virtio  where this terminal's input goes: ttyS0 or hvc0 (default serial)\n"
 	"  --name NAME          the VM's name; NIC MAC addresses derive from it (default cellvm)\n"
+	"  --api-sock PATH      serve Firecracker's API on this Unix socket; without --kernel or\n"
+	"                       --config-file the VM waits for its configuration and InstanceStart\n"
+	"  --config-file FILE   the VM in Firecracker's JSON config format (boot-source, drives, ...)\n"
+	"  --console-sock PATH  the serial console on this Unix socket instead of stdin/stdout\n"
+	"  --pid-file PATH      write the PID here and hold a lock on it while running\n"
 	"Console: the guest's ttyS0 is this terminal; Ctrl-A x quits, Ctrl-A h helps.\n";
 
 void vm_config_defaults(struct vm_config *cfg)
@@ -96,41 +107,49 @@ static int parse_console(const char *v, enum console_kind *out, char *err, size_
 	return 0;
 }
 
-/* tap=NAME[,mac=MAC] */
+/* MODE[,option]... (net/netopt.h) */
 static int parse_net(const char *v, struct vm_config *cfg, char *err, size_t errlen)
 {
-	struct net_config *n;
-	const char *p = v;
+	int rc;
 
 	if (cfg->nnics == CV_MAX_NICS)
 		return cv_fmt(err, errlen, "too many --net options (at most %d)", CV_MAX_NICS);
-	n = &cfg->nics[cfg->nnics];
-	*n = (struct net_config){ 0 };
-	while (*p) {
-		size_t len = strcspn(p, ",");
-		char opt[64];
-
-		if (len >= sizeof(opt))
-			return cv_fmt(err, errlen, "invalid --net '%s': option too long", v);
-		memcpy(opt, p, len);
-		opt[len] = 0;
-		if (!strncmp(opt, "tap=", 4) && len > 4 && len - 4 < sizeof(n->tap))
-			strcpy(n->tap, opt + 4);
-		else if (!strncmp(opt, "tap=", 4))
-			return cv_fmt(err, errlen, "invalid --net '%s': tap name must be 1 to 15 characters", v);
-		else if (!strncmp(opt, "mac=", 4) && mac_parse(opt + 4, n->mac))
-			n->mac_set = true;
-		else if (!strncmp(opt, "mac=", 4))
-			return cv_fmt(err, errlen, "invalid --net '%s': bad MAC '%s' (use e.g. 52:54:00:12:34:56)", v,
-				      opt + 4);
-		else
-			return cv_fmt(err, errlen, "invalid --net '%s': unknown option '%s'", v, opt);
-		p += len + (p[len] == ',');
-	}
-	if (!n->tap[0])
-		return cv_fmt(err, errlen, "invalid --net '%s': missing tap=NAME", v);
+	if ((rc = netopt_parse(v, &cfg->nics[cfg->nnics], err, errlen)))
+		return rc;
 	cfg->nnics++;
 	return 0;
+}
+
+/* iops=N / iops_burst=N: a positive count. */
+static bool parse_count(const char *s, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return *s >= '0' && *s <= '9' && !*end && !errno && *out;
+}
+
+/* The rate-limit options of --disk; false if opt is none of them. */
+static bool disk_limit_option(const char *opt, struct ratelimit_config *l, bool *ok)
+{
+	const char *val = strchr(opt, '=');
+	size_t klen = val ? (size_t)(val - opt) : 0;
+
+	if (!val)
+		return false;
+	val++;
+	if (klen == 4 && !strncmp(opt, "iops", 4))
+		*ok = parse_count(val, &l->ops);
+	else if (klen == 10 && !strncmp(opt, "iops_burst", 10))
+		*ok = parse_count(val, &l->ops_burst);
+	else if (klen == 3 && !strncmp(opt, "bps", 3))
+		*ok = size_parse(val, &l->bps) && l->bps;
+	else if (klen == 9 && !strncmp(opt, "bps_burst", 9))
+		*ok = size_parse(val, &l->bps_burst) && l->bps_burst;
+	else
+		return false;
+	return true;
 }
 
 /* PATH[,ro][,id=NAME][,format=F] */
@@ -150,7 +169,14 @@ static int parse_disk(const char *v, struct vm_config *cfg, char *err, size_t er
 	if (!d->path || !*d->path || v[0] == ',')
 		return cv_fmt(err, errlen, "invalid --disk '%s': missing path", v);
 	while ((opt = strtok_r(NULL, ",", &save))) {
-		if (!strcmp(opt, "ro"))
+		bool ok;
+
+		if (disk_limit_option(opt, &d->limit, &ok)) {
+			if (!ok)
+				return cv_fmt(err, errlen,
+					      "invalid --disk '%s': bad '%s' (iops=N, bps=SIZE per second, e.g. 10M)", v,
+					      opt);
+		} else if (!strcmp(opt, "ro"))
 			d->readonly = true;
 		else if (!strcmp(opt, "format=raw"))
 			d->format = DISK_FORMAT_RAW;
@@ -172,8 +198,30 @@ static int parse_disk(const char *v, struct vm_config *cfg, char *err, size_t er
 	return 0;
 }
 
+/* Where the value of an option about the process (API, config file,
+ * console socket, pid file) rather than the VM goes; NULL for others. */
+static const char **process_option(const char *name, struct vm_config *cfg)
+{
+	return !strcmp(name, "--api-sock")	? &cfg->api_sock
+	       : !strcmp(name, "--config-file")	? &cfg->config_file
+	       : !strcmp(name, "--console-sock") ? &cfg->console_sock
+	       : !strcmp(name, "--pid-file")	? &cfg->pid_file
+						: NULL;
+}
+
+/* Options that describe the VM itself, which an API socket or a config
+ * file describes instead. */
+static bool is_vm_option(const char *name)
+{
+	return !strcmp(name, "--kernel") || !strcmp(name, "--initrd") || !strcmp(name, "--cmdline") ||
+	       !strcmp(name, "--cpus") || !strcmp(name, "--memory") || !strcmp(name, "--disk") ||
+	       !strcmp(name, "--net");
+}
+
 int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 {
+	const char *vm_option = NULL;
+
 	vm_config_defaults(cfg);
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i], *val;
@@ -191,8 +239,10 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		if (strcmp(name, "--kernel") && strcmp(name, "--initrd") && strcmp(name, "--cmdline") &&
 		    strcmp(name, "--cpus") && strcmp(name, "--memory") && strcmp(name, "--reboot") &&
 		    strcmp(name, "--disk") && strcmp(name, "--transport") && strcmp(name, "--net") &&
-		    strcmp(name, "--console") && strcmp(name, "--name"))
+		    strcmp(name, "--console") && strcmp(name, "--name") && !process_option(name, cfg))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
+		if (is_vm_option(name))
+			vm_option = arg;
 		if (eq) {
 			val = eq + 1;
 		} else {
@@ -218,6 +268,10 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			rc = parse_net(val, cfg, err, errlen);
 		else if (!strcmp(name, "--console"))
 			rc = parse_console(val, &cfg->console, err, errlen);
+		else if (process_option(name, cfg) && !*val)
+			rc = cv_fmt(err, errlen, "invalid %s '': must not be empty", name);
+		else if (process_option(name, cfg))
+			*process_option(name, cfg) = val;
 		else if (!strcmp(name, "--name") && !*val)
 			rc = cv_fmt(err, errlen, "invalid --name '': must not be empty");
 		else if (!strcmp(name, "--name"))
@@ -227,7 +281,10 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		if (rc)
 			return rc;
 	}
-	if (!cfg->kernel)
+	if (vm_option && (cfg->api_sock || cfg->config_file))
+		return cv_fmt(err, errlen, "'%s' cannot be combined with %s: the VM is described there", vm_option,
+			      cfg->config_file ? "--config-file" : "--api-sock");
+	if (!cfg->kernel && !cfg->api_sock && !cfg->config_file)
 		return cv_fmt(err, errlen, "missing --kernel PATH (see cellvm run --help)");
 	return 0;
 }

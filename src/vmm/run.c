@@ -1,6 +1,7 @@
 #include "vmm/run.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -8,18 +9,45 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/firecracker.h"
+#include "api/server.h"
+#include "manager/pidfile.h"
 #include "util/err.h"
+#include "vmm/console.h"
+#include "vmm/console_sock.h"
+#include "vmm/kvm.h"
+#include "vmm/vm.h"
 
 #define DEFAULT_HINT_SECONDS 5
 #define INPUT_RETRY_MS 10
+#define METRICS_PERIOD_MS 60000 /* Firecracker's periodic flush */
+
+enum { EXIT_OK = 0, EXIT_VM_FAILED = 1, EXIT_USAGE = 2 };
 
 struct runner {
-	struct vm *vm;
-	struct console *con;
+	struct vm_config *cfg;      /* the command line's */
+	const struct vm_config *vm_cfg; /* what the VM is built from */
+	struct event_loop loop;
 	int sig_fd;
+	struct kvm kvm;
+	bool kvm_ok;
+	struct vm vm;
+	bool vm_built;
+	struct console con;
+	bool con_opened;
 	bool input;     /* console input still open */
-	bool in_polled; /* stdin is in the event loop (not for regular files) */
+	bool in_polled; /* input is in the event loop (not for regular files) */
 	bool in_paused; /* the UART's FIFO was full */
+	struct console_sock cs;
+	bool cs_ok;
+	int console_out;
+	struct fc_api fc;
+	struct api_server *api;
+	int pid_fd;
+	double hint_at; /* when to explain a silent guest on PVM (0: done) */
+	double metrics_at;
+	bool done;
+	int code;
 };
 
 static double now_s(void)
@@ -42,36 +70,55 @@ static double hint_seconds(void)
 	return (*end || v < 0) ? DEFAULT_HINT_SECONDS : v;
 }
 
+static int exit_code(int rc)
+{
+	return rc == CV_EINPUT ? EXIT_USAGE : EXIT_VM_FAILED;
+}
+
+/* ------------------------------------------------------------- console input */
+
+static void input_stop(struct runner *r)
+{
+	if (r->in_polled)
+		event_loop_del(&r->loop, r->con.in_fd);
+	r->in_polled = false;
+	r->input = false;
+	if (r->cs_ok && r->con.in_fd >= 0) {
+		/* A console-socket client left: wait for the next one. */
+		close(r->con.in_fd);
+		r->con.in_fd = -1;
+		console_sock_detach(&r->cs);
+	}
+}
+
 /* Moves what the console has to the UART while it has room. */
 static void pump_input(struct runner *r)
 {
 	uint8_t in[256], out[256];
-	size_t space = vm_console_space(r->vm), m;
+	size_t space = vm_console_space(&r->vm), m;
 	enum console_action act;
 	ssize_t n;
 
 	if (!space) {
 		if (r->in_polled && !r->in_paused)
-			event_loop_modify(&r->vm->loop, r->con->in_fd, 0);
+			event_loop_modify(&r->loop, r->con.in_fd, 0);
 		r->in_paused = true;
 		return;
 	}
 	if (r->in_paused && r->in_polled)
-		event_loop_modify(&r->vm->loop, r->con->in_fd, EPOLLIN);
+		event_loop_modify(&r->loop, r->con.in_fd, EPOLLIN);
 	r->in_paused = false;
-	n = read(r->con->in_fd, in, space < sizeof(in) ? space : sizeof(in));
+	n = read(r->con.in_fd, in, space < sizeof(in) ? space : sizeof(in));
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n <= 0) {
-		r->input = false;
-		if (r->in_polled)
-			event_loop_del(&r->vm->loop, r->con->in_fd);
+		input_stop(r);
 		return;
 	}
-	m = console_filter(r->con, in, (size_t)n, out, &act);
-	vm_console_input(r->vm, out, m);
+	m = console_filter(&r->con, in, (size_t)n, out, &act);
+	vm_console_input(&r->vm, out, m);
 	if (act == CONSOLE_QUIT)
-		vm_request_exit(r->vm, VM_EXIT_STOPPED);
+		vm_request_exit(&r->vm, VM_EXIT_STOPPED);
 }
 
 static void on_input(void *opaque, uint32_t events)
@@ -80,6 +127,218 @@ static void on_input(void *opaque, uint32_t events)
 	pump_input(opaque);
 }
 
+/* Starts reading console input once there is both a VM and an input. */
+static void input_start(struct runner *r)
+{
+	if (!r->vm_built || r->con.in_fd < 0 || r->input)
+		return;
+	r->input = true;
+	r->in_paused = false;
+	/* epoll refuses regular files; those are read on a timer instead. */
+	r->in_polled = event_loop_add(&r->loop, r->con.in_fd, EPOLLIN, on_input, r) == 0;
+}
+
+static void on_console_client(void *ctx, int fd)
+{
+	struct runner *r = ctx;
+
+	r->con = (struct console){ .in_fd = fd }; /* not a tty: the client handles escapes */
+	input_start(r);
+}
+
+/* ------------------------------------------------------------- the VM */
+
+static void on_vm_loop(void *opaque, uint32_t events)
+{
+	struct runner *r = opaque;
+
+	(void)events;
+	if (event_loop_run_once(&r->vm.loop, 0)) {
+		cv_err("event loop: %s", strerror(errno));
+		vm_request_exit(&r->vm, VM_EXIT_FAILED);
+	}
+}
+
+static void vm_ended(struct runner *r);
+
+static void on_vm_event(void *opaque, uint32_t events)
+{
+	(void)events;
+	vm_ended(opaque); /* the eventfd is only written once the VM has an exit reason */
+}
+
+static int vm_up(struct runner *r)
+{
+	int rc;
+
+	if (!r->kvm_ok) {
+		if ((rc = kvm_open(&r->kvm)))
+			return rc;
+		r->kvm_ok = true;
+	}
+	if ((rc = vm_create(&r->vm, &r->kvm, r->vm_cfg, r->console_out)))
+		return rc;
+	r->vm_built = true;
+	if (event_loop_add(&r->loop, r->vm.loop.epfd, EPOLLIN, on_vm_loop, r) ||
+	    event_loop_add(&r->loop, r->vm.event_fd, EPOLLIN, on_vm_event, r)) {
+		vm_request_exit(&r->vm, VM_EXIT_FAILED);
+		return CV_EFAIL;
+	}
+	if (!r->cs_ok && !r->con_opened) {
+		if ((rc = console_open(&r->con, STDIN_FILENO))) {
+			vm_request_exit(&r->vm, VM_EXIT_FAILED);
+			return rc;
+		}
+		r->con_opened = true;
+	}
+	input_start(r);
+	if ((rc = vm_start(&r->vm)))
+		return rc;
+	r->hint_at = r->kvm.pvm ? now_s() + hint_seconds() : 0;
+	return 0;
+}
+
+static void vm_down(struct runner *r)
+{
+	if (!r->vm_built)
+		return;
+	vm_stop(&r->vm);
+	if (r->input && r->in_polled)
+		event_loop_del(&r->loop, r->con.in_fd);
+	r->input = r->in_polled = false;
+	event_loop_del(&r->loop, r->vm.event_fd);
+	event_loop_del(&r->loop, r->vm.loop.epfd);
+	vm_destroy(&r->vm);
+	r->vm_built = false;
+}
+
+/* The VM has an exit reason: restart it or end the process. */
+static void vm_ended(struct runner *r)
+{
+	enum vm_exit why = (enum vm_exit)atomic_load(&r->vm.exit);
+	int rc;
+
+	vm_down(r);
+	if (why == VM_EXIT_RESET && r->vm_cfg->reboot == REBOOT_RESTART) {
+		if (!(rc = vm_up(r)))
+			return;
+		vm_down(r);
+		r->code = exit_code(rc);
+	} else {
+		r->code = why == VM_EXIT_FAILED ? EXIT_VM_FAILED : EXIT_OK;
+	}
+	r->done = true;
+}
+
+/* ------------------------------------------------------------- the API */
+
+static int api_start(void *ctx, struct vm_config *vm, char *err, size_t errlen)
+{
+	struct runner *r = ctx;
+	int rc;
+
+	/* What the API does not describe comes from the command line. */
+	vm->name = r->cfg->name;
+	vm->reboot = r->cfg->reboot;
+	vm->transport = r->cfg->transport;
+	vm->console = r->cfg->console;
+	r->vm_cfg = vm;
+	if ((rc = vm_up(r))) {
+		const char *why = cv_last_error();
+
+		vm_down(r);
+		return cv_fmt(err, errlen, "Start microvm error: %s", *why ? why : "see the log");
+	}
+	return 0;
+}
+
+static int api_pause(void *ctx, bool pause, char *err, size_t errlen)
+{
+	struct runner *r = ctx;
+
+	if (pause ? vm_pause(&r->vm) : vm_resume(&r->vm))
+		return cv_fmt(err, errlen, "%s", cv_last_error());
+	return 0;
+}
+
+static int api_ctrl_alt_del(void *ctx, char *err, size_t errlen)
+{
+	struct runner *r = ctx;
+
+	if (r->vm.paused)
+		return cv_fmt(err, errlen, "the VM is paused: resume it first");
+	if (i8042_ctrl_alt_del(&r->vm.i8042))
+		return cv_fmt(err, errlen, "the guest's keyboard is not listening (no i8042/atkbd driver, or busy)");
+	return 0;
+}
+
+static void api_metrics(void *ctx, json_t *line)
+{
+	struct runner *r = ctx;
+	unsigned long io = 0, mmio = 0, other = 0;
+
+	for (unsigned i = 0; r->vm_built && i < r->vm.nvcpus; i++) {
+		io += atomic_load_explicit(&r->vm.vcpus[i].exits_io, memory_order_relaxed);
+		mmio += atomic_load_explicit(&r->vm.vcpus[i].exits_mmio, memory_order_relaxed);
+		other += atomic_load_explicit(&r->vm.vcpus[i].exits_other, memory_order_relaxed);
+	}
+	json_object_set_new(line, "vcpu",
+			    json_pack("{s:I, s:I, s:I}", "exit_io", (json_int_t)io, "exit_mmio", (json_int_t)mmio,
+				      "exit_other", (json_int_t)other));
+}
+
+static const struct fc_ops api_ops = {
+	.start = api_start,
+	.pause = api_pause,
+	.ctrl_alt_del = api_ctrl_alt_del,
+	.metrics = api_metrics,
+};
+
+static void on_api_request(void *ctx, const struct http_request *req, int *status, char **body, size_t *len)
+{
+	struct runner *r = ctx;
+	struct fc_reply reply;
+
+	fc_api_handle(&r->fc, req->method, req->path, req->body_len ? req->body : NULL, req->body_len, &reply);
+	*status = reply.status;
+	*body = reply.body;
+	*len = reply.len;
+}
+
+static int load_config_file(struct runner *r)
+{
+	char err[512];
+	FILE *f = fopen(r->cfg->config_file, "re");
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = CV_EINPUT;
+
+	if (f) {
+		/* A config file is small; 1 MiB is plenty and bounds a mistake. */
+		buf = malloc(1 << 20);
+		len = buf ? fread(buf, 1, 1 << 20, f) : 0;
+		rc = !buf ? CV_EFAIL : (len == 1 << 20 || ferror(f)) ? CV_EINPUT : 0;
+		fclose(f);
+	}
+	if (!f || rc) {
+		cv_err("invalid --config-file '%s': %s", r->cfg->config_file,
+		       !f ? strerror(errno) : "unreadable or larger than 1 MiB");
+		free(buf);
+		return rc ? rc : CV_EINPUT;
+	}
+	rc = fc_api_load_config(&r->fc, buf, len, err, sizeof(err));
+	free(buf);
+	if (rc == CV_EINPUT)
+		cv_err("invalid --config-file '%s': %s", r->cfg->config_file, err);
+	if (!rc && (rc = api_config_to_vm(&r->fc.cfg, &r->fc.vm, err, sizeof(err))))
+		cv_err("invalid --config-file '%s': %s", r->cfg->config_file, err);
+	if (!rc && !(rc = api_start(r, &r->fc.vm, err, sizeof(err))))
+		r->fc.state = FC_RUNNING;
+	return rc;
+}
+
+/* ------------------------------------------------------------- the loop */
+
 static void on_signal(void *opaque, uint32_t events)
 {
 	struct runner *r = opaque;
@@ -87,62 +346,121 @@ static void on_signal(void *opaque, uint32_t events)
 
 	(void)events;
 	if (read(r->sig_fd, &si, sizeof(si)) == sizeof(si))
-		cv_err("stopping the VM on %s", strsignal((int)si.ssi_signo));
-	vm_request_exit(r->vm, VM_EXIT_STOPPED);
-}
-
-static void on_vm_event(void *opaque, uint32_t events)
-{
-	(void)opaque;
-	(void)events; /* the loop condition reads the exit reason */
-}
-
-enum vm_exit vm_run(struct vm *vm, struct console *con, int sig_fd)
-{
-	struct runner r = { .vm = vm, .con = con, .sig_fd = sig_fd, .input = true };
-	double start = now_s(), hint_at = start + hint_seconds();
-	bool hinted = !vm->kvm->pvm;
-
-	if (event_loop_add(&vm->loop, vm->event_fd, EPOLLIN, on_vm_event, NULL) ||
-	    event_loop_add(&vm->loop, sig_fd, EPOLLIN, on_signal, &r)) {
-		vm_request_exit(vm, VM_EXIT_FAILED);
-		goto out;
+		cv_err("stopping%s on %s", r->vm_built ? " the VM" : "", strsignal((int)si.ssi_signo));
+	if (r->vm_built) {
+		vm_request_exit(&r->vm, VM_EXIT_STOPPED);
+	} else {
+		r->code = EXIT_OK;
+		r->done = true;
 	}
-	/* epoll refuses regular files; those are read on a timer instead. */
-	r.in_polled = event_loop_add(&vm->loop, con->in_fd, EPOLLIN, on_input, &r) == 0;
-	if (vm_start(vm))
-		goto out;
-	while (vm_running(vm)) {
-		int timeout = -1;
+}
 
-		if (r.input && (!r.in_polled || r.in_paused))
-			timeout = INPUT_RETRY_MS;
-		if (!hinted) {
-			int left = (int)((hint_at - now_s()) * 1000) + 1;
+static int next_timeout(struct runner *r, double now)
+{
+	double t = -1;
 
-			if (left < 0)
-				left = 0;
-			timeout = (timeout < 0 || left < timeout) ? left : timeout;
-		}
-		if (event_loop_run_once(&vm->loop, timeout)) {
+	if (r->input && (!r->in_polled || r->in_paused))
+		t = INPUT_RETRY_MS / 1000.0;
+	if (r->hint_at > 0 && (t < 0 || r->hint_at - now < t))
+		t = r->hint_at - now;
+	if (r->metrics_at > 0 && (t < 0 || r->metrics_at - now < t))
+		t = r->metrics_at - now;
+	return t < 0 ? -1 : t <= 0 ? 0 : (int)(t * 1000) + 1;
+}
+
+static void timers(struct runner *r, double now)
+{
+	char err[256];
+
+	if (r->input && (!r->in_polled || r->in_paused) && r->vm_built)
+		pump_input(r);
+	if (r->hint_at > 0 && now >= r->hint_at) {
+		r->hint_at = 0;
+		if (r->vm_built && !serial_has_output(&r->vm.serial))
+			cv_err("hint: no guest output after %.0f s. This host's KVM is PVM (kvm_pvm), where only "
+			       "a kernel with PVM guest support runs at full speed; others crawl. "
+			       "See README.md, 'Guest kernels'.", hint_seconds());
+	}
+	if (r->fc.metrics_fd >= 0 && r->fc.state != FC_NOT_STARTED && r->metrics_at == 0)
+		r->metrics_at = now + METRICS_PERIOD_MS / 1000.0;
+	if (r->metrics_at > 0 && now >= r->metrics_at) {
+		r->metrics_at = now + METRICS_PERIOD_MS / 1000.0;
+		if (fc_api_flush_metrics(&r->fc, err, sizeof(err)))
+			cv_warn("%s", err);
+	}
+}
+
+static int setup(struct runner *r)
+{
+	int rc;
+
+	if (r->cfg->pid_file && (r->pid_fd = pidfile_acquire(r->cfg->pid_file)) < 0)
+		return r->pid_fd;
+	if ((rc = event_loop_init(&r->loop)))
+		return rc;
+	if (event_loop_add(&r->loop, r->sig_fd, EPOLLIN, on_signal, r))
+		return CV_EFAIL;
+	if (r->cfg->console_sock) {
+		if ((rc = console_sock_open(&r->cs, r->cfg->console_sock, &r->loop, on_console_client, r)))
+			return rc;
+		r->cs_ok = true;
+		r->console_out = console_sock_out_fd(&r->cs);
+		r->con.in_fd = -1;
+	}
+	if (r->cfg->api_sock &&
+	    (rc = api_server_open(&r->api, r->cfg->api_sock, &r->loop, on_api_request, r)))
+		return rc;
+	if (r->cfg->config_file)
+		return load_config_file(r);
+	if (r->cfg->kernel) {
+		r->vm_cfg = r->cfg;
+		return vm_up(r);
+	}
+	return 0;
+}
+
+int run_main(struct vm_config *cfg, int sig_fd)
+{
+	static struct runner r; /* big (the VM, the API's config): not on the stack */
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.cfg = cfg;
+	r.sig_fd = sig_fd;
+	r.console_out = STDOUT_FILENO;
+	r.con.in_fd = STDIN_FILENO;
+	r.pid_fd = -1;
+	r.loop.epfd = -1;
+	fc_api_init(&r.fc, &api_ops, &r, cfg->name);
+	if ((rc = setup(&r))) {
+		vm_down(&r);
+		r.code = exit_code(rc);
+		r.done = true;
+	}
+	while (!r.done) {
+		double now = now_s();
+
+		if (event_loop_run_once(&r.loop, next_timeout(&r, now))) {
 			cv_err("event loop: %s", strerror(errno));
-			vm_request_exit(vm, VM_EXIT_FAILED);
-			break;
+			if (r.vm_built) {
+				vm_request_exit(&r.vm, VM_EXIT_FAILED);
+			} else {
+				r.done = true;
+				r.code = EXIT_VM_FAILED;
+			}
 		}
-		if (r.input && (!r.in_polled || r.in_paused))
-			pump_input(&r);
-		if (!hinted && now_s() >= hint_at) {
-			hinted = true;
-			if (!serial_has_output(&vm->serial))
-				cv_err("hint: no guest output after %.0f s. This host's KVM is PVM (kvm_pvm), where only "
-				       "a kernel with PVM guest support runs at full speed; others crawl. "
-				       "See README.md, 'Guest kernels'.", hint_at - start);
-		}
+		timers(&r, now_s());
 	}
-out:
-	vm_stop(vm);
-	event_loop_del(&vm->loop, con->in_fd);
-	event_loop_del(&vm->loop, sig_fd);
-	event_loop_del(&vm->loop, vm->event_fd);
-	return (enum vm_exit)atomic_load(&vm->exit);
+	vm_down(&r);
+	api_server_close(r.api);
+	if (r.cs_ok)
+		console_sock_close(&r.cs);
+	if (r.con_opened)
+		console_restore(&r.con);
+	fc_api_destroy(&r.fc);
+	if (r.kvm_ok)
+		kvm_close(&r.kvm);
+	event_loop_destroy(&r.loop);
+	pidfile_release(r.pid_fd, cfg->pid_file);
+	return r.code;
 }

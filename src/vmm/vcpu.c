@@ -118,6 +118,10 @@ static void handle_exit(struct vcpu *c)
 {
 	struct kvm_run *run = c->run;
 
+	atomic_fetch_add_explicit(run->exit_reason == KVM_EXIT_IO	  ? &c->exits_io
+				  : run->exit_reason == KVM_EXIT_MMIO ? &c->exits_mmio
+								      : &c->exits_other,
+				  1, memory_order_relaxed);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		handle_io(c);
@@ -166,9 +170,14 @@ static void *vcpu_thread(void *arg)
 
 		/* For benchmarks: the host's monotonic clock as the guest starts. */
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		fprintf(stderr, "cellvm: boot-trace: first-kvm-run %lld.%09ld\n", (long long)t.tv_sec, t.tv_nsec);
+		fprintf(stderr, "cellvm: boot-trace: first-kvm-run %lld.%09ld guest-ram %p+%llu\n", (long long)t.tv_sec,
+			t.tv_nsec, (void *)c->vm->mem.host, (unsigned long long)c->vm->mem.size);
 	}
 	while (vm_running(c->vm)) {
+		if (atomic_load(&c->vm->pause_req)) {
+			vm_park(c->vm);
+			continue;
+		}
 		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				c->run->immediate_exit = 0;
@@ -182,6 +191,39 @@ static void *vcpu_thread(void *arg)
 		handle_exit(c);
 	}
 	return NULL;
+}
+
+#define MSR_IA32_TSC 0x10
+
+/* KVM_GET_MSRS / KVM_SET_MSRS of the TSC alone; returns the ioctl's result
+ * (the number of MSRs done). */
+static int tsc_msr(struct vcpu *c, unsigned long req, uint64_t *val)
+{
+	_Alignas(struct kvm_msrs) uint8_t buf[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)] = { 0 };
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
+	int rc;
+
+	m->nmsrs = 1;
+	m->entries[0].index = MSR_IA32_TSC;
+	m->entries[0].data = *val;
+	rc = ioctl(c->fd, req, m);
+	*val = m->entries[0].data;
+	return rc;
+}
+
+void vcpu_freeze_time(struct vcpu *c)
+{
+	/* EINVAL when the guest has no kvmclock yet: nothing to tell it. */
+	ioctl(c->fd, KVM_KVMCLOCK_CTRL, 0);
+	c->tsc = 0;
+	c->tsc_saved = tsc_msr(c, KVM_GET_MSRS, &c->tsc) == 1;
+}
+
+void vcpu_thaw_time(struct vcpu *c)
+{
+	if (c->tsc_saved && tsc_msr(c, KVM_SET_MSRS, &c->tsc) != 1)
+		cv_warn("vCPU %u: cannot restore its TSC; the guest's clock jumps by the pause", c->index);
+	c->tsc_saved = false;
 }
 
 int vcpu_start(struct vcpu *c)

@@ -4,6 +4,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -16,6 +17,10 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	uint64_t tsc;    /* the guest's TSC when paused */
+	bool tsc_saved;
+	/* Exit counts for the metrics (written by the vCPU thread). */
+	atomic_ulong exits_io, exits_mmio, exits_other;
 };
 
 /* Creates the KVM vCPU with its CPUID and initial state; vCPU 0 is the
@@ -26,6 +31,12 @@ int vcpu_start(struct vcpu *c);
 void vcpu_kick(struct vcpu *c);
 void vcpu_join(struct vcpu *c);
 void vcpu_destroy(struct vcpu *c);
+
+/* While the vCPU is parked: tells the guest's kvmclock it was stopped (no
+ * soft-lockup alarms) and saves its TSC; thaw puts the TSC back, so the
+ * guest's clock does not count the pause. */
+void vcpu_freeze_time(struct vcpu *c);
+void vcpu_thaw_time(struct vcpu *c);
 
 /* Installs the kick signal handler; call once before any vCPU starts. */
 int vcpu_signals_init(void);

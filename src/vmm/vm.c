@@ -76,7 +76,9 @@ static int add_devices(struct vm *vm, int console_out)
 		return CV_EFAIL;
 	vm->rtc_ok = true;
 	pm_init(&vm->pm, power_event, vm);
-	i8042_init(&vm->i8042, power_event, vm);
+	if (i8042_init(&vm->i8042, power_event, set_irq, vm))
+		return CV_EFAIL;
+	vm->i8042_ok = true;
 	if (bus_register(&vm->pio, SERIAL_COM1_PORT, 8, serial_io, &vm->serial) ||
 	    bus_register(&vm->pio, RTC_PORT_INDEX, 2, rtc_io, &vm->rtc) ||
 	    bus_register(&vm->pio, I8042_PORT_DATA, 1, i8042_io, &vm->i8042) ||
@@ -89,6 +91,36 @@ static int add_devices(struct vm *vm, int console_out)
 		return CV_EFAIL;
 	}
 	return 0;
+}
+
+/* The park condition waits on the monotonic clock (pause has a deadline). */
+static int park_init(struct vm *vm)
+{
+	pthread_condattr_t attr;
+	int rc = pthread_condattr_init(&attr);
+
+	if (!rc && !(rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)) &&
+	    !(rc = pthread_mutex_init(&vm->park_lock, NULL))) {
+		if ((rc = pthread_cond_init(&vm->park_cond, &attr)))
+			pthread_mutex_destroy(&vm->park_lock);
+	}
+	pthread_condattr_destroy(&attr);
+	if (rc) {
+		cv_err("cannot set up vCPU pausing: %s", strerror(rc));
+		return CV_EFAIL;
+	}
+	vm->park_ok = true;
+	return 0;
+}
+
+/* Wakes parked vCPUs and pause waiters to re-check their conditions. */
+static void park_wake(struct vm *vm)
+{
+	if (!vm->park_ok)
+		return;
+	pthread_mutex_lock(&vm->park_lock);
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->park_lock);
 }
 
 int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int console_out)
@@ -104,13 +136,18 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 	vm->event_fd = -1;
 	vm->console_out = console_out;
 	atomic_init(&vm->exit, VM_EXIT_NONE);
+	atomic_init(&vm->pause_req, false);
+	if ((rc = park_init(vm)))
+		return rc;
 	if (cfg->cpus > kvm->max_vcpus) {
+		vm_destroy(vm);
 		cv_err("invalid --cpus '%u': this host's KVM allows at most %u", cfg->cpus, kvm->max_vcpus);
 		return CV_EINPUT;
 	}
 	vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->event_fd < 0) {
 		cv_err("eventfd: %s", strerror(errno));
+		vm_destroy(vm);
 		return CV_EFAIL;
 	}
 	rc = create_platform(vm);
@@ -168,9 +205,11 @@ void vm_request_exit(struct vm *vm, enum vm_exit why)
 	int none = VM_EXIT_NONE;
 	uint64_t one = 1;
 
-	if (atomic_compare_exchange_strong(&vm->exit, &none, (int)why))
+	if (atomic_compare_exchange_strong(&vm->exit, &none, (int)why)) {
 		while (write(vm->event_fd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
+		park_wake(vm);
+	}
 }
 
 size_t vm_console_space(struct vm *vm)
@@ -187,6 +226,79 @@ size_t vm_console_input(struct vm *vm, const uint8_t *buf, size_t len)
 bool vm_running(struct vm *vm)
 {
 	return atomic_load(&vm->exit) == VM_EXIT_NONE;
+}
+
+#define PAUSE_TIMEOUT_S 5
+
+void vm_park(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->park_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->park_cond);
+	while (atomic_load(&vm->pause_req) && vm_running(vm))
+		pthread_cond_wait(&vm->park_cond, &vm->park_lock);
+	vm->parked--;
+	pthread_mutex_unlock(&vm->park_lock);
+}
+
+static void unpark(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->park_lock);
+	atomic_store(&vm->pause_req, false);
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->park_lock);
+}
+
+int vm_pause(struct vm *vm)
+{
+	struct timespec deadline;
+	bool all;
+
+	if (vm->paused)
+		return 0;
+	atomic_store(&vm->pause_req, true);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += PAUSE_TIMEOUT_S;
+	pthread_mutex_lock(&vm->park_lock);
+	while (vm->parked < vm->nvcpus && vm_running(vm))
+		if (pthread_cond_timedwait(&vm->park_cond, &vm->park_lock, &deadline) == ETIMEDOUT)
+			break;
+	all = vm->parked == vm->nvcpus && vm_running(vm);
+	pthread_mutex_unlock(&vm->park_lock);
+	if (!all) {
+		unpark(vm);
+		cv_err("cannot pause: %s", vm_running(vm) ? "a vCPU did not stop within 5 s" : "the VM is stopping");
+		return CV_EFAIL;
+	}
+	/* Every vCPU is out of KVM_RUN: freeze what the guest reads time
+	 * from. kvmclock is per VM; the TSC, which Linux prefers as its
+	 * clocksource when it is invariant, is per vCPU. */
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_freeze_time(&vm->vcpus[i]);
+	if (ioctl(vm->fd, KVM_GET_CLOCK, &vm->clock) < 0)
+		vm->clock.flags = UINT32_MAX; /* no kvmclock to restore */
+	vm->paused = true;
+	return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	if (!vm->paused)
+		return 0;
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_thaw_time(&vm->vcpus[i]);
+	if (vm->clock.flags != UINT32_MAX) {
+		/* flags 0: the saved value as is, not advanced by the host's
+		 * elapsed time (KVM_CLOCK_REALTIME would do that). */
+		vm->clock.flags = 0;
+		if (ioctl(vm->fd, KVM_SET_CLOCK, &vm->clock) < 0)
+			cv_warn("KVM_SET_CLOCK: %s; the guest's kvmclock jumps by the pause", strerror(errno));
+	}
+	vm->paused = false;
+	unpark(vm);
+	return 0;
 }
 
 void vm_stop(struct vm *vm)
@@ -214,6 +326,9 @@ void vm_destroy(struct vm *vm)
 	if (vm->loop_ok)
 		event_loop_destroy(&vm->loop);
 	vm->irq_ok = vm->loop_ok = vm->pci_ok = false;
+	if (vm->i8042_ok)
+		i8042_destroy(&vm->i8042);
+	vm->i8042_ok = false;
 	if (vm->serial_ok)
 		serial_destroy(&vm->serial);
 	if (vm->rtc_ok)
@@ -226,4 +341,9 @@ void vm_destroy(struct vm *vm)
 	if (vm->event_fd >= 0)
 		close(vm->event_fd);
 	vm->event_fd = -1;
+	if (vm->park_ok) {
+		pthread_cond_destroy(&vm->park_cond);
+		pthread_mutex_destroy(&vm->park_lock);
+	}
+	vm->park_ok = false;
 }

@@ -2,6 +2,8 @@
 #ifndef CELLVM_VMM_VM_H
 #define CELLVM_VMM_VM_H
 
+#include <linux/kvm.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -49,7 +51,15 @@ struct vm {
 	unsigned nvcpus; /* created so far */
 	int event_fd;    /* readable once the VM has an exit reason */
 	atomic_int exit;
-	bool serial_ok, rtc_ok, loop_ok, irq_ok, pci_ok;
+	/* Pausing: while pause_req is set, vCPU threads park between KVM_RUNs
+	 * on park_cond; `parked` counts them. */
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond;
+	atomic_bool pause_req;
+	unsigned parked;
+	bool paused;
+	struct kvm_clock_data clock; /* kvmclock at the pause */
+	bool serial_ok, rtc_ok, loop_ok, irq_ok, pci_ok, park_ok, i8042_ok;
 };
 
 /* Builds the whole VM, ready to start. Guest serial output goes to
@@ -62,6 +72,14 @@ bool vm_running(struct vm *vm);
 /* Console input: room for it, and handing it to ttyS0 or hvc0. */
 size_t vm_console_space(struct vm *vm);
 size_t vm_console_input(struct vm *vm, const uint8_t *buf, size_t len);
+/* Pause stops every vCPU between two instructions and freezes the guest's
+ * clocks (kvmclock and each vCPU's TSC), so guest time does not advance
+ * while paused; resume continues from there. Main thread only. */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+/* Called by a vCPU thread that sees pause_req: waits until resumed or the
+ * VM ends. */
+void vm_park(struct vm *vm);
 /* Stops and joins every vCPU thread. */
 void vm_stop(struct vm *vm);
 void vm_destroy(struct vm *vm);

@@ -35,6 +35,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "vm: boots a guest (needs /dev/kvm and a guest kernel)")
     config.addinivalue_line(
         "markers", "slow: slow boot (e.g. SMP guests); deselect with -m 'not slow'")
+    config.addinivalue_line(
+        "markers", "net: needs root networking (network namespace, tap); skipped otherwise")
 
 
 # --------------------------------------------------------------------------- paths

@@ -371,7 +371,7 @@ static void elf_make(struct elf_img *e)
 
 static int elf_load_img(struct guest_mem *m, const struct elf_img *e, size_t len, struct kernel_image *out)
 {
-	return elf_load(m, (const uint8_t *)e, len, "vmlinux", out);
+	return elf_load(m, (const uint8_t *)e, len, -1, "vmlinux", out);
 }
 
 static void test_elf_valid_virtual_entry(void **state)
@@ -541,12 +541,12 @@ static void test_kernel_load_detects_format(void **state)
 	struct bz b;
 
 	elf_make(&e);
-	assert_int_equal(kernel_load(m, (const uint8_t *)&e, sizeof(e), "vmlinux", &img), 0);
+	assert_int_equal(kernel_load(m, (const uint8_t *)&e, sizeof(e), -1, "vmlinux", &img), 0);
 	assert_int_equal(img.entry, ELF_PADDR + 0x10);
 
 	bz_make(&b, 4, BZ_PM_SIZE);
 	memcpy(b.data + BZ_HDR, &b.h, sizeof(b.h));
-	assert_int_equal(kernel_load(m, b.data, b.len, "bz", &img), 0);
+	assert_int_equal(kernel_load(m, b.data, b.len, -1, "bz", &img), 0);
 	assert_int_equal(img.entry, 0x100200);
 	free(b.data);
 }
@@ -559,9 +559,9 @@ static void test_kernel_load_rejects_other_files(void **state)
 	uint8_t *zeros = calloc(1, 64 * 1024);
 
 	assert_non_null(zeros);
-	assert_int_equal(kernel_load(m, (const uint8_t *)text, sizeof(text), "sh", &img), CV_EINPUT);
-	assert_int_equal(kernel_load(m, zeros, 64 * 1024, "zeros", &img), CV_EINPUT);
-	assert_int_equal(kernel_load(m, (const uint8_t *)ELFMAG, SELFMAG, "magic-only", &img), CV_EINPUT);
+	assert_int_equal(kernel_load(m, (const uint8_t *)text, sizeof(text), -1, "sh", &img), CV_EINPUT);
+	assert_int_equal(kernel_load(m, zeros, 64 * 1024, -1, "zeros", &img), CV_EINPUT);
+	assert_int_equal(kernel_load(m, (const uint8_t *)ELFMAG, SELFMAG, -1, "magic-only", &img), CV_EINPUT);
 	assert_true(ram_untouched(m));
 	free(zeros);
 }

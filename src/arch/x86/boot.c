@@ -65,13 +65,14 @@ static int load_kernel(struct guest_mem *m, const char *path, struct kernel_imag
 		return CV_EINPUT;
 	}
 	data = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
 	if (data == MAP_FAILED) {
 		cv_err("cannot read kernel '%s': %s", path, strerror(errno));
+		close(fd);
 		return CV_EINPUT;
 	}
-	rc = kernel_load(m, data, st.st_size, path, img);
+	rc = kernel_load(m, data, st.st_size, fd, path, img);
 	munmap(data, st.st_size);
+	close(fd);
 	return rc;
 }
 
@@ -92,6 +93,9 @@ static int load_initrd(struct guest_mem *m, const char *path, const struct kerne
 		close(fd);
 		return CV_EINPUT;
 	}
+	/* Whole pages are mapped copy-on-write; only the tail is read. */
+	if (!guest_mem_map_file(m, at, st.st_size & ~(PAGE - 1), fd, 0))
+		done = st.st_size & ~(PAGE - 1);
 	while (done < (uint64_t)st.st_size) {
 		ssize_t n = pread(fd, m->host + at + done, st.st_size - done, done);
 

@@ -111,6 +111,13 @@ void cpuid_for_vcpu(const struct cpuid_table *base, struct cpuid_table *out, uns
 			if (pvm && e->index == 1)
 				e->eax &= ~(1u << 3); /* XSAVES */
 			break;
+		case 0x80000007:
+			/* Invariant TSC makes Linux prefer the TSC to kvm-clock. A PVM
+			 * guest reads the host's TSC natively (no offsetting), so only
+			 * kvm-clock can be stopped across a pause (vm_pause()). */
+			if (pvm)
+				e->edx &= ~(1u << 8);
+			break;
 		case 0x80000008: /* AMD: cores per package and APIC ID bits */
 			e->ecx = (e->ecx & ~0xf0ffu) | (order_of(ncpus) << 12) | ((ncpus - 1) & 0xff);
 			break;

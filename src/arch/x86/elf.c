@@ -34,7 +34,21 @@ static int entry_phys(const Elf64_Ehdr *eh, const Elf64_Phdr *ph, unsigned n, ui
 	return -1;
 }
 
-int elf_load(struct guest_mem *m, const uint8_t *data, size_t len, const char *path,
+/* Puts one validated segment in place: whole file pages mapped when fd and
+ * alignment allow, the rest copied, the BSS zeroed. */
+static void place(struct guest_mem *m, const uint8_t *data, int fd, const Elf64_Phdr *ph)
+{
+	uint8_t *dst = guest_mem_ptr(m, ph->p_paddr, ph->p_memsz);
+	uint64_t mapped = ph->p_filesz & ~4095ULL;
+
+	if (fd < 0 || (ph->p_paddr & 4095) || (ph->p_offset & 4095) ||
+	    guest_mem_map_file(m, ph->p_paddr, mapped, fd, ph->p_offset))
+		mapped = 0;
+	memcpy(dst + mapped, data + ph->p_offset + mapped, ph->p_filesz - mapped);
+	memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
+}
+
+int elf_load(struct guest_mem *m, const uint8_t *data, size_t len, int fd, const char *path,
 	     struct kernel_image *out)
 {
 	Elf64_Ehdr eh;
@@ -80,13 +94,9 @@ int elf_load(struct guest_mem *m, const uint8_t *data, size_t len, const char *p
 		return bad(path, "entry point outside the loaded segments");
 
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
-		uint8_t *dst;
-
 		if (ph[i].p_type != PT_LOAD)
 			continue;
-		dst = guest_mem_ptr(m, ph[i].p_paddr, ph[i].p_memsz);
-		memcpy(dst, data + ph[i].p_offset, ph[i].p_filesz);
-		memset(dst + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
+		place(m, data, fd, &ph[i]);
 		if (ph[i].p_paddr + ph[i].p_memsz > out->end)
 			out->end = ph[i].p_paddr + ph[i].p_memsz;
 	}
@@ -104,10 +114,10 @@ int elf_load(struct guest_mem *m, const uint8_t *data, size_t len, const char *p
 	return 0;
 }
 
-int kernel_load(struct guest_mem *m, const uint8_t *data, size_t len, const char *path,
+int kernel_load(struct guest_mem *m, const uint8_t *data, size_t len, int fd, const char *path,
 		struct kernel_image *out)
 {
 	if (len >= SELFMAG && !memcmp(data, ELFMAG, SELFMAG))
-		return elf_load(m, data, len, path, out);
+		return elf_load(m, data, len, fd, path, out);
 	return bzimage_load(m, data, len, path, out);
 }

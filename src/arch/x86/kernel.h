@@ -16,14 +16,16 @@ struct kernel_image {
 	struct setup_header hdr; /* for boot_params; synthesized for ELF */
 };
 
-/* Both return 0, or CV_EINPUT after reporting an error naming `path`. */
+/* Both return 0, or CV_EINPUT after reporting an error naming `path`.
+ * `fd` (or -1) is the file behind data: page-aligned ELF segments are then
+ * mapped into guest RAM instead of copied. */
 int bzimage_load(struct guest_mem *m, const uint8_t *data, size_t len, const char *path,
 		 struct kernel_image *out);
-int elf_load(struct guest_mem *m, const uint8_t *data, size_t len, const char *path,
+int elf_load(struct guest_mem *m, const uint8_t *data, size_t len, int fd, const char *path,
 	     struct kernel_image *out);
 
 /* Detects the format by content and loads it. */
-int kernel_load(struct guest_mem *m, const uint8_t *data, size_t len, const char *path,
+int kernel_load(struct guest_mem *m, const uint8_t *data, size_t len, int fd, const char *path,
 		struct kernel_image *out);
 
 #endif

@@ -1,0 +1,613 @@
+#include "api/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/json.h"
+#include "net/mac.h"
+#include "util/cmdline.h"
+#include "util/err.h"
+
+#define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=-1"
+#define MAX_MEM_MIB (CV_MAX_MEMORY >> 20)
+#define MIN_MEM_MIB (CV_MIN_MEMORY >> 20)
+
+#define FIELDS(...) ((const struct jfield[]){ __VA_ARGS__ }), \
+	sizeof((const struct jfield[]){ __VA_ARGS__ }) / sizeof(struct jfield)
+
+void api_config_init(struct api_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->vcpus = 1;
+	c->mem_mib = API_DEFAULT_MEM_MIB;
+}
+
+static void drive_free(struct api_drive *d)
+{
+	free(d->path);
+	free(d->partuuid);
+	d->path = d->partuuid = NULL;
+}
+
+static void logger_free(struct api_logger *l)
+{
+	free(l->path);
+	free(l->module);
+	memset(l, 0, sizeof(*l));
+}
+
+void api_config_free(struct api_config *c)
+{
+	free(c->kernel);
+	free(c->initrd);
+	free(c->boot_args);
+	for (unsigned i = 0; i < c->ndrives; i++)
+		drive_free(&c->drives[i]);
+	logger_free(&c->logger);
+	free(c->metrics.path);
+	api_config_init(c);
+}
+
+int api_check_id(const char *id, char *err, size_t errlen)
+{
+	if (!*id)
+		return cv_fmt(err, errlen, "The ID cannot be empty.");
+	for (const char *p = id; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return cv_fmt(err, errlen,
+				      "API Resource IDs can only contain alphanumeric characters and underscores.");
+	return 0;
+}
+
+/* A host file the VM will open: it must exist now (Firecracker checks at
+ * PUT time too), be a regular file or block device, and be accessible. */
+static int check_file(json_t *v, const char *name, bool writable, char *err, size_t errlen)
+{
+	const char *p = json_string_value(v);
+	struct stat st;
+
+	if (!json_string_length(v) || strlen(p) != json_string_length(v) || json_string_length(v) >= PATH_MAX)
+		return cv_fmt(err, errlen, "invalid %s '%.64s': not a usable path", name, p);
+	if (stat(p, &st) < 0 || access(p, R_OK | (writable ? W_OK : 0)) < 0)
+		return cv_fmt(err, errlen, "invalid %s '%.200s': %s", name, p, strerror(errno));
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return cv_fmt(err, errlen, "invalid %s '%.200s': not a regular file or block device", name, p);
+	return 0;
+}
+
+/* ------------------------------------------------------------- machine */
+
+static int enum_none(json_t *v, const char *field, const char *what, char *err, size_t errlen)
+{
+	if (v && strcmp(json_string_value(v), "None"))
+		return cv_fmt(err, errlen, "%s '%.32s' is not supported by this build of cellvm (only \"None\")",
+			      what, json_string_value(v));
+	(void)field;
+	return 0;
+}
+
+int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, size_t errlen)
+{
+	json_t *vcpus, *mem, *smt, *tmpl, *dirty, *huge;
+	uint64_t v;
+	unsigned nvcpus = c->vcpus, mib = patch ? c->mem_mib : 0;
+	int rc;
+
+	rc = json_fields(body, "machine-config",
+			 FIELDS({ "vcpu_count", JF_UINT, !patch, &vcpus }, { "mem_size_mib", JF_UINT, !patch, &mem },
+				{ "smt", JF_BOOL, false, &smt }, { "cpu_template", JF_STRING, false, &tmpl },
+				{ "track_dirty_pages", JF_BOOL, false, &dirty },
+				{ "huge_pages", JF_STRING, false, &huge }),
+			 err, errlen);
+	if (rc)
+		return rc;
+	if (patch && !vcpus && !mem && !smt && !tmpl && !dirty && !huge)
+		return cv_fmt(err, errlen, "Empty PATCH request.");
+	if (vcpus) {
+		if ((rc = json_uint_range(vcpus, "vcpu_count", 1, CV_MAX_CPUS, &v, err, errlen)))
+			return rc;
+		nvcpus = (unsigned)v;
+	}
+	if (mem) {
+		if ((rc = json_uint_range(mem, "mem_size_mib", MIN_MEM_MIB, MAX_MEM_MIB, &v, err, errlen)))
+			return rc;
+		mib = (unsigned)v;
+	}
+	if (smt && json_is_true(smt))
+		return cv_fmt(err, errlen, "smt is not supported by this build of cellvm: each vCPU is its own core");
+	if (dirty && json_is_true(dirty))
+		return cv_fmt(err, errlen, "track_dirty_pages is not supported by this build of cellvm (no snapshots)");
+	if ((rc = enum_none(tmpl, "cpu_template", "cpu_template", err, errlen)) ||
+	    (rc = enum_none(huge, "huge_pages", "huge_pages", err, errlen)))
+		return rc;
+	c->vcpus = nvcpus;
+	c->mem_mib = mib;
+	return 0;
+}
+
+json_t *api_machine_json(const struct api_config *c)
+{
+	return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)c->vcpus, "mem_size_mib",
+			 (json_int_t)c->mem_mib, "smt", 0, "track_dirty_pages", 0, "huge_pages", "None");
+}
+
+/* ------------------------------------------------------------- boot source */
+
+int api_put_boot(struct api_config *c, json_t *body, char *err, size_t errlen)
+{
+	json_t *kernel, *initrd, *args;
+	char *k = NULL, *i = NULL, *a = NULL;
+	int rc;
+
+	rc = json_fields(body, "boot-source",
+			 FIELDS({ "kernel_image_path", JF_STRING, true, &kernel },
+				{ "initrd_path", JF_STRING, false, &initrd }, { "boot_args", JF_STRING, false, &args }),
+			 err, errlen);
+	if (!rc)
+		rc = check_file(kernel, "kernel_image_path", false, err, errlen);
+	if (!rc && initrd)
+		rc = check_file(initrd, "initrd_path", false, err, errlen);
+	if (!rc && args && (json_string_length(args) >= sizeof(c->cmdline) - 64 ||
+			    strlen(json_string_value(args)) != json_string_length(args)))
+		rc = cv_fmt(err, errlen, "invalid boot_args: longer than %zu bytes or contains NUL",
+			    sizeof(c->cmdline) - 64);
+	if (rc)
+		return rc;
+	if (json_str_dup(kernel, &k) || json_str_dup(initrd, &i) || json_str_dup(args, &a)) {
+		free(k);
+		free(i);
+		free(a);
+		return CV_EFAIL;
+	}
+	free(c->kernel);
+	free(c->initrd);
+	free(c->boot_args);
+	c->kernel = k;
+	c->initrd = i;
+	c->boot_args = a;
+	c->boot_set = true;
+	return 0;
+}
+
+/* ------------------------------------------------------------- rate limiters */
+
+static int parse_bucket(json_t *obj, const char *what, struct api_bucket *b, char *err, size_t errlen)
+{
+	json_t *size, *burst, *refill;
+	int rc;
+
+	*b = (struct api_bucket){ 0 };
+	if (!obj)
+		return 0;
+	rc = json_fields(obj, what,
+			 FIELDS({ "size", JF_UINT, true, &size }, { "one_time_burst", JF_UINT, false, &burst },
+				{ "refill_time", JF_UINT, true, &refill }),
+			 err, errlen);
+	if (rc)
+		return rc;
+	b->set = true;
+	b->size = (uint64_t)json_integer_value(size);
+	b->refill_time = (uint64_t)json_integer_value(refill);
+	b->one_time_burst = burst ? (uint64_t)json_integer_value(burst) : 0;
+	if (b->one_time_burst)
+		return cv_fmt(err, errlen, "one_time_burst in %s is not supported by this build of cellvm", what);
+	if (b->size > (1ULL << 40) || b->refill_time > 3600000)
+		return cv_fmt(err, errlen, "invalid %s: size at most 2^40, refill_time at most 3600000 ms", what);
+	return 0;
+}
+
+static int parse_limiter(json_t *obj, const char *what, struct api_limiter *l, char *err, size_t errlen)
+{
+	json_t *bw, *ops;
+	char name[64];
+	int rc;
+
+	*l = (struct api_limiter){ 0 };
+	if (!obj)
+		return 0;
+	rc = json_fields(obj, what, FIELDS({ "bandwidth", JF_OBJECT, false, &bw }, { "ops", JF_OBJECT, false, &ops }),
+			 err, errlen);
+	if (rc)
+		return rc;
+	snprintf(name, sizeof(name), "%s.bandwidth", what);
+	if ((rc = parse_bucket(bw, name, &l->bandwidth, err, errlen)))
+		return rc;
+	snprintf(name, sizeof(name), "%s.ops", what);
+	return parse_bucket(ops, name, &l->ops, err, errlen);
+}
+
+/* Firecracker refills `size` tokens every `refill_time` ms and holds at
+ * most `size`: a rate of size/refill_time and a burst of size. A zero in
+ * either means no limit, as there. */
+static void bucket_to_rate(const struct api_bucket *b, uint64_t *rate, uint64_t *burst)
+{
+	*rate = *burst = 0;
+	if (!b->set || !b->size || !b->refill_time)
+		return;
+	*rate = b->size * 1000 / b->refill_time;
+	if (!*rate)
+		*rate = 1;
+	*burst = b->size;
+}
+
+static void limiter_to_config(const struct api_limiter *l, struct ratelimit_config *out)
+{
+	bucket_to_rate(&l->bandwidth, &out->bps, &out->bps_burst);
+	bucket_to_rate(&l->ops, &out->ops, &out->ops_burst);
+}
+
+static json_t *bucket_json(const struct api_bucket *b)
+{
+	if (!b->set)
+		return json_null();
+	return json_pack("{s:I, s:I, s:I}", "size", (json_int_t)b->size, "one_time_burst",
+			 (json_int_t)b->one_time_burst, "refill_time", (json_int_t)b->refill_time);
+}
+
+static json_t *limiter_json(bool set, const struct api_limiter *l)
+{
+	if (!set)
+		return json_null();
+	return json_pack("{s:o, s:o}", "bandwidth", bucket_json(&l->bandwidth), "ops", bucket_json(&l->ops));
+}
+
+/* ------------------------------------------------------------- drives */
+
+static int find_drive(const struct api_config *c, const char *id)
+{
+	for (unsigned i = 0; i < c->ndrives; i++)
+		if (!strcmp(c->drives[i].id, id))
+			return (int)i;
+	return -1;
+}
+
+/* The path's ID and the body's must agree (Firecracker's rule). */
+static int id_matches(const char *path_id, json_t *body_id, char *err, size_t errlen)
+{
+	if (path_id && strcmp(path_id, json_string_value(body_id)))
+		return cv_fmt(err, errlen, "The id from the path does not match the id from the body!");
+	return api_check_id(json_string_value(body_id), err, errlen);
+}
+
+int api_put_drive(struct api_config *c, const char *id, json_t *body, char *err, size_t errlen)
+{
+	json_t *jid, *partuuid, *root, *cache, *ro, *path, *limit, *engine, *sock;
+	struct api_drive d = { 0 };
+	int rc, at;
+
+	rc = json_fields(body, "drive",
+			 FIELDS({ "drive_id", JF_STRING, true, &jid }, { "partuuid", JF_STRING, false, &partuuid },
+				{ "is_root_device", JF_BOOL, true, &root }, { "cache_type", JF_STRING, false, &cache },
+				{ "is_read_only", JF_BOOL, false, &ro }, { "path_on_host", JF_STRING, false, &path },
+				{ "rate_limiter", JF_OBJECT, false, &limit }, { "io_engine", JF_STRING, false, &engine },
+				{ "socket", JF_STRING, false, &sock }),
+			 err, errlen);
+	if (rc || (rc = id_matches(id, jid, err, errlen)))
+		return rc;
+	if (sock)
+		return cv_fmt(err, errlen, "vhost-user drives (socket) are not supported by this build of cellvm");
+	if (!path)
+		return cv_fmt(err, errlen, "missing field 'path_on_host' in drive");
+	if ((rc = json_str_copy(jid, "drive_id", d.id, sizeof(d.id), false, err, errlen)))
+		return rc;
+	d.root = json_is_true(root);
+	d.ro = ro && json_is_true(ro);
+	if (cache && strcmp(json_string_value(cache), "Unsafe") && strcmp(json_string_value(cache), "Writeback"))
+		return cv_fmt(err, errlen, "invalid cache_type '%.32s': use Unsafe or Writeback", json_string_value(cache));
+	if (engine && strcmp(json_string_value(engine), "Sync") && strcmp(json_string_value(engine), "Async"))
+		return cv_fmt(err, errlen, "invalid io_engine '%.32s': use Sync or Async", json_string_value(engine));
+	d.writeback = cache && !strcmp(json_string_value(cache), "Writeback");
+	d.async = engine && !strcmp(json_string_value(engine), "Async");
+	if ((rc = check_file(path, "path_on_host", !d.ro, err, errlen)) ||
+	    (rc = parse_limiter(limit, "rate_limiter", &d.limit, err, errlen)))
+		return rc;
+	d.has_limit = limit != NULL;
+	if (partuuid && (json_string_length(partuuid) > 64 || strpbrk(json_string_value(partuuid), " \t\n")))
+		return cv_fmt(err, errlen, "invalid partuuid '%.64s'", json_string_value(partuuid));
+	at = find_drive(c, d.id);
+	/* One root drive; it is always the first (vda), as in Firecracker. */
+	if (d.root && c->ndrives && c->drives[0].root && at != 0)
+		return cv_fmt(err, errlen, "A root block device already exists!");
+	if (at < 0 && c->ndrives == CV_MAX_DISKS)
+		return cv_fmt(err, errlen, "too many drives: cellvm supports at most %d", CV_MAX_DISKS);
+	if (json_str_dup(path, &d.path) || json_str_dup(partuuid, &d.partuuid)) {
+		drive_free(&d);
+		return CV_EFAIL;
+	}
+	if (at >= 0) {
+		drive_free(&c->drives[at]);
+		memmove(&c->drives[at], &c->drives[at + 1], (c->ndrives - (unsigned)at - 1) * sizeof(d));
+		c->ndrives--;
+	}
+	if (d.root) {
+		memmove(&c->drives[1], &c->drives[0], c->ndrives * sizeof(d));
+		c->drives[0] = d;
+	} else {
+		c->drives[c->ndrives] = d;
+	}
+	c->ndrives++;
+	return 0;
+}
+
+static bool limiter_eq(const struct api_limiter *a, const struct api_limiter *b)
+{
+	return !memcmp(a, b, sizeof(*a));
+}
+
+int api_patch_drive(const struct api_config *c, const char *id, json_t *body, char *err, size_t errlen)
+{
+	json_t *jid, *path, *limit;
+	struct api_limiter l;
+	int rc, at;
+
+	rc = json_fields(body, "drive update",
+			 FIELDS({ "drive_id", JF_STRING, true, &jid }, { "path_on_host", JF_STRING, false, &path },
+				{ "rate_limiter", JF_OBJECT, false, &limit }),
+			 err, errlen);
+	if (rc || (rc = id_matches(id, jid, err, errlen)) ||
+	    (rc = parse_limiter(limit, "rate_limiter", &l, err, errlen)))
+		return rc;
+	if ((at = find_drive(c, json_string_value(jid))) < 0)
+		return cv_fmt(err, errlen, "Unable to patch the block device: drive '%s' not found.",
+			      json_string_value(jid));
+	if (path && strcmp(json_string_value(path), c->drives[at].path))
+		return cv_fmt(err, errlen, "changing path_on_host of a running drive is not supported by this build of cellvm");
+	if (limit && !(c->drives[at].has_limit && limiter_eq(&l, &c->drives[at].limit)))
+		return cv_fmt(err, errlen, "changing rate_limiter of a running drive is not supported by this build of cellvm");
+	return 0;
+}
+
+/* ------------------------------------------------------------- network interfaces */
+
+static int find_nic(const struct api_config *c, const char *id)
+{
+	for (unsigned i = 0; i < c->nnics; i++)
+		if (!strcmp(c->nics[i].id, id))
+			return (int)i;
+	return -1;
+}
+
+int api_put_nic(struct api_config *c, const char *id, json_t *body, char *err, size_t errlen)
+{
+	json_t *jid, *host, *mac, *mtu, *rx, *tx;
+	struct api_nic n = { 0 };
+	int rc, at;
+
+	rc = json_fields(body, "network interface",
+			 FIELDS({ "iface_id", JF_STRING, true, &jid }, { "host_dev_name", JF_STRING, true, &host },
+				{ "guest_mac", JF_STRING, false, &mac }, { "mtu", JF_UINT, false, &mtu },
+				{ "rx_rate_limiter", JF_OBJECT, false, &rx }, { "tx_rate_limiter", JF_OBJECT, false, &tx }),
+			 err, errlen);
+	if (rc || (rc = id_matches(id, jid, err, errlen)) ||
+	    (rc = json_str_copy(jid, "iface_id", n.id, sizeof(n.id), false, err, errlen)) ||
+	    (rc = json_str_copy(host, "host_dev_name", n.tap, sizeof(n.tap), false, err, errlen)))
+		return rc;
+	if (strpbrk(n.tap, "/: \t") || !strcmp(n.tap, ".") || !strcmp(n.tap, ".."))
+		return cv_fmt(err, errlen, "invalid host_dev_name '%s': not a network device name", n.tap);
+	if (mtu)
+		return cv_fmt(err, errlen, "mtu is not supported by this build of cellvm");
+	if (mac && !mac_parse(json_string_value(mac), n.mac))
+		return cv_fmt(err, errlen, "invalid guest_mac '%.32s' (use e.g. 06:00:AC:10:00:02)", json_string_value(mac));
+	n.mac_set = mac != NULL;
+	if ((rc = parse_limiter(rx, "rx_rate_limiter", &n.rx, err, errlen)) ||
+	    (rc = parse_limiter(tx, "tx_rate_limiter", &n.tx, err, errlen)))
+		return rc;
+	n.has_rx = rx != NULL;
+	n.has_tx = tx != NULL;
+	at = find_nic(c, n.id);
+	for (unsigned i = 0; i < c->nnics; i++) {
+		if ((int)i == at)
+			continue;
+		if (!strcmp(c->nics[i].tap, n.tap))
+			return cv_fmt(err, errlen, "The host device name %s is already in use.", n.tap);
+		if (n.mac_set && c->nics[i].mac_set && !memcmp(c->nics[i].mac, n.mac, 6))
+			return cv_fmt(err, errlen, "The MAC address is already in use: %s", json_string_value(mac));
+	}
+	if (at < 0 && c->nnics == CV_MAX_NICS)
+		return cv_fmt(err, errlen, "too many network interfaces: cellvm supports at most %d", CV_MAX_NICS);
+	c->nics[at < 0 ? c->nnics++ : (unsigned)at] = n;
+	return 0;
+}
+
+int api_patch_nic(const struct api_config *c, const char *id, json_t *body, char *err, size_t errlen)
+{
+	json_t *jid, *rx, *tx;
+	struct api_limiter lrx, ltx;
+	const struct api_nic *n;
+	int rc, at;
+
+	rc = json_fields(body, "network interface update",
+			 FIELDS({ "iface_id", JF_STRING, true, &jid }, { "rx_rate_limiter", JF_OBJECT, false, &rx },
+				{ "tx_rate_limiter", JF_OBJECT, false, &tx }),
+			 err, errlen);
+	if (rc || (rc = id_matches(id, jid, err, errlen)) ||
+	    (rc = parse_limiter(rx, "rx_rate_limiter", &lrx, err, errlen)) ||
+	    (rc = parse_limiter(tx, "tx_rate_limiter", &ltx, err, errlen)))
+		return rc;
+	if ((at = find_nic(c, json_string_value(jid))) < 0)
+		return cv_fmt(err, errlen, "Invalid interface ID - not found: %s", json_string_value(jid));
+	n = &c->nics[at];
+	if ((rx && !(n->has_rx && limiter_eq(&lrx, &n->rx))) || (tx && !(n->has_tx && limiter_eq(&ltx, &n->tx))))
+		return cv_fmt(err, errlen, "changing rate limiters of a running network interface is not supported by this build of cellvm");
+	return 0;
+}
+
+/* ------------------------------------------------------------- logger, metrics */
+
+static const char *const level_names[] = { "Off", "Error", "Warning", "Info", "Debug", "Trace" };
+
+int api_parse_logger(json_t *body, struct api_logger *out, char *err, size_t errlen)
+{
+	json_t *path, *level, *show_level, *origin, *module;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = json_fields(body, "logger",
+			 FIELDS({ "log_path", JF_STRING, false, &path }, { "level", JF_STRING, false, &level },
+				{ "show_level", JF_BOOL, false, &show_level },
+				{ "show_log_origin", JF_BOOL, false, &origin }, { "module", JF_STRING, false, &module }),
+			 err, errlen);
+	if (rc)
+		return rc;
+	out->level = API_LOG_INFO;
+	if (level) {
+		unsigned i;
+
+		for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+			if (!strcasecmp(json_string_value(level), level_names[i]))
+				break;
+		if (i == sizeof(level_names) / sizeof(level_names[0]))
+			return cv_fmt(err, errlen, "invalid level '%.32s': use Error, Warning, Info, Debug, Trace or Off",
+				      json_string_value(level));
+		out->level = (enum api_log_level)i;
+	}
+	if (path && (!json_string_length(path) || strlen(json_string_value(path)) != json_string_length(path)))
+		return cv_fmt(err, errlen, "invalid log_path: not a usable path");
+	out->show_level = show_level && json_is_true(show_level);
+	out->show_origin = origin && json_is_true(origin);
+	if (json_str_dup(path, &out->path) || json_str_dup(module, &out->module)) {
+		logger_free(out);
+		return CV_EFAIL;
+	}
+	out->set = true;
+	return 0;
+}
+
+void api_logger_set(struct api_config *c, struct api_logger *l)
+{
+	logger_free(&c->logger);
+	c->logger = *l;
+	memset(l, 0, sizeof(*l));
+}
+
+int api_parse_metrics(json_t *body, struct api_metrics *out, char *err, size_t errlen)
+{
+	json_t *path, *emit, *props;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = json_fields(body, "metrics",
+			 FIELDS({ "metrics_path", JF_STRING, true, &path }, { "emit_id", JF_BOOL, false, &emit },
+				{ "properties", JF_OBJECT, false, &props }),
+			 err, errlen);
+	if (rc)
+		return rc;
+	if (emit || props)
+		return cv_fmt(err, errlen, "metrics %s is not supported by this build of cellvm",
+			      emit ? "emit_id" : "properties");
+	if (!json_string_length(path) || strlen(json_string_value(path)) != json_string_length(path))
+		return cv_fmt(err, errlen, "invalid metrics_path: not a usable path");
+	if (json_str_dup(path, &out->path))
+		return CV_EFAIL;
+	out->set = true;
+	return 0;
+}
+
+void api_metrics_set(struct api_config *c, struct api_metrics *m)
+{
+	free(c->metrics.path);
+	c->metrics = *m;
+	memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------- to cellvm */
+
+int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size_t errlen)
+{
+	if (!c->boot_set)
+		return cv_fmt(err, errlen, "Cannot start microvm without kernel configuration.");
+	vm_config_defaults(vm);
+	vm->kernel = c->kernel;
+	vm->initrd = c->initrd;
+	vm->cpus = c->vcpus;
+	vm->memory = (uint64_t)c->mem_mib << 20;
+	snprintf(c->cmdline, sizeof(c->cmdline), "%s", c->boot_args ? c->boot_args : DEFAULT_BOOT_ARGS);
+	if (c->ndrives && c->drives[0].root) {
+		char root[96];
+
+		/* As Firecracker: the root drive is vda, or its partition by UUID. */
+		if (c->drives[0].partuuid)
+			snprintf(root, sizeof(root), "root=PARTUUID=%s", c->drives[0].partuuid);
+		else
+			snprintf(root, sizeof(root), "root=/dev/vda");
+		if (cmdline_add(c->cmdline, sizeof(c->cmdline), root) ||
+		    cmdline_add(c->cmdline, sizeof(c->cmdline), c->drives[0].ro ? "ro" : "rw"))
+			return cv_fmt(err, errlen, "boot_args too long to add the root device");
+	}
+	vm->cmdline = c->cmdline;
+	for (unsigned i = 0; i < c->ndrives; i++) {
+		struct disk_config *d = &vm->disks[i];
+
+		d->path = c->drives[i].path;
+		d->readonly = c->drives[i].ro;
+		d->format = DISK_FORMAT_RAW; /* Firecracker drives are raw: never guess from guest-written content */
+		snprintf(d->id, sizeof(d->id), "%s", c->drives[i].id);
+		limiter_to_config(&c->drives[i].limit, &d->limit);
+	}
+	vm->ndisks = c->ndrives;
+	for (unsigned i = 0; i < c->nnics; i++) {
+		struct net_config *n = &vm->nics[i];
+
+		memset(n, 0, sizeof(*n));
+		n->mode = NET_TAP;
+		memcpy(n->tap, c->nics[i].tap, sizeof(n->tap));
+		memcpy(n->mac, c->nics[i].mac, 6);
+		n->mac_set = c->nics[i].mac_set;
+		limiter_to_config(&c->nics[i].rx, &n->rx);
+		limiter_to_config(&c->nics[i].tx, &n->tx);
+	}
+	vm->nnics = c->nnics;
+	return 0;
+}
+
+/* ------------------------------------------------------------- GET /vm/config */
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *drive_json(const struct api_drive *d)
+{
+	return json_pack("{s:s, s:o, s:b, s:s, s:b, s:s, s:o, s:s}", "drive_id", d->id, "partuuid",
+			 str_or_null(d->partuuid), "is_root_device", d->root, "cache_type",
+			 d->writeback ? "Writeback" : "Unsafe", "is_read_only", d->ro, "path_on_host", d->path,
+			 "rate_limiter", limiter_json(d->has_limit, &d->limit), "io_engine", d->async ? "Async" : "Sync");
+}
+
+static json_t *nic_json(const struct api_nic *n)
+{
+	char mac[18];
+
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2], n->mac[3],
+		 n->mac[4], n->mac[5]);
+	return json_pack("{s:s, s:s, s:o, s:o, s:o}", "iface_id", n->id, "host_dev_name", n->tap, "guest_mac",
+			 n->mac_set ? json_string(mac) : json_null(), "rx_rate_limiter", limiter_json(n->has_rx, &n->rx),
+			 "tx_rate_limiter", limiter_json(n->has_tx, &n->tx));
+}
+
+json_t *api_config_json(const struct api_config *c)
+{
+	json_t *drives = json_array(), *nics = json_array(), *boot, *logger, *metrics;
+
+	for (unsigned i = 0; i < c->ndrives; i++)
+		json_array_append_new(drives, drive_json(&c->drives[i]));
+	for (unsigned i = 0; i < c->nnics; i++)
+		json_array_append_new(nics, nic_json(&c->nics[i]));
+	boot = !c->boot_set ? json_null()
+			    : json_pack("{s:s, s:o, s:o}", "kernel_image_path", c->kernel, "initrd_path",
+					str_or_null(c->initrd), "boot_args", str_or_null(c->boot_args));
+	logger = !c->logger.set ? json_null()
+				: json_pack("{s:o, s:s, s:b, s:b, s:o}", "log_path", str_or_null(c->logger.path), "level",
+					    level_names[c->logger.level], "show_level", c->logger.show_level,
+					    "show_log_origin", c->logger.show_origin, "module", str_or_null(c->logger.module));
+	metrics = !c->metrics.set ? json_null() : json_pack("{s:s}", "metrics_path", c->metrics.path);
+	return json_pack("{s:n, s:o, s:o, s:n, s:o, s:o, s:o, s:n, s:o, s:n, s:n}", "balloon", "drives", drives,
+			 "boot-source", boot, "cpu-config", "logger", logger, "machine-config", api_machine_json(c),
+			 "metrics", metrics, "mmds-config", "network-interfaces", nics, "vsock", "entropy");
+}

@@ -1,0 +1,104 @@
+/* The VM a Firecracker-style client describes resource by resource before
+ * InstanceStart (or all at once in a --config-file), and its translation
+ * to cellvm's struct vm_config. Every update is validated completely
+ * before anything changes, so a refused request leaves no trace. */
+#ifndef CELLVM_API_CONFIG_H
+#define CELLVM_API_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/config.h"
+
+#define API_ID_MAX 64
+#define API_DEFAULT_MEM_MIB 128 /* Firecracker's default */
+
+/* Firecracker's token bucket: `size` tokens refilled every `refill_time` ms. */
+struct api_bucket {
+	bool set;
+	uint64_t size, one_time_burst, refill_time;
+};
+
+struct api_limiter {
+	struct api_bucket bandwidth, ops;
+};
+
+struct api_drive {
+	char id[CV_DISK_ID_MAX + 1];
+	char *path, *partuuid;
+	bool root, ro;
+	bool writeback; /* cache_type "Writeback"; cellvm honours flushes either way */
+	bool async;     /* io_engine "Async"; cellvm always uses io_uring */
+	bool has_limit;
+	struct api_limiter limit;
+};
+
+struct api_nic {
+	char id[API_ID_MAX + 1];
+	char tap[16];
+	uint8_t mac[6];
+	bool mac_set, has_rx, has_tx;
+	struct api_limiter rx, tx;
+};
+
+enum api_log_level { API_LOG_OFF, API_LOG_ERROR, API_LOG_WARNING, API_LOG_INFO, API_LOG_DEBUG, API_LOG_TRACE };
+
+struct api_logger {
+	bool set;
+	char *path, *module;
+	enum api_log_level level;
+	bool show_level, show_origin;
+};
+
+struct api_metrics {
+	bool set;
+	char *path;
+};
+
+struct api_config {
+	bool boot_set;
+	char *kernel, *initrd, *boot_args;
+	unsigned vcpus, mem_mib;
+	struct api_drive drives[CV_MAX_DISKS]; /* the root drive, if any, first */
+	unsigned ndrives;
+	struct api_nic nics[CV_MAX_NICS];
+	unsigned nnics;
+	struct api_logger logger;
+	struct api_metrics metrics;
+	char cmdline[4096]; /* boot_args plus root=, built by api_config_to_vm */
+};
+
+void api_config_init(struct api_config *c);
+void api_config_free(struct api_config *c);
+
+/* Resource updates: 0, or CV_EINPUT with a one-line reason (nothing
+ * changed), or CV_EFAIL when out of memory. `id` is the path's ID (NULL
+ * for a config file, where the body's ID is taken). */
+int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, size_t errlen);
+int api_put_boot(struct api_config *c, json_t *body, char *err, size_t errlen);
+int api_put_drive(struct api_config *c, const char *id, json_t *body, char *err, size_t errlen);
+int api_put_nic(struct api_config *c, const char *id, json_t *body, char *err, size_t errlen);
+/* After boot only rate limiters (and a drive's path) may change, which
+ * cellvm cannot do on a running device: a PATCH is validated like
+ * Firecracker's and then accepted only if it changes nothing. */
+int api_patch_drive(const struct api_config *c, const char *id, json_t *body, char *err, size_t errlen);
+int api_patch_nic(const struct api_config *c, const char *id, json_t *body, char *err, size_t errlen);
+/* Parse only: the caller opens the files before committing with
+ * api_logger_set / api_metrics_set (which take ownership). */
+int api_parse_logger(json_t *body, struct api_logger *out, char *err, size_t errlen);
+int api_parse_metrics(json_t *body, struct api_metrics *out, char *err, size_t errlen);
+void api_logger_set(struct api_config *c, struct api_logger *l);
+void api_metrics_set(struct api_config *c, struct api_metrics *m);
+
+/* "The ID cannot be empty." / only [A-Za-z0-9_]: Firecracker's rule. */
+int api_check_id(const char *id, char *err, size_t errlen);
+
+/* Fills vm (whose strings point into c) for vm_create. */
+int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size_t errlen);
+
+/* GET /machine-config and GET /vm/config bodies (NULL when out of memory). */
+json_t *api_machine_json(const struct api_config *c);
+json_t *api_config_json(const struct api_config *c);
+
+#endif

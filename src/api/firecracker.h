@@ -1,0 +1,68 @@
+/* Firecracker's API resources over cellvm: routes each request (method,
+ * path, JSON body) to the pre-boot configuration or the running VM, with
+ * Firecracker's status codes, pre-/post-boot rules and
+ * {"fault_message": ...} errors. Transport-free, so unit tests drive it
+ * without sockets or KVM; src/api/server.c carries it over HTTP. */
+#ifndef CELLVM_API_FIRECRACKER_H
+#define CELLVM_API_FIRECRACKER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/config.h"
+#include "vmm/config.h"
+
+enum fc_state { FC_NOT_STARTED, FC_RUNNING, FC_PAUSED };
+
+/* What the API asks of the process that owns the VM. Each returns 0, or
+ * an error code with a one-line reason in err. */
+struct fc_ops {
+	/* Builds and starts the VM described by vm (InstanceStart); vm stays
+	 * valid for the VM's lifetime. */
+	int (*start)(void *ctx, struct vm_config *vm, char *err, size_t errlen);
+	int (*pause)(void *ctx, bool pause, char *err, size_t errlen);
+	int (*ctrl_alt_del)(void *ctx, char *err, size_t errlen);
+	/* Adds the VMM's own counters to a metrics line (may be NULL). */
+	void (*metrics)(void *ctx, json_t *line);
+};
+
+struct fc_counts {
+	unsigned long requests, fails;
+};
+
+struct fc_api {
+	struct api_config cfg;
+	struct vm_config vm; /* built at InstanceStart */
+	enum fc_state state;
+	const struct fc_ops *ops;
+	void *ctx;
+	const char *id;
+	int log_fd, metrics_fd;
+	struct fc_counts get, put, patch;
+	uint64_t started_ms; /* when the API object was made (monotonic) */
+};
+
+struct fc_reply {
+	int status;
+	char *body; /* malloc'ed JSON, or NULL for 204 */
+	size_t len;
+};
+
+void fc_api_init(struct fc_api *a, const struct fc_ops *ops, void *ctx, const char *id);
+void fc_api_destroy(struct fc_api *a);
+
+/* Answers one request; body may be NULL (no body). r->body must be freed. */
+void fc_api_handle(struct fc_api *a, const char *method, const char *path, const char *body, size_t len,
+		   struct fc_reply *r);
+
+/* Applies a --config-file document (Firecracker's format: boot-source,
+ * drives, machine-config, network-interfaces, logger, metrics) as if each
+ * section had been PUT. Does not start the VM. */
+int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err, size_t errlen);
+
+/* Writes one metrics line now (also done every 60 s once metrics are set). */
+int fc_api_flush_metrics(struct fc_api *a, char *err, size_t errlen);
+
+#endif

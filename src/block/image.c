@@ -1,0 +1,213 @@
+#include "block/image.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "block/iov.h"
+#include "block/qcow2.h"
+#include "block/raw.h"
+#include "util/err.h"
+
+const char *image_format_name(enum block_format f)
+{
+	return f == BLOCK_FORMAT_QCOW2 ? "qcow2" : f == BLOCK_FORMAT_RAW ? "raw" : "auto";
+}
+
+int image_init(struct image *img, const struct image_ops *ops, int fd, const char *path, bool readonly)
+{
+	struct stat st;
+
+	img->ops = ops;
+	img->fd = fd;
+	img->readonly = readonly;
+	img->path = strdup(path);
+	if (!img->path || fstat(fd, &st) < 0) {
+		cv_err("%s: %s", path, img->path ? strerror(errno) : "out of memory");
+		free(img->path);
+		close(fd);
+		return CV_EFAIL;
+	}
+	img->dev = st.st_dev;
+	img->ino = st.st_ino;
+	return 0;
+}
+
+void image_fini(struct image *img)
+{
+	close(img->fd);
+	free(img->path);
+}
+
+static enum block_format probe(int fd)
+{
+	uint8_t magic[4];
+
+	if (pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) && !memcmp(magic, QCOW2_MAGIC, 4))
+		return BLOCK_FORMAT_QCOW2;
+	return BLOCK_FORMAT_RAW;
+}
+
+/* Our own lock, so two cellvm processes (or a VM and `cellvm disk`)
+ * never write one image, or write an image another one reads. */
+static int lock_image(int fd, const char *path, unsigned flags)
+{
+	if (flock(fd, (flags & (IMAGE_RW | IMAGE_EXCL) ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK)
+		cv_err("image '%s' is in use by another process", path);
+	else
+		cv_err("cannot lock image '%s': %s", path, strerror(errno));
+	return CV_EINPUT;
+}
+
+static int open_fd(int fd, const char *path, enum block_format format, unsigned flags, const struct image *child,
+		   struct image **out)
+{
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+		cv_err("disk '%s' is not a regular file or block device", path);
+		close(fd);
+		return CV_EINPUT;
+	}
+	if ((rc = lock_image(fd, path, flags))) {
+		close(fd);
+		return rc;
+	}
+	if (format == BLOCK_FORMAT_AUTO)
+		format = probe(fd);
+	if (format == BLOCK_FORMAT_QCOW2)
+		rc = qcow2_open(fd, path, flags, child, out);
+	else
+		rc = raw_open(fd, path, !(flags & IMAGE_RW), out);
+	if (!rc)
+		(*out)->child = child;
+	return rc;
+}
+
+int image_open(const char *path, enum block_format format, unsigned flags, struct image **out)
+{
+	int fd = open(path, (flags & IMAGE_RW ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+
+	if (fd < 0) {
+		cv_err("cannot open disk '%s': %s", path, strerror(errno));
+		return CV_EINPUT;
+	}
+	return open_fd(fd, path, format, flags, NULL, out);
+}
+
+bool image_backing_path(const char *image_path, const char *name, char *buf, size_t len)
+{
+	const char *slash = strrchr(image_path, '/');
+	int n;
+
+	if (name[0] == '/' || !slash)
+		n = snprintf(buf, len, "%s", name);
+	else
+		n = snprintf(buf, len, "%.*s/%s", (int)(slash - image_path), image_path, name);
+	return n >= 0 && (size_t)n < len;
+}
+
+int image_open_backing(const struct image *child, const char *name, enum block_format format,
+		       struct image **out)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	unsigned depth = 0;
+	int fd;
+
+	if (!image_backing_path(child->path, name, path, sizeof(path))) {
+		cv_err("%s: backing file name '%s' is too long", child->path, name);
+		return CV_EINPUT;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		cv_err("%s: cannot open backing file '%s': %s", child->path, path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return CV_EINPUT;
+	}
+	for (const struct image *c = child; c; c = c->child, depth++) {
+		if (c->dev == st.st_dev && c->ino == st.st_ino) {
+			cv_err("%s: backing file '%s' loops back to '%s'", child->path, path, c->path);
+			close(fd);
+			return CV_EINPUT;
+		}
+	}
+	if (depth >= IMAGE_MAX_CHAIN) {
+		cv_err("%s: backing chain longer than %d images", child->path, IMAGE_MAX_CHAIN);
+		close(fd);
+		return CV_EINPUT;
+	}
+	return open_fd(fd, path, format, 0, child, out);
+}
+
+int image_close(struct image *img)
+{
+	return img ? img->ops->close(img) : 0;
+}
+
+int image_read_clipped(struct image *img, uint64_t off, const struct iovec *iov, unsigned n)
+{
+	uint64_t len = iov_total(iov, n), in = 0;
+	struct iovec part[IOV_PARTS];
+	unsigned k;
+
+	if (img && off < img->size)
+		in = img->size - off < len ? img->size - off : len;
+	if (in < len)
+		iov_fill(iov, n, in, 0, len - in);
+	if (!in)
+		return 0;
+	k = iov_slice(iov, n, 0, in, part, IOV_PARTS);
+	if (iov_total(part, k) == in)
+		return img->ops->preadv(img, off, part, k);
+	/* Too fragmented for the stack: bounce. */
+	{
+		uint8_t *buf = malloc(in);
+		struct iovec v = { .iov_base = buf, .iov_len = in };
+		int rc;
+
+		if (!buf)
+			return -ENOMEM;
+		rc = img->ops->preadv(img, off, &v, 1);
+		if (!rc)
+			iov_copy_in(iov, n, 0, buf, in);
+		free(buf);
+		return rc;
+	}
+}
+
+void image_io_end(struct image *owner)
+{
+	if (owner && owner->ops->io_end)
+		owner->ops->io_end(owner);
+}
+
+int image_chain_status(struct image *img, uint64_t off, uint64_t len, struct extent *e)
+{
+	int rc;
+
+	for (;;) {
+		if (!img || off >= img->size) {
+			*e = (struct extent){ .kind = EXTENT_ZERO, .len = len };
+			return 0;
+		}
+		if (len > img->size - off)
+			len = img->size - off;
+		if ((rc = img->ops->status(img, off, len, e)))
+			return rc;
+		if (e->kind != EXTENT_BACKING)
+			return 0;
+		len = e->len;
+		img = img->backing;
+	}
+}

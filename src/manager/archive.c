@@ -1,0 +1,465 @@
+#include "manager/archive.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "manager/bundle.h"
+#include "manager/copy.h"
+#include "manager/vmproc.h"
+#include "util/err.h"
+
+#define MAX_MEMBERS (3 + CV_MAX_DISKS)
+
+/* A name that stays inside the bundle directory. */
+static bool plain_name(const char *s)
+{
+	size_t len = s ? strlen(s) : 0;
+
+	return len && len < 128 && s[0] != '.' &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
+}
+
+/* ------------------------------------------------------------- export */
+
+struct member {
+	char src[PATH_MAX]; /* where the file is now */
+	char name[128];     /* its name in the archive, under NAME/ */
+};
+
+struct writer {
+	struct archive *a;
+	int fd;
+	long long pos; /* of the logical stream written so far */
+	const char *src;
+};
+
+static int write_zeros(struct writer *w, long long upto)
+{
+	static const char zeros[1 << 16];
+
+	/* The pax writer drops bytes that fall in declared holes; they must
+	 * still be fed in order. */
+	while (w->pos < upto) {
+		size_t n = upto - w->pos < (long long)sizeof(zeros) ? (size_t)(upto - w->pos) : sizeof(zeros);
+
+		if (archive_write_data(w->a, zeros, n) < 0)
+			return CV_EFAIL;
+		w->pos += (long long)n;
+	}
+	return 0;
+}
+
+static int write_extent(void *ctx, long long off, long long len)
+{
+	struct writer *w = ctx;
+	char buf[1 << 16];
+
+	if (write_zeros(w, off))
+		return CV_EFAIL;
+	while (len > 0) {
+		ssize_t n = pread(w->fd, buf, len < (long long)sizeof(buf) ? (size_t)len : sizeof(buf), off);
+
+		if (n <= 0) {
+			cv_err("cannot read '%s': %s", w->src, n < 0 ? strerror(errno) : "file shrank");
+			return CV_EFAIL;
+		}
+		if (archive_write_data(w->a, buf, (size_t)n) < 0)
+			return CV_EFAIL;
+		off += n;
+		len -= n;
+		w->pos = off;
+	}
+	return 0;
+}
+
+struct sparse_map {
+	struct archive_entry *e;
+	long long data; /* bytes in extents */
+};
+
+static int add_extent_to_map(void *ctx, long long off, long long len)
+{
+	struct sparse_map *m = ctx;
+
+	archive_entry_sparse_add_entry(m->e, off, len);
+	m->data += len;
+	return 0;
+}
+
+static struct archive_entry *entry(const char *top, const char *name, mode_t type, long long size)
+{
+	struct archive_entry *e = archive_entry_new();
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", top, name);
+	archive_entry_set_pathname(e, path);
+	archive_entry_set_filetype(e, type);
+	archive_entry_set_perm(e, type == AE_IFDIR ? 0755 : 0644);
+	archive_entry_set_size(e, size);
+	archive_entry_set_mtime(e, time(NULL), 0);
+	return e;
+}
+
+static int add_file(struct archive *a, const char *top, const struct member *m)
+{
+	struct writer w = { .a = a, .src = m->src };
+	struct archive_entry *e;
+	struct stat st;
+	int rc;
+
+	if ((w.fd = open(m->src, O_RDONLY | O_CLOEXEC)) < 0 || fstat(w.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		cv_err("cannot export '%s': %s", m->src, w.fd < 0 ? strerror(errno) : "not a regular file");
+		if (w.fd >= 0)
+			close(w.fd);
+		return CV_EFAIL;
+	}
+	e = entry(top, m->name, AE_IFREG, st.st_size);
+	/* A map only for files with holes; an all-hole file is described by
+	 * one empty extent at its end (GNU tar's convention). */
+	struct sparse_map map = { .e = e };
+
+	for_each_extent(w.fd, st.st_size, add_extent_to_map, &map);
+	if (map.data == st.st_size)
+		archive_entry_sparse_clear(e);
+	else if (map.data == 0)
+		archive_entry_sparse_add_entry(e, st.st_size, 0);
+	rc = archive_write_header(a, e) == ARCHIVE_OK ? 0 : CV_EFAIL;
+	if (!rc)
+		rc = for_each_extent(w.fd, st.st_size, write_extent, &w);
+	if (!rc)
+		rc = write_zeros(&w, st.st_size);
+	archive_entry_free(e);
+	close(w.fd);
+	return rc;
+}
+
+static int add_buffer(struct archive *a, const char *top, const char *name, const char *data)
+{
+	struct archive_entry *e = entry(top, name, AE_IFREG, (long long)strlen(data));
+	int rc = archive_write_header(a, e) == ARCHIVE_OK &&
+			 archive_write_data(a, data, strlen(data)) == (la_ssize_t)strlen(data)
+		 ? 0
+		 : CV_EFAIL;
+
+	archive_entry_free(e);
+	return rc;
+}
+
+/* Points a path field of vm.json at a member: relative paths are bundle
+ * files, absolute ones (referenced disks) are copied in as `as`. */
+static int take(json_t *obj, const char *field, const char *dir, const char *as, struct member *m, unsigned *n)
+{
+	const char *p = json_string_value(json_object_get(obj, field));
+
+	if (!p)
+		return 0;
+	if (*p == '/')
+		snprintf(m[*n].src, sizeof(m[*n].src), "%s", p);
+	else if (!plain_name(p)) {
+		cv_err("broken bundle: '%s' is not a file of the bundle", p);
+		return CV_EFAIL;
+	} else
+		snprintf(m[*n].src, sizeof(m[*n].src), "%s/%s", dir, p);
+	snprintf(m[*n].name, sizeof(m[*n].name), "%s", *p == '/' ? as : p);
+	json_object_set_new(obj, field, json_string(m[*n].name));
+	(*n)++;
+	return 0;
+}
+
+static int collect(json_t *doc, const char *dir, struct member *m, unsigned *n)
+{
+	json_t *boot = json_object_get(doc, "boot-source"), *drives = json_object_get(doc, "drives"), *d;
+	json_t *storage = json_object_get(json_object_get(doc, "cellvm"), "drives");
+	size_t i;
+	int rc;
+
+	*n = 0;
+	if ((rc = take(boot, "kernel_image_path", dir, "kernel", m, n)) ||
+	    (rc = take(boot, "initrd_path", dir, "initrd", m, n)))
+		return rc;
+	json_array_foreach(drives, i, d)
+	{
+		const char *id = json_string_value(json_object_get(d, "drive_id"));
+		char as[128];
+
+		if (!plain_name(id) || *n == MAX_MEMBERS) {
+			cv_err("broken bundle: bad drive_id");
+			return CV_EFAIL;
+		}
+		if ((rc = path_fmt(as, sizeof(as), "%s.img", id)) || (rc = take(d, "path_on_host", dir, as, m, n)))
+			return rc;
+		if (storage)
+			json_object_set_new(storage, id, json_string("copied"));
+	}
+	for (unsigned a = 0; a < *n; a++)
+		for (unsigned b = a + 1; b < *n; b++)
+			if (!strcmp(m[a].name, m[b].name)) {
+				cv_err("cannot export: two files would be called '%s'", m[a].name);
+				return CV_EFAIL;
+			}
+	return 0;
+}
+
+int bundle_export(const char *name, const char *file)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX];
+	static struct member m[MAX_MEMBERS];
+	struct vm_status st;
+	struct archive *a = NULL;
+	struct archive_entry *e;
+	json_t *doc = NULL;
+	char *text = NULL;
+	unsigned n;
+	int rc, fd;
+
+	if ((rc = bundle_require(name)) || (rc = bundle_dir(name, dir, sizeof(dir))) ||
+	    (rc = vmproc_status(name, &st)))
+		return rc;
+	if (st.pid) {
+		cv_err("VM '%s' is %s: stop it before exporting (its disks are in use)", name, vm_state_name(st.state));
+		return CV_EINPUT;
+	}
+	if ((rc = bundle_load(name, &doc)) || (rc = collect(doc, dir, m, &n)))
+		goto out;
+	if (!(text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS))) {
+		rc = CV_EFAIL;
+		goto out;
+	}
+	/* Written beside the target and renamed: no half archive on failure. */
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", file) >= sizeof(tmp) || (fd = mkstemp(tmp)) < 0) {
+		cv_err("invalid export file '%s': %s", file, strerror(errno));
+		rc = CV_EINPUT;
+		goto out;
+	}
+	fchmod(fd, 0644);
+	a = archive_write_new();
+	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK || archive_write_open_fd(a, fd) != ARCHIVE_OK)
+		rc = CV_EFAIL;
+	e = entry(name, "", AE_IFDIR, 0);
+	if (!rc && archive_write_header(a, e) != ARCHIVE_OK)
+		rc = CV_EFAIL;
+	archive_entry_free(e);
+	if (!rc)
+		rc = add_buffer(a, name, BUNDLE_CONFIG, text);
+	for (unsigned i = 0; !rc && i < n; i++)
+		rc = add_file(a, name, &m[i]);
+	if (archive_write_close(a) != ARCHIVE_OK && !rc)
+		rc = CV_EFAIL;
+	if (rc && archive_error_string(a))
+		cv_err("cannot write '%s': %s", file, archive_error_string(a));
+	if (fsync(fd) < 0 && !rc)
+		rc = CV_EFAIL;
+	close(fd);
+	if (!rc && rename(tmp, file) < 0) {
+		cv_err("cannot write '%s': %s", file, strerror(errno));
+		rc = CV_EINPUT;
+	}
+	if (rc)
+		unlink(tmp);
+	else
+		printf("exported VM %s to %s\n", name, file);
+out:
+	if (a)
+		archive_write_free(a);
+	free(text);
+	json_decref(doc);
+	return rc;
+}
+
+/* ------------------------------------------------------------- import */
+
+/* Splits "TOP/base" (an optional "./" first); base may be empty (the
+ * directory itself). */
+static int split_member(const char *path, char *top, size_t cap, const char **base)
+{
+	const char *slash;
+
+	if (!strncmp(path, "./", 2))
+		path += 2;
+	slash = strchr(path, '/');
+	if (!slash || (size_t)(slash - path) >= cap)
+		return -1;
+	memcpy(top, path, (size_t)(slash - path));
+	top[slash - path] = 0;
+	*base = slash + 1;
+	return 0;
+}
+
+static bool all_zero(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	return !len || (p[0] == 0 && !memcmp(p, p + 1, len - 1));
+}
+
+static int extract(struct archive *a, struct archive_entry *e, const char *dir, const char *base)
+{
+	char path[PATH_MAX];
+	const void *buf;
+	size_t len;
+	la_int64_t off;
+	int fd, r, rc = 0;
+
+	if (path_fmt(path, sizeof(path), "%s/%s", dir, base))
+		return CV_EINPUT;
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
+		cv_err("invalid archive: member '%s' %s", base, errno == EEXIST ? "appears twice" : strerror(errno));
+		return errno == EEXIST ? CV_EINPUT : CV_EFAIL;
+	}
+	/* Blocks come with their offsets: holes are seeked over, not written,
+	 * and so are blocks of zeros (an archive made without sparse maps). */
+	while ((r = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK) {
+		if (all_zero(buf, len))
+			continue;
+		for (size_t done = 0; done < len && !rc;) {
+			ssize_t w = pwrite(fd, (const char *)buf + done, len - done, off + (off_t)done);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				cv_err("cannot write '%s': %s", path, strerror(errno));
+				rc = CV_EFAIL;
+			}
+			done += w > 0 ? (size_t)w : 0;
+		}
+		if (rc)
+			break;
+	}
+	if (!rc && r != ARCHIVE_EOF) {
+		cv_err("invalid archive: %s", archive_error_string(a));
+		rc = CV_EINPUT;
+	}
+	if (!rc && ftruncate(fd, archive_entry_size(e)) < 0)
+		rc = CV_EFAIL;
+	close(fd);
+	return rc;
+}
+
+static bool member_ok(json_t *obj, const char *field, const char *dir, bool required)
+{
+	const char *p = json_string_value(json_object_get(obj, field));
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (!p)
+		return !required && !json_object_get(obj, field);
+	return plain_name(p) && !path_fmt(path, sizeof(path), "%s/%s", dir, p) && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The imported vm.json may only name files it came with. */
+static int check_config(const char *dir)
+{
+	char path[PATH_MAX];
+	json_t *doc, *boot, *d;
+	json_error_t err;
+	size_t i;
+	bool ok;
+
+	if (path_fmt(path, sizeof(path), "%s/%s", dir, BUNDLE_CONFIG))
+		return CV_EINPUT;
+	if (!(doc = json_load_file(path, JSON_REJECT_DUPLICATES, &err))) {
+		cv_err("invalid archive: %s: %s", BUNDLE_CONFIG, err.text);
+		return CV_EINPUT;
+	}
+	boot = json_object_get(doc, "boot-source");
+	ok = json_is_object(doc) && member_ok(boot, "kernel_image_path", dir, true) &&
+	     member_ok(boot, "initrd_path", dir, false) && !json_object_get(doc, "logger") &&
+	     !json_object_get(doc, "metrics");
+	json_array_foreach(json_object_get(doc, "drives"), i, d) ok = ok && member_ok(d, "path_on_host", dir, true);
+	json_decref(doc);
+	if (!ok) {
+		cv_err("invalid archive: %s names files outside the archive (or has logger/metrics)", BUNDLE_CONFIG);
+		return CV_EINPUT;
+	}
+	return 0;
+}
+
+int bundle_import(const char *file, const char *name)
+{
+	char root[PATH_MAX], tmp[PATH_MAX], final[PATH_MAX], top[BUNDLE_NAME_MAX + 2] = "", t[BUNDLE_NAME_MAX + 2];
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	const char *base;
+	int rc, r;
+
+	if (name && (rc = bundle_check_name(name)))
+		goto free;
+	if ((rc = bundle_root(root, sizeof(root))))
+		goto free;
+	archive_read_support_format_tar(a);
+	archive_read_support_filter_all(a);
+	if (archive_read_open_filename(a, file, 1 << 16) != ARCHIVE_OK) {
+		cv_err("invalid archive '%s': %s", file, archive_error_string(a));
+		rc = CV_EINPUT;
+		goto free;
+	}
+	if (mkdir(root, 0755) < 0 && errno != EEXIST) {
+		snprintf(tmp, sizeof(tmp), "%s", root);
+		*strrchr(tmp, '/') = 0;
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			rc = CV_EFAIL;
+		if (!rc && mkdir(root, 0755) < 0 && errno != EEXIST)
+			rc = CV_EFAIL;
+		if (rc) {
+			cv_err("cannot create '%s': %s", root, strerror(errno));
+			goto free;
+		}
+	}
+	if ((rc = path_fmt(tmp, sizeof(tmp), "%s/.import.XXXXXX", root)))
+		goto free;
+	if (!mkdtemp(tmp)) {
+		cv_err("cannot create a directory in '%s': %s", root, strerror(errno));
+		rc = CV_EFAIL;
+		goto free;
+	}
+	chmod(tmp, 0755);
+	while (!rc && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+		const char *path = archive_entry_pathname(e);
+		mode_t type = archive_entry_filetype(e);
+
+		if (!path || split_member(path, t, sizeof(t), &base) || (*top && strcmp(t, top)) ||
+		    (*base && !plain_name(base)) || strchr(base, '/') || archive_entry_hardlink(e) ||
+		    archive_entry_symlink(e) || (*base ? type != AE_IFREG : type != AE_IFDIR)) {
+			cv_err("invalid archive: member '%s' is not a plain file of one VM directory", path ? path : "?");
+			rc = CV_EINPUT;
+			break;
+		}
+		snprintf(top, sizeof(top), "%s", t);
+		if (*base)
+			rc = extract(a, e, tmp, base);
+	}
+	if (!rc && r != ARCHIVE_EOF) {
+		cv_err("invalid archive '%s': %s", file, archive_error_string(a));
+		rc = CV_EINPUT;
+	}
+	if (!rc && !*top) {
+		cv_err("invalid archive '%s': empty", file);
+		rc = CV_EINPUT;
+	}
+	if (!rc && !name && bundle_check_name(top))
+		rc = CV_EINPUT;
+	if (!rc)
+		rc = check_config(tmp);
+	if (!rc && (rc = bundle_dir(name ? name : top, final, sizeof(final))) == 0 && rename(tmp, final) < 0) {
+		cv_err(errno == EEXIST || errno == ENOTEMPTY ? "a VM named '%s' already exists" : "cannot import VM '%s'",
+		       name ? name : top);
+		rc = errno == EEXIST || errno == ENOTEMPTY ? CV_EINPUT : CV_EFAIL;
+	}
+	if (rc)
+		remove_tree(tmp);
+	else
+		printf("imported VM %s\n", name ? name : top);
+free:
+	archive_read_free(a);
+	return rc;
+}

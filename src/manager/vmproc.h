@@ -1,0 +1,35 @@
+/* The process behind a managed VM: starting it in the background
+ * (`cellvm run` on the bundle's vm.json, API and console on sockets in the
+ * bundle), finding out what it is doing without trusting leftovers (the pid
+ * file's lock says whether it lives, its API says whether it is paused),
+ * and stopping it: the guest first, signals after. */
+#ifndef CELLVM_MANAGER_VMPROC_H
+#define CELLVM_MANAGER_VMPROC_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+enum vm_state {
+	VMS_STOPPED,      /* not running, ended cleanly (or never ran) */
+	VMS_CRASHED,      /* not running; its process died without cleaning up */
+	VMS_STARTING,     /* the process runs, the VM is not built yet */
+	VMS_RUNNING,
+	VMS_PAUSED,
+	VMS_UNRESPONSIVE, /* the process runs but its API does not answer */
+};
+
+struct vm_status {
+	enum vm_state state;
+	pid_t pid;   /* 0 unless the process is alive */
+	long uptime; /* seconds since the process started, -1 if unknown */
+};
+
+const char *vm_state_name(enum vm_state s);
+int vmproc_status(const char *name, struct vm_status *st);
+int vmproc_start(const char *name);
+int vmproc_stop(const char *name, int timeout_s, bool force);
+int vmproc_pause(const char *name, bool pause);
+/* The API call behind pause and stop, with the reply's fault on failure. */
+int vmproc_api(const char *name, const char *method, const char *path, const char *body);
+
+#endif

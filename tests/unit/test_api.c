@@ -1,0 +1,341 @@
+/* Firecracker's API over a mock VMM: resources, validation (every refused
+ * request leaves the configuration exactly as it was), pre-/post-boot
+ * rules, unsupported resources, the config file, and the translation to
+ * cellvm's vm_config (root drive -> root=/dev/vda). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/firecracker.h"
+
+static struct {
+	int starts, pauses, resumes, cads;
+	struct vm_config *vm;
+} mock;
+
+static int m_start(void *ctx, struct vm_config *vm, char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)err;
+	(void)errlen;
+	mock.starts++;
+	mock.vm = vm;
+	return 0;
+}
+
+static int m_pause(void *ctx, bool pause, char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)err;
+	(void)errlen;
+	if (pause)
+		mock.pauses++;
+	else
+		mock.resumes++;
+	return 0;
+}
+
+static int m_cad(void *ctx, char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)err;
+	(void)errlen;
+	mock.cads++;
+	return 0;
+}
+
+static const struct fc_ops ops = { .start = m_start, .pause = m_pause, .ctrl_alt_del = m_cad };
+static struct fc_api api;
+static char kernel[64], disk[64], disk2[64];
+
+static void tmpfile_at(char *path, const char *tmpl)
+{
+	int fd;
+
+	strcpy(path, tmpl);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "x", 1), 1);
+	close(fd);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&mock, 0, sizeof(mock));
+	tmpfile_at(kernel, "/tmp/cellvm-test-kernel-XXXXXX");
+	tmpfile_at(disk, "/tmp/cellvm-test-disk-XXXXXX");
+	tmpfile_at(disk2, "/tmp/cellvm-test-disk-XXXXXX");
+	fc_api_init(&api, &ops, NULL, "test-vm");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fc_api_destroy(&api);
+	unlink(kernel);
+	unlink(disk);
+	unlink(disk2);
+	return 0;
+}
+
+/* Sends a request; returns the status, the body in *body (freed by the
+ * next call). */
+static int req(const char *method, const char *path, const char *body, char **out)
+{
+	static char *last;
+	struct fc_reply r;
+
+	free(last);
+	fc_api_handle(&api, method, path, body, body ? strlen(body) : 0, &r);
+	last = r.body;
+	if (out)
+		*out = r.body;
+	if (r.status >= 400) {
+		assert_non_null(r.body);
+		assert_non_null(strstr(r.body, "\"fault_message\""));
+	}
+	return r.status;
+}
+
+static char *config_snapshot(void)
+{
+	char *body;
+
+	assert_int_equal(req("GET", "/vm/config", NULL, &body), 200);
+	return strdup(body);
+}
+
+static void configure(void)
+{
+	char body[512];
+
+	snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\", \"boot_args\": \"console=ttyS0 quiet\"}", kernel);
+	assert_int_equal(req("PUT", "/boot-source", body, NULL), 204);
+	assert_int_equal(req("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256}", NULL), 204);
+	snprintf(body, sizeof(body),
+		 "{\"drive_id\": \"data\", \"path_on_host\": \"%s\", \"is_root_device\": false, \"is_read_only\": true}",
+		 disk2);
+	assert_int_equal(req("PUT", "/drives/data", body, NULL), 204);
+	snprintf(body, sizeof(body),
+		 "{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\", \"is_root_device\": true, \"is_read_only\": false}",
+		 disk);
+	assert_int_equal(req("PUT", "/drives/rootfs", body, NULL), 204);
+	assert_int_equal(req("PUT", "/network-interfaces/eth0",
+			     "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"06:00:ac:10:00:02\"}",
+			     NULL),
+			 204);
+}
+
+static void test_instance_info_and_defaults(void **state)
+{
+	char *body;
+
+	(void)state;
+	assert_int_equal(req("GET", "/", NULL, &body), 200);
+	assert_non_null(strstr(body, "\"state\":\"Not started\""));
+	assert_non_null(strstr(body, "\"id\":\"test-vm\""));
+	assert_int_equal(req("GET", "/machine-config", NULL, &body), 200);
+	assert_non_null(strstr(body, "\"mem_size_mib\":128"));
+	assert_int_equal(req("GET", "/version", NULL, &body), 200);
+}
+
+static void test_malformed_requests_change_nothing(void **state)
+{
+	static const struct {
+		const char *method, *path, *body;
+	} bad[] = {
+		{ "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256" }, /* malformed */
+		{ "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"x\": 1}" }, /* unknown */
+		{ "PUT", "/machine-config", "{\"vcpu_count\": \"2\", \"mem_size_mib\": 256}" }, /* type */
+		{ "PUT", "/machine-config", "{\"vcpu_count\": 0, \"mem_size_mib\": 256}" },   /* range */
+		{ "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 8}" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 99999999999}" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\": -1, \"mem_size_mib\": 256}" },
+		{ "PUT", "/machine-config", "{\"mem_size_mib\": 256}" }, /* missing */
+		{ "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 256, \"smt\": true}" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\": 1, \"vcpu_count\": 2, \"mem_size_mib\": 256}" },
+		{ "PUT", "/machine-config", "[1, 2]" },
+		{ "PUT", "/machine-config", "{} trailing" },
+		{ "PATCH", "/machine-config", "{}" },
+		{ "PATCH", "/machine-config", "{\"huge_pages\": \"2M\"}" },
+		{ "PUT", "/machine-config", NULL },
+		{ "PUT", "/boot-source", "{\"kernel_image_path\": \"/nonexistent/vmlinux\"}" },
+		{ "PUT", "/boot-source", "{\"initrd_path\": \"/tmp\"}" },
+		{ "PUT", "/drives/rootfs", "{\"drive_id\": \"other\", \"path_on_host\": \"/tmp\", \"is_root_device\": true}" },
+		{ "PUT", "/drives/bad-id", "{\"drive_id\": \"bad-id\", \"path_on_host\": \"/x\", \"is_root_device\": true}" },
+		{ "PUT", "/drives/", "{}" },
+		{ "PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"/nonexistent\", \"is_root_device\": false}" },
+		{ "PUT", "/drives/x", "{\"drive_id\": \"x\", \"socket\": \"/s\", \"is_root_device\": false}" },
+		{ "PUT", "/drives/averyveryverylongdriveid", "{\"drive_id\": \"averyveryverylongdriveid\", \"is_root_device\": false}" },
+		{ "PUT", "/network-interfaces/eth1", "{\"iface_id\": \"eth1\", \"host_dev_name\": \"tap0\"}" }, /* in use */
+		{ "PUT", "/network-interfaces/eth1", "{\"iface_id\": \"eth1\", \"host_dev_name\": \"tap1\", \"guest_mac\": \"zz\"}" },
+		{ "PUT", "/network-interfaces/eth1", "{\"iface_id\": \"eth1\", \"host_dev_name\": \"a-name-much-too-long\"}" },
+		{ "PUT", "/network-interfaces/eth1",
+		  "{\"iface_id\": \"eth1\", \"host_dev_name\": \"tap1\", \"rx_rate_limiter\": {\"bandwidth\": {\"size\": 1}}}" },
+		{ "PUT", "/balloon", "{\"amount_mib\": 1, \"deflate_on_oom\": true}" },
+		{ "PUT", "/vsock", "{}" },
+		{ "PUT", "/mmds/config", "{}" },
+		{ "PUT", "/snapshot/create", "{}" },
+		{ "PUT", "/entropy", "{}" },
+		{ "GET", "/balloon", NULL },
+		{ "PUT", "/logger", "{\"level\": \"Loud\"}" },
+		{ "PUT", "/metrics", "{}" },
+		{ "PUT", "/actions", "{\"action_type\": \"Reboot\"}" },
+		{ "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}" }, /* before boot */
+		{ "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}" },
+		{ "PATCH", "/vm", "{\"state\": \"Paused\"}" },
+		{ "PATCH", "/drives/rootfs", "{\"drive_id\": \"rootfs\"}" },
+		{ "GET", "/nothing", NULL },
+		{ "DELETE", "/drives/rootfs", NULL },
+		{ "POST", "/actions", "{}" },
+		{ "GET", "/machine-config", "{}" },
+		{ "GET", "/a/b/c/d", NULL },
+	};
+	char *before;
+
+	(void)state;
+	configure();
+	before = config_snapshot();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *after;
+		int st = req(bad[i].method, bad[i].path, bad[i].body, NULL);
+
+		if (st != 400)
+			fail_msg("%s %s %s: status %d, expected 400", bad[i].method, bad[i].path, bad[i].body, st);
+		after = config_snapshot();
+		if (strcmp(before, after))
+			fail_msg("%s %s changed the configuration", bad[i].method, bad[i].path);
+		free(after);
+	}
+	free(before);
+	assert_int_equal(mock.starts + mock.pauses + mock.cads, 0);
+}
+
+static void test_root_drive_goes_first_and_into_cmdline(void **state)
+{
+	(void)state;
+	configure();
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", NULL), 204);
+	assert_int_equal(mock.starts, 1);
+	assert_int_equal(mock.vm->cpus, 2);
+	assert_int_equal(mock.vm->memory, 256ULL << 20);
+	assert_int_equal(mock.vm->ndisks, 2);
+	assert_string_equal(mock.vm->disks[0].id, "rootfs");
+	assert_string_equal(mock.vm->disks[1].id, "data");
+	assert_true(mock.vm->disks[1].readonly);
+	assert_string_equal(mock.vm->cmdline, "console=ttyS0 quiet root=/dev/vda rw");
+	assert_int_equal(mock.vm->nnics, 1);
+	assert_string_equal(mock.vm->nics[0].tap, "tap0");
+	assert_true(mock.vm->nics[0].mac_set);
+}
+
+static void test_second_root_refused(void **state)
+{
+	char body[256], *msg;
+
+	(void)state;
+	configure();
+	snprintf(body, sizeof(body), "{\"drive_id\": \"data\", \"path_on_host\": \"%s\", \"is_root_device\": true}", disk2);
+	assert_int_equal(req("PUT", "/drives/data", body, &msg), 400);
+	assert_non_null(strstr(msg, "root block device already exists"));
+}
+
+static void test_post_boot_rules(void **state)
+{
+	char *msg, body[256];
+
+	(void)state;
+	configure();
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", NULL), 204);
+	assert_int_equal(req("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 128}", &msg), 400);
+	assert_non_null(strstr(msg, "not supported after starting the microVM"));
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", NULL), 400);
+	assert_int_equal(req("PATCH", "/vm", "{\"state\": \"Paused\"}", NULL), 204);
+	assert_int_equal(req("GET", "/", NULL, &msg), 200);
+	assert_non_null(strstr(msg, "\"Paused\""));
+	assert_int_equal(req("PATCH", "/vm", "{\"state\": \"Paused\"}", NULL), 204); /* idempotent */
+	assert_int_equal(req("PATCH", "/vm", "{\"state\": \"Resumed\"}", NULL), 204);
+	assert_int_equal(req("PATCH", "/vm", "{\"state\": \"Sleeping\"}", NULL), 400);
+	assert_int_equal(mock.pauses, 1);
+	assert_int_equal(mock.resumes, 1);
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", NULL), 204);
+	assert_int_equal(mock.cads, 1);
+	/* A PATCH that changes nothing is fine; changing a running drive is
+	 * refused with a reason. */
+	snprintf(body, sizeof(body), "{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\"}", disk);
+	assert_int_equal(req("PATCH", "/drives/rootfs", body, NULL), 204);
+	snprintf(body, sizeof(body), "{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\"}", disk2);
+	assert_int_equal(req("PATCH", "/drives/rootfs", body, NULL), 400);
+	assert_int_equal(req("PATCH", "/drives/nope", "{\"drive_id\": \"nope\"}", NULL), 400);
+	assert_int_equal(req("PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\"}", NULL), 204);
+}
+
+static void test_start_needs_kernel(void **state)
+{
+	char *msg;
+
+	(void)state;
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", &msg), 400);
+	assert_non_null(strstr(msg, "kernel"));
+	assert_int_equal(mock.starts, 0);
+}
+
+static void test_config_file(void **state)
+{
+	char doc[1024], err[256];
+
+	(void)state;
+	snprintf(doc, sizeof(doc),
+		 "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"boot_args\": \"console=ttyS0\"},"
+		 " \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 64},"
+		 " \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\", \"is_root_device\": true,"
+		 " \"is_read_only\": true, \"partuuid\": \"abcd-01\"}],"
+		 " \"network-interfaces\": [], \"balloon\": null, \"vsock\": null,"
+		 " \"cellvm\": {\"drives\": {\"rootfs\": \"copied\"}}}",
+		 kernel, disk);
+	assert_int_equal(fc_api_load_config(&api, doc, strlen(doc), err, sizeof(err)), 0);
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", NULL), 204);
+	assert_string_equal(mock.vm->cmdline, "console=ttyS0 root=PARTUUID=abcd-01 ro");
+	assert_int_equal(mock.vm->memory, 64ULL << 20);
+}
+
+static void test_config_file_refuses_unsupported(void **state)
+{
+	char doc[512], err[256];
+
+	(void)state;
+	snprintf(doc, sizeof(doc), "{\"boot-source\": {\"kernel_image_path\": \"%s\"}, \"balloon\": {\"amount_mib\": 1}}",
+		 kernel);
+	assert_int_equal(fc_api_load_config(&api, doc, strlen(doc), err, sizeof(err)), -2);
+	assert_non_null(strstr(err, "balloon"));
+	assert_int_equal(fc_api_load_config(&api, "{\"drives\": []}", 14, err, sizeof(err)), -2);
+	assert_non_null(strstr(err, "boot-source"));
+	assert_int_equal(fc_api_load_config(&api, "{\"boot-source\": 1", 17, err, sizeof(err)), -2);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_instance_info_and_defaults),
+		T(test_malformed_requests_change_nothing),
+		T(test_root_drive_goes_first_and_into_cmdline),
+		T(test_second_root_refused),
+		T(test_post_boot_rules),
+		T(test_start_needs_kernel),
+		T(test_config_file),
+		T(test_config_file_refuses_unsupported),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
