@@ -151,19 +151,25 @@ else echo "@@INFO no eth0"; fi
 """
 
 
-def make_initrd(a, work, tool, src, tag):
-    """The given initramfs with /bin/iobench and /bin/iobench-run appended (a
-    second cpio archive: the kernel unpacks concatenated archives in turn)."""
+def extend_initrd(src, tool, files, path):
+    """Writes to path the initramfs src with /bin/iobench (the built tool)
+    and files, (name, mode, data) entries, appended as a second cpio archive
+    (the kernel unpacks concatenated archives in turn); returns path."""
     with open(src, "rb") as f:
         base = f.read()
     base += b"\0" * (-len(base) % 4)
     with open(tool, "rb") as f:
         exe = f.read()
-    extra = newc([("bin/iobench", 0o100755, exe), ("bin/iobench-run", 0o100755, guest_script(a).encode())])
-    path = os.path.join(work, f"initrd-iobench-{tag}.cpio")
+    extra = newc([("bin/iobench", 0o100755, exe), *files])
     with open(path, "wb") as f:
         f.write(base + extra)
     return path
+
+
+def make_initrd(a, work, tool, src, tag):
+    """The given initramfs with /bin/iobench and /bin/iobench-run appended."""
+    return extend_initrd(src, tool, [("bin/iobench-run", 0o100755, guest_script(a).encode())],
+                         os.path.join(work, f"initrd-iobench-{tag}.cpio"))
 
 
 def make_image(path, mib):
@@ -188,8 +194,12 @@ def cached_pct(path):
 
 
 class Netns:
+    """A network namespace for the host end of the guest's network; what
+    links it holds is up to add_links and del_links (here: TAP)."""
+    prefix = "cvbench"
+
     def __init__(self):
-        self.name = f"cvbench{os.getpid()}"
+        self.name = f"{self.prefix}{os.getpid()}"
         self.up = False
 
     def ip(self, *args):
@@ -199,19 +209,25 @@ class Netns:
         subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
         self.up = True
         self.ip("link", "set", "lo", "up")
+        self.add_links()
+
+    def add_links(self):
         self.ip("tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr")
         self.ip("addr", "add", f"{HOST_IP}/24", "dev", TAP)
         self.ip("link", "set", TAP, "up")
 
     def wrap(self, argv):
-        return ["ip", "netns", "exec", self.name, *argv]
+        return ["ip", "netns", "exec", self.name, *[str(a) for a in argv]]
 
     def destroy(self):
         if not self.up:
             return
         self.up = False
-        subprocess.run(["ip", "-n", self.name, "link", "del", TAP], capture_output=True)
+        self.del_links()
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+    def del_links(self):
+        subprocess.run(["ip", "-n", self.name, "link", "del", TAP], capture_output=True)
 
 
 # ---------------------------------------------------------------- host side

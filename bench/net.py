@@ -32,7 +32,6 @@ import re
 import select
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,8 +60,8 @@ def load_iobench_helpers():
 IO = load_iobench_helpers()
 
 
-def log(msg):
-    print(msg, flush=True)
+log = IO.log
+med = IO.med
 
 
 GUEST_SCRIPT = r"""#!/bin/sh
@@ -95,41 +94,22 @@ fi
 
 
 def make_initrd(base_path, work, tool):
-    with open(base_path, "rb") as f:
-        base = f.read()
-    base += b"\0" * (-len(base) % 4)
-    with open(tool, "rb") as f:
-        exe = f.read()
-    extra = IO.newc([("bin/iobench", 0o100755, exe), ("bin/netbench-run", 0o100755, GUEST_SCRIPT.encode())])
-    path = os.path.join(work, "initrd-netbench.cpio")
-    with open(path, "wb") as f:
-        f.write(base + extra)
-    return path
+    return IO.extend_initrd(base_path, tool, [("bin/netbench-run", 0o100755, GUEST_SCRIPT.encode())],
+                            os.path.join(work, "initrd-netbench.cpio"))
 
 
-class Netns:
-    def __init__(self):
-        self.name = f"cvnetbench{os.getpid()}"
-        self.up = False
+class Netns(IO.Netns):
+    """bench/io.py's namespace with a bridge for the guests' ports instead
+    of its tap (deleting the namespace deletes the bridge)."""
+    prefix = "cvnetbench"
 
-    def ip(self, *args):
-        subprocess.run(["ip", "-n", self.name, *args], check=True, capture_output=True)
-
-    def create(self):
-        subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
-        self.up = True
-        self.ip("link", "set", "lo", "up")
+    def add_links(self):
         self.ip("link", "add", "br0", "type", "bridge")
         self.ip("addr", "add", f"{HOST_IP}/24", "dev", "br0")
         self.ip("link", "set", "br0", "up")
 
-    def wrap(self, argv):
-        return ["ip", "netns", "exec", self.name, *[str(a) for a in argv]]
-
-    def destroy(self):
-        if self.up:
-            self.up = False
-            subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+    def del_links(self):
+        pass
 
 
 class Guest:
@@ -168,7 +148,7 @@ class Guest:
                     buf += chunk
                     while b"\n" in buf:
                         raw, buf = buf.split(b"\n", 1)
-                        step = self.line(raw.decode(errors="replace").strip("\r\x00 "), step, run_timeout)
+                        step = self.line(raw.decode(errors="replace").strip("\r\x00 "), step)
                     if self.ready and not self.ready_seen:
                         self.ready_seen = True
                         deadline = time.monotonic() + run_timeout
@@ -190,7 +170,7 @@ class Guest:
         log(f"{self.name}: {'done' if not self.error else 'FAILED: ' + self.error} in {time.monotonic() - t0:.1f} s")
         return self
 
-    def line(self, line, step, run_timeout):
+    def line(self, line, step):
         m = re.search(r"(@@\w+ .*|IOBENCH .*|CELLVM-INIT-READY|CELLVM-CMD-EXIT=\d+)", line)
         if not m:
             return step
@@ -299,11 +279,6 @@ def run_switch_case(ns, tool, a, initrd, work):
                 sw.wait(10)
             except subprocess.TimeoutExpired:
                 sw.kill()
-
-
-def med(vals, field):
-    xs = [v[field] for v in vals if field in v]
-    return (statistics.median(xs), min(xs), max(xs)) if xs else None
 
 
 def fmt(m, unit):

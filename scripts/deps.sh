@@ -4,8 +4,8 @@
 # only when something is missing.
 set -eu
 
-PKGS="gcc clang make pkg-config libcmocka-dev liburing-dev libjansson-dev libarchive-dev curl
-libslirp-dev libglib2.0-dev iproute2 util-linux
+PKGS="gcc libc6-dev clang make pkg-config libcmocka-dev liburing-dev libjansson-dev libarchive-dev curl
+libslirp-dev libglib2.0-dev iproute2 util-linux zlib1g-dev qemu-utils
 busybox-static cpio e2fsprogs python3 python3-pytest
 qemu-system-x86 linux-image-amd64"
 

@@ -222,6 +222,8 @@ echo cellvm >etc/hostname
 if [ -n "$kernel" ]; then
 	if [ -e "$shared_kernel" ] && [ "$kernel" = "$(realpath "$shared_kernel")" ]; then
 		: # the shared PVM kernel has virtio built in
+	elif [ "$kernel" = "$(realpath "$("$root_dir/guest/build.sh" --path)")" ]; then
+		: # so has cellvm's own guest kernel (guest/config)
 	else
 		add_modules "$kernel" "$staging"
 	fi

@@ -2,13 +2,13 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "net/switch.h"
 #include "disk/disk.h"
 #include "manager/cli.h"
 #include "util/err.h"
+#include "util/signals.h"
 #include "vmm/options.h"
 #include "vmm/run.h"
 #include "vmm/vcpu.h"
@@ -29,24 +29,6 @@ static const char usage[] =
 	"  switch     run a virtual switch for VMs on this host (cellvm switch --help)\n"
 	"  --version  print the version\n";
 
-/* Stop signals are taken synchronously through a signalfd, so every
- * thread (vCPUs included) keeps them blocked. */
-static int stop_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1); /* the vCPU kick: only vCPU threads take it */
-	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
-		return -1;
-	sigdelset(&set, SIGUSR1);
-	signal(SIGPIPE, SIG_IGN);
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-}
-
 static int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
@@ -62,7 +44,9 @@ static int cmd_run(int argc, char **argv)
 		cv_err("%s", err);
 		return EXIT_USAGE;
 	}
-	if ((sig_fd = stop_signals()) < 0 || vcpu_signals_init()) {
+	/* Every thread (vCPUs included) keeps the stop signals blocked, and
+	 * SIGUSR1, the vCPU kick, which only vCPU threads take. */
+	if ((sig_fd = stop_signals_fd(SIGUSR1)) < 0 || vcpu_signals_init()) {
 		cv_err("cannot set up signal handling");
 		return EXIT_VM_FAILED;
 	}

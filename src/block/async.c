@@ -75,7 +75,7 @@ struct async {
 	bool stop;
 };
 
-static int64_t run_sync(struct async *a, struct req *r)
+static int run_sync(struct async *a, struct req *r)
 {
 	struct image *img = a->img;
 	int rc = 0;
@@ -137,7 +137,7 @@ static void *worker(void *opaque)
 		if (!a->todo)
 			a->todo_tail = &a->todo;
 		pthread_mutex_unlock(&a->lock);
-		r->err = (int)run_sync(a, r);
+		r->err = run_sync(a, r);
 		finish_in_pool(a, r);
 		pthread_mutex_lock(&a->lock);
 	}
@@ -145,14 +145,17 @@ static void *worker(void *opaque)
 	return NULL;
 }
 
+/* Queues r for a worker (freeing it if there is none to run it). */
 static int to_pool(struct async *a, struct req *r)
 {
 	if (a->nthreads < WORKERS) {
 		/* Started on first use: raw disks never need them. */
-		if (pthread_create(&a->threads[a->nthreads], NULL, worker, a) == 0)
+		if (pthread_create(&a->threads[a->nthreads], NULL, worker, a) == 0) {
 			a->nthreads++;
-		else if (!a->nthreads)
+		} else if (!a->nthreads) {
+			free(r);
 			return -EAGAIN;
+		}
 	}
 	r->next = NULL;
 	pthread_mutex_lock(&a->lock);

@@ -180,7 +180,7 @@ int image_read_clipped(struct image *img, uint64_t off, const struct iovec *iov,
 			return -ENOMEM;
 		rc = img->ops->preadv(img, off, &v, 1);
 		if (!rc)
-			iov_copy_in(iov, n, 0, buf, in);
+			iov_from_buf(iov, n, 0, buf, in);
 		free(buf);
 		return rc;
 	}

@@ -248,7 +248,7 @@ static int read_compressed_part(struct qcow2 *q, uint64_t e, uint64_t in, const 
 	if (!buf)
 		return -ENOMEM;
 	if (!(rc = qcow2_read_compressed(q, e, buf)))
-		iov_copy_in(iov, n, skip, buf + in, len);
+		iov_from_buf(iov, n, skip, buf + in, len);
 	free(buf);
 	return rc;
 }

@@ -206,7 +206,7 @@ static int write_cow(struct qcow2 *q, uint64_t gc, uint64_t e, uint64_t host, bo
 		/* Too fragmented: gather into the bounce buffer. */
 		if (!buf && !(buf = calloc(1, q->cluster_size)))
 			return -ENOMEM;
-		iov_copy_out(iov, n, skip, buf + in, len);
+		iov_to_buf(iov, n, skip, buf + in, len);
 		rc = pwrite_full(q->img.fd, buf, q->cluster_size, host);
 		free(buf);
 		return rc;

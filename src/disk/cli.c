@@ -25,6 +25,7 @@ static const char usage[] =
 	"  snapshot list IMG          IMG's snapshots, newest first\n"
 	"  snapshot revert IMG [NAME] drop the delta (and newer snapshots): back to NAME (default: the newest)\n"
 	"  snapshot commit IMG        merge the delta into the newest snapshot, which becomes IMG\n"
+	"  bench IMG [--write] [--count N] [--depth N]  4K random I/O through the VM's block layer, on the host\n"
 	"Images must not be in use by a running VM. Exit status: 0 done, 1 failed, 2 bad input.\n";
 
 int disk_exit(int rc)
@@ -147,6 +148,7 @@ static const struct {
 } commands[] = {
 	{ "create", disk_create },   { "info", disk_info },     { "check", disk_check },
 	{ "convert", disk_convert }, { "resize", disk_resize }, { "snapshot", disk_snapshot },
+	{ "bench", disk_bench },
 };
 
 int disk_main(int argc, char **argv)

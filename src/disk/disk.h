@@ -18,6 +18,7 @@ int disk_check(int argc, char **argv);
 int disk_convert(int argc, char **argv);
 int disk_resize(int argc, char **argv);
 int disk_snapshot(int argc, char **argv);
+int disk_bench(int argc, char **argv);
 
 /* Exit statuses: 0 done, 1 failed (or corruption found), 2 bad input. */
 enum { DISK_EXIT_OK = 0, DISK_EXIT_FAIL = 1, DISK_EXIT_USAGE = 2 };

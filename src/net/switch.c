@@ -16,6 +16,7 @@
 #include "net/mactable.h"
 #include "net/switch_proto.h"
 #include "util/err.h"
+#include "util/signals.h"
 #include "vmm/event_loop.h"
 
 #define MAX_PORTS 64
@@ -294,20 +295,6 @@ static int listen_on(struct sw *s)
 	return 0;
 }
 
-static int stop_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL))
-		return -1;
-	signal(SIGPIPE, SIG_IGN);
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-}
-
 int switch_main(int argc, char **argv)
 {
 	struct sw *s;
@@ -335,7 +322,7 @@ int switch_main(int argc, char **argv)
 		free(s);
 		return 1;
 	}
-	if ((s->sig_fd = stop_signals()) < 0) {
+	if ((s->sig_fd = stop_signals_fd(0)) < 0) {
 		cv_err("switch: cannot set up signal handling");
 		rc = CV_EFAIL;
 	}

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/iov.h"
 #include "util/ratelimit.h"
 
 #define BLK_QUEUE_SIZE 256
@@ -103,33 +104,11 @@ static uint8_t *status_byte(const struct virtq_req *q)
 /* Points r->data at the data between the header and the status byte. */
 static void split_data(struct blk_req *r, const struct virtq_req *q, bool data_in)
 {
-	const struct iovec *src = data_in ? q->in : q->out;
-	unsigned nsrc = data_in ? q->nin : q->nout;
-	uint64_t skip = data_in ? 0 : sizeof(struct virtio_blk_outhdr);
-	uint64_t left = data_in ? q->in_len - 1 : q->out_len - skip;
-
-	r->ndata = 0;
-	for (unsigned i = 0; i < nsrc && left; i++) {
-		uint64_t len = src[i].iov_len, take;
-
-		if (skip >= len) {
-			skip -= len;
-			continue;
-		}
-		take = len - skip < left ? len - skip : left;
-		r->data[r->ndata++] = (struct iovec){ .iov_base = (uint8_t *)src[i].iov_base + skip, .iov_len = take };
-		left -= take;
-		skip = 0;
-	}
-}
-
-static uint64_t data_len(const struct blk_req *r)
-{
-	uint64_t n = 0;
-
-	for (unsigned i = 0; i < r->ndata; i++)
-		n += r->data[i].iov_len;
-	return n;
+	if (data_in)
+		r->ndata = iov_slice(q->in, q->nin, 0, q->in_len - 1, r->data, BLK_MAX_IOV);
+	else
+		r->ndata = iov_slice(q->out, q->nout, sizeof(struct virtio_blk_outhdr),
+				     q->out_len - sizeof(struct virtio_blk_outhdr), r->data, BLK_MAX_IOV);
 }
 
 static bool in_range(const struct virtio_blk *b, uint64_t sector, uint64_t bytes)
@@ -161,11 +140,11 @@ static int start(struct virtio_blk *b, struct blk_req *r, const struct virtq_req
 	switch (hdr.type) {
 	case VIRTIO_BLK_T_IN:
 	case VIRTIO_BLK_T_OUT:
-		if (!in_range(b, hdr.sector, data_len(r)))
+		if (!in_range(b, hdr.sector, iov_total(r->data, r->ndata)))
 			return VIRTIO_BLK_S_IOERR;
 		if (hdr.type == VIRTIO_BLK_T_OUT && d->readonly)
 			return VIRTIO_BLK_S_IOERR;
-		if (!data_len(r))
+		if (!iov_total(r->data, r->ndata))
 			return VIRTIO_BLK_S_OK;
 		rc = hdr.type == VIRTIO_BLK_T_IN
 			     ? d->ops->readv(d, hdr.sector * SECTOR, r->data, r->ndata, on_done, r)
@@ -182,7 +161,7 @@ static int start(struct virtio_blk *b, struct blk_req *r, const struct virtq_req
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
 		/* We advertise one range per request. */
-		if (d->readonly || data_len(r) != sizeof(r->range))
+		if (d->readonly || iov_total(r->data, r->ndata) != sizeof(r->range))
 			return VIRTIO_BLK_S_IOERR;
 		iov_to_buf(r->data, r->ndata, 0, &r->range, sizeof(r->range));
 		if (!r->range.num_sectors || r->range.num_sectors > MAX_DISCARD_SECTORS ||
@@ -218,10 +197,6 @@ static void blk_notify(struct virtio_dev *dev, unsigned qi)
 			req_put(r);
 			break;
 		}
-		/* Bytes moved: the chain less the header and status byte. */
-		ratelimit_charge(&b->limit, vr.out_len + vr.in_len > sizeof(struct virtio_blk_outhdr) + 1
-						    ? vr.out_len + vr.in_len - sizeof(struct virtio_blk_outhdr) - 1
-						    : 0);
 		r->head = vr.head;
 		r->generation = b->generation;
 		st = start(b, r, &vr);
@@ -232,6 +207,10 @@ static void blk_notify(struct virtio_dev *dev, unsigned qi)
 			b->stalled = true;
 			break;
 		}
+		/* Bytes moved: the chain less the header and status byte. */
+		ratelimit_charge(&b->limit, vr.out_len + vr.in_len > sizeof(struct virtio_blk_outhdr) + 1
+						    ? vr.out_len + vr.in_len - sizeof(struct virtio_blk_outhdr) - 1
+						    : 0);
 		if (st >= 0)
 			complete(r, (uint8_t)st);
 	}

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "util/err.h"
+#include "util/iov.h"
 
 #define CONSOLE_QUEUE_SIZE 128
 #define CONSOLE_MAX_SEGS 16

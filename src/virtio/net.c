@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/iov.h"
 #include "util/ratelimit.h"
 
 #define NET_QUEUE_SIZE 256

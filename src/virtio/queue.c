@@ -195,39 +195,3 @@ bool virtq_notify_on_more(struct virtq *q)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return load16(&q->avail->idx) != seen;
 }
-
-/* Copies between a buffer and the iovecs' bytes from `skip` on. */
-static uint64_t iov_copy(const struct iovec *iov, unsigned n, uint64_t skip, uint8_t *buf, uint64_t len,
-			 bool into_iov)
-{
-	uint64_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		uint64_t l = iov[i].iov_len, c;
-		uint8_t *p;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		p = (uint8_t *)iov[i].iov_base + skip;
-		c = l - skip < len - done ? l - skip : len - done;
-		if (into_iov)
-			memcpy(p, buf + done, c);
-		else
-			memcpy(buf + done, p, c);
-		done += c;
-		skip = 0;
-	}
-	return done;
-}
-
-uint64_t iov_to_buf(const struct iovec *iov, unsigned n, uint64_t skip, void *buf, uint64_t len)
-{
-	return iov_copy(iov, n, skip, buf, len, false);
-}
-
-uint64_t iov_from_buf(const struct iovec *iov, unsigned n, uint64_t skip, const void *buf, uint64_t len)
-{
-	return iov_copy(iov, n, skip, (uint8_t *)(uintptr_t)buf, len, true);
-}

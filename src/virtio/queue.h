@@ -70,8 +70,4 @@ bool virtq_enable_notify(struct virtq *q);
  * returns true if more arrived meanwhile (try again). */
 bool virtq_notify_on_more(struct virtq *q);
 
-/* Copies from/to a request's buffers; returns bytes copied. */
-uint64_t iov_to_buf(const struct iovec *iov, unsigned n, uint64_t skip, void *buf, uint64_t len);
-uint64_t iov_from_buf(const struct iovec *iov, unsigned n, uint64_t skip, const void *buf, uint64_t len);
-
 #endif

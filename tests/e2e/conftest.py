@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CMDLINE = "console=ttyS0 reboot=k panic=-1 pti=on quiet"
 READY_MARKER = "CELLVM-INIT-READY"
 # PS1 of the initramfs shell is '\h:\w\$ ' -> "cellvm:/# ".
 PROMPT_RE = re.compile(r"cellvm:\S*# ")
@@ -66,6 +65,12 @@ def is_shared_pvm_kernel(path) -> bool:
     candidates = [ROOT.parent / "shared" / "guest" / "vmlinux",
                   Path("/work/shared/guest/vmlinux")]
     return any(c.exists() and os.path.realpath(c) == real for c in candidates)
+
+
+# The shared PVM kernel (../shared/guest) needs pti=on; cellvm's own guest
+# kernel forces what PVM needs by itself, and stock kernels need nothing.
+BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet"
+DEFAULT_CMDLINE = BASE_CMDLINE + (" pti=on" if kernel_path() and is_shared_pvm_kernel(kernel_path()) else "")
 
 
 def default_initrd() -> Path:

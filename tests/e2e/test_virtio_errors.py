@@ -45,6 +45,15 @@ def good_kernel(tmp_path):
 
 
 @pytest.fixture
+def kvm_usable():
+    """Disk images and taps are opened after /dev/kvm: without access to it the
+    error would be about /dev/kvm, not about the disk."""
+    dev = os.environ.get("CELLVM_KVM_DEVICE", "/dev/kvm")
+    if not os.access(dev, os.R_OK | os.W_OK):
+        pytest.skip(f"{dev} not usable by this user")
+
+
+@pytest.fixture
 def img(tmp_path):
     p = tmp_path / "ok.img"
     with open(p, "wb") as f:
@@ -70,22 +79,22 @@ def run_net(good_kernel, *args):
                   + list(args), prefix=isolated_net())
 
 
-def test_disk_missing_file(good_kernel, tmp_path):
+def test_disk_missing_file(good_kernel, tmp_path, kvm_usable):
     missing = tmp_path / "no-such-dir" / "missing.img"
     assert_usage_error(run(good_kernel, "--disk", missing), missing)
 
 
-def test_disk_missing_file_readonly(good_kernel, tmp_path):
+def test_disk_missing_file_readonly(good_kernel, tmp_path, kvm_usable):
     missing = tmp_path / "missing-ro.img"
     assert_usage_error(run(good_kernel, "--disk", f"{missing},ro"), missing)
 
 
-def test_disk_missing_second_of_two(good_kernel, img, tmp_path):
+def test_disk_missing_second_of_two(good_kernel, img, tmp_path, kvm_usable):
     missing = tmp_path / "second.img"
     assert_usage_error(run(good_kernel, "--disk", img, "--disk", missing), missing)
 
 
-def test_disk_is_a_directory(good_kernel, tmp_path):
+def test_disk_is_a_directory(good_kernel, tmp_path, kvm_usable):
     d = tmp_path / "adir"
     d.mkdir()
     assert_usage_error(run(good_kernel, "--disk", d), d)
@@ -136,7 +145,7 @@ def test_too_many_nics(good_kernel):
     assert_usage_error(run_net(good_kernel, *args))
 
 
-def test_net_tap_is_not_a_tap(good_kernel):
+def test_net_tap_is_not_a_tap(good_kernel, kvm_usable):
     """An existing interface that is not a tap ('lo', in a fresh namespace)."""
     if not isolated_net():
         pytest.skip("needs root and unshare (runs in a throwaway network namespace)")

@@ -19,7 +19,21 @@ import pytest
 
 from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, vm_args
 
-pytestmark = [pytest.mark.vm, pytest.mark.net]
+def _why_no_root_net():
+    if os.geteuid() != 0:
+        return "needs root (network namespace and tap)"
+    if not shutil.which("ip"):
+        return "ip (iproute2) not found"
+    if not os.path.exists("/dev/net/tun"):
+        return "/dev/net/tun missing"
+    return None
+
+
+# A skip mark (not only the fixture) so that nothing, not even the session's
+# initramfs build, is attempted without root networking.
+pytestmark = [pytest.mark.vm, pytest.mark.net,
+              pytest.mark.skipif(_why_no_root_net() is not None,
+                                 reason=_why_no_root_net() or "")]
 
 TRANSPORTS = ["pci", "mmio"]
 IO_TIMEOUT = 300.0
@@ -49,12 +63,9 @@ def _ip(*args, check=True):
 @pytest.fixture
 def netns():
     """A fresh network namespace with a tap at 10.99.N.1/24 (the guest gets .2)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespace and tap)")
-    if not shutil.which("ip"):
-        pytest.skip("ip (iproute2) not found")
-    if not os.path.exists("/dev/net/tun"):
-        pytest.skip("/dev/net/tun missing")
+    why = _why_no_root_net()
+    if why:
+        pytest.skip(why)
     name = f"cvtest-{uuid.uuid4().hex[:8]}"
     res = _ip("netns", "add", name, check=False)
     if res.returncode != 0:
