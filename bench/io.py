@@ -373,12 +373,7 @@ class VMRun:
             for f in (p.stdout, p.stderr):
                 f.close()
             for pstep, peer in self.peers:
-                try:
-                    pout, _ = peer.communicate(timeout=5)
-                except subprocess.TimeoutExpired:
-                    peer.kill()
-                    pout, _ = peer.communicate()
-                for l in pout.splitlines():
+                for l in drain(peer, 5):
                     if pstep and l.startswith("IOBENCH mode="):
                         self.figs.setdefault(pstep, []).append(parse_kv(l))
                     elif l.startswith("IOBENCH error="):
@@ -389,6 +384,16 @@ class VMRun:
         self.ready = ready
         self.stderr = err.decode(errors="replace")
         return self
+
+
+def drain(p, timeout):
+    """The output lines of a peer process, killed if it is not done in time."""
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+    return out.splitlines()
 
 
 def cellvm_argv(a, transport, initrd, image, ns):

@@ -215,12 +215,7 @@ class HostPeers:
 
     def collect(self, figs, info):
         for step, p in self.procs:
-            try:
-                out, _ = p.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                out, _ = p.communicate()
-            for l in out.splitlines():
+            for l in IO.drain(p, 10):
                 if step and l.startswith("IOBENCH mode="):
                     figs.setdefault(step, []).append(IO.parse_kv(l))
                 elif l.startswith("IOBENCH error="):
