@@ -105,11 +105,24 @@ class Pty:
     def write(self, data):
         os.write(self.fd, data)
 
+    def drain(self):
+        while True:
+            try:
+                r, _, _ = select.select([self.fd], [], [], 0.2)
+                chunk = os.read(self.fd, 65536) if r else b""
+            except OSError:
+                chunk = b""
+            if not chunk:
+                return
+            self.out += chunk
+
     def wait(self, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
+                # What it printed just before exiting is still in the pty.
+                self.drain()
                 os.close(self.fd)
                 return os.waitstatus_to_exitcode(status)
             try:
