@@ -232,7 +232,7 @@ def cellvm(a, initrd, net, name, cmdline):
 
 
 def qemu(a, initrd, netdev, cmdline):
-    return ["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host", "-m", f"{a.memory}M", "-smp", "1",
+    return ["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host,-arch-capabilities", "-m", f"{a.memory}M", "-smp", "1",
             "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", a.qemu_kernel, "-initrd", initrd,
             "-append", cmdline, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"]
