@@ -23,7 +23,7 @@
 /* Firecracker resources this build does not have: asked for, they are
  * refused with a reason, never accepted and ignored. */
 static const char *const unsupported[] = { "balloon", "cpu-config", "entropy", "hotplug", "mmds",
-					   "pmem",    "serial",     "snapshot", "vsock" };
+					   "pmem",    "serial",     "vsock" };
 
 enum when { ANY_TIME, PRE_BOOT, POST_BOOT };
 
@@ -275,6 +275,8 @@ static int modify(struct fc_api *a, bool patch, const char **tok, int n, json_t 
 	bool with_id = !strcmp(res, "drives") || !strcmp(res, "network-interfaces");
 	int rc;
 
+	if (!patch && n == 2 && !strcmp(res, "snapshot"))
+		return fc_snapshot_put(a, tok[1], body, err, errlen);
 	if (n > (with_id ? 2 : 1))
 		return cv_fmt(err, errlen, "Invalid request method and/or path: %s /%s.", patch ? "PATCH" : "PUT", res);
 	if (with_id && (rc = api_check_id(id, err, errlen)))

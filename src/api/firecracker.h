@@ -24,6 +24,12 @@ struct fc_ops {
 	int (*start)(void *ctx, struct vm_config *vm, char *err, size_t errlen);
 	int (*pause)(void *ctx, bool pause, char *err, size_t errlen);
 	int (*ctrl_alt_del)(void *ctx, char *err, size_t errlen);
+	/* Snapshots (PUT /snapshot/create while paused, PUT /snapshot/load
+	 * before anything booted; the loaded VM is left paused unless
+	 * resume). */
+	int (*snapshot_create)(void *ctx, const char *state_path, const char *mem_path, char *err, size_t errlen);
+	int (*snapshot_load)(void *ctx, const char *state_path, const char *mem_path, bool resume, char *err,
+			     size_t errlen);
 	/* Adds the VMM's own counters to a metrics line (may be NULL). */
 	void (*metrics)(void *ctx, json_t *line);
 };
@@ -61,6 +67,9 @@ void fc_api_handle(struct fc_api *a, const char *method, const char *path, const
  * drives, machine-config, network-interfaces, logger, metrics) as if each
  * section had been PUT. Does not start the VM. */
 int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err, size_t errlen);
+
+/* PUT /snapshot/create and /snapshot/load (src/api/snapshot.c). */
+int fc_snapshot_put(struct fc_api *a, const char *op, json_t *body, char *err, size_t errlen);
 
 /* Writes one metrics line now (also done every 60 s once metrics are set). */
 int fc_api_flush_metrics(struct fc_api *a, char *err, size_t errlen);

@@ -278,3 +278,38 @@ int i8042_ctrl_alt_del(struct i8042 *k)
 	pthread_mutex_unlock(&k->lock);
 	return ok ? 0 : CV_EINPUT;
 }
+
+static const struct snap_field i8042_fields[] = {
+	SNAP_FIELD(struct i8042, ctr),	     SNAP_FIELD(struct i8042, pending),	  SNAP_FIELD(struct i8042, kbd_pending),
+	SNAP_FLAG(struct i8042, cmd_last),   SNAP_FLAG(struct i8042, out_full),	  SNAP_FIELD(struct i8042, out),
+	SNAP_FLAG(struct i8042, scanning),   SNAP_FIELD(struct i8042, last_sent), SNAP_ARRAY(struct i8042, q),
+	SNAP_FIELD(struct i8042, q_head),    SNAP_FIELD(struct i8042, q_len),
+};
+
+static bool i8042_valid(const void *copy)
+{
+	const struct i8042 *k = copy;
+
+	return k->q_head < I8042_QUEUE && k->q_len <= I8042_QUEUE;
+}
+
+int i8042_save(void *dev, struct snap_writer *w)
+{
+	struct i8042 *k = dev;
+
+	pthread_mutex_lock(&k->lock);
+	snap_put_fields(w, k, i8042_fields, SNAP_NFIELDS(i8042_fields));
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+int i8042_load(void *dev, struct snap_reader *r)
+{
+	struct i8042 *k = dev;
+	int rc;
+
+	pthread_mutex_lock(&k->lock);
+	rc = snap_load_fields(r, k, sizeof(*k), i8042_fields, SNAP_NFIELDS(i8042_fields), i8042_valid);
+	pthread_mutex_unlock(&k->lock);
+	return rc;
+}

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "hw/pm.h"
+#include "snapshot/fields.h"
 
 #define I8042_PORT_DATA 0x60
 #define I8042_PORT_CMD 0x64
@@ -45,5 +46,9 @@ void i8042_io(void *opaque, uint64_t port, uint8_t *data, unsigned size, bool wr
 /* Presses Ctrl+Alt+Del and releases it. Returns 0, or CV_EINPUT when the
  * guest has not enabled its keyboard or its queue is full. */
 int i8042_ctrl_alt_del(struct i8042 *k);
+
+/* Controller and keyboard state, for snapshots. */
+int i8042_save(void *dev, struct snap_writer *w);
+int i8042_load(void *dev, struct snap_reader *r);
 
 #endif

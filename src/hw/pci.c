@@ -243,3 +243,48 @@ int pci_add(struct pci_host *h, struct pci_dev *d)
 	h->slot[s] = d;
 	return (int)s;
 }
+
+void pci_dev_save(const struct pci_dev *d, struct snap_writer *w)
+{
+	snap_put_bytes(w, d->cfg, PCI_CFG_SIZE);
+}
+
+int pci_dev_load(struct pci_dev *d, struct snap_reader *r)
+{
+	uint8_t cfg[PCI_CFG_SIZE];
+
+	snap_get_bytes(r, cfg, sizeof(cfg));
+	for (unsigned i = 0; i < PCI_CFG_SIZE && snap_reader_ok(r); i++)
+		if ((cfg[i] ^ d->cfg[i]) & ~d->wmask[i])
+			snap_reader_fail(r, "PCI configuration space of another device");
+	if (!snap_reader_ok(r))
+		return CV_EINPUT;
+	memcpy(d->cfg, cfg, sizeof(cfg));
+	update_bars(d);
+	return 0;
+}
+
+int pci_host_save(void *host, struct snap_writer *w)
+{
+	struct pci_host *h = host;
+
+	pthread_rwlock_rdlock(&h->lock);
+	snap_put_u32(w, h->config_address);
+	pci_dev_save(&h->bridge, w);
+	pthread_rwlock_unlock(&h->lock);
+	return 0;
+}
+
+int pci_host_load(void *host, struct snap_reader *r)
+{
+	struct pci_host *h = host;
+	uint32_t addr = snap_get_u32(r);
+	int rc;
+
+	pthread_rwlock_wrlock(&h->lock);
+	rc = pci_dev_load(&h->bridge, r);
+	if (!rc)
+		h->config_address = addr;
+	pthread_rwlock_unlock(&h->lock);
+	return rc;
+}

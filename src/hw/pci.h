@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "snapshot/fields.h"
 #include "vmm/bus.h"
 
 #define PCI_SLOTS 32
@@ -58,5 +59,14 @@ int pci_add(struct pci_host *h, struct pci_dev *d);
 /* Little-endian accessors for config space. */
 uint32_t pci_cfg_read(const struct pci_dev *d, unsigned off, unsigned size);
 void pci_cfg_set(struct pci_dev *d, unsigned off, unsigned size, uint32_t v);
+
+/* Snapshots. A device's config space: saved whole; on load the bits the
+ * guest cannot write must match this device's (else it is another
+ * device), and BAR decoding follows the loaded header. */
+void pci_dev_save(const struct pci_dev *d, struct snap_writer *w);
+int pci_dev_load(struct pci_dev *d, struct snap_reader *r);
+/* The host: its address latch and the host bridge's config space. */
+int pci_host_save(void *host, struct snap_writer *w);
+int pci_host_load(void *host, struct snap_reader *r);
 
 #endif

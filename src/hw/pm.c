@@ -79,3 +79,21 @@ void pm_io(void *opaque, uint64_t port, uint8_t *data, unsigned size, bool write
 			store(data, size, 0xffffffffu);
 	}
 }
+
+static const struct snap_field pm_fields[] = {
+	SNAP_FIELD(struct pm, pm1_sts),
+	SNAP_FIELD(struct pm, pm1_en),
+	SNAP_FIELD(struct pm, pm1_cnt),
+	SNAP_FIELD(struct pm, reset_cnt),
+};
+
+int pm_save(void *dev, struct snap_writer *w)
+{
+	snap_put_fields(w, dev, pm_fields, SNAP_NFIELDS(pm_fields));
+	return 0;
+}
+
+int pm_load(void *dev, struct snap_reader *r)
+{
+	return snap_load_fields(r, dev, sizeof(struct pm), pm_fields, SNAP_NFIELDS(pm_fields), NULL);
+}

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "snapshot/fields.h"
+
 #define PM_PORT_PM1_EVT 0x600
 #define PM_PM1_EVT_LEN 4
 #define PM_PORT_PM1_CNT 0x604
@@ -30,5 +32,9 @@ void pm_init(struct pm *pm, void (*event)(void *ctx, enum power_event ev), void 
 
 /* Port I/O handlers; `port` is the absolute port number. */
 void pm_io(void *opaque, uint64_t port, uint8_t *data, unsigned size, bool write);
+
+/* PM1 registers, for snapshots. */
+int pm_save(void *dev, struct snap_writer *w);
+int pm_load(void *dev, struct snap_reader *r);
 
 #endif

@@ -125,3 +125,30 @@ void rtc_io(void *opaque, uint64_t port, uint8_t *data, unsigned size, bool writ
 out:
 	pthread_mutex_unlock(&r->lock);
 }
+
+static const struct snap_field rtc_fields[] = {
+	SNAP_FIELD(struct rtc, index),
+	SNAP_ARRAY(struct rtc, cmos),
+	SNAP_FIELD(struct rtc, offset),
+};
+
+int rtc_save(void *dev, struct snap_writer *w)
+{
+	struct rtc *r = dev;
+
+	pthread_mutex_lock(&r->lock);
+	snap_put_fields(w, r, rtc_fields, SNAP_NFIELDS(rtc_fields));
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+int rtc_load(void *dev, struct snap_reader *rd)
+{
+	struct rtc *r = dev;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	rc = snap_load_fields(rd, r, sizeof(*r), rtc_fields, SNAP_NFIELDS(rtc_fields), NULL);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}

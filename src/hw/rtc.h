@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "snapshot/fields.h"
+
 #define RTC_PORT_INDEX 0x70
 #define RTC_PORT_DATA 0x71
 
@@ -22,5 +24,9 @@ struct rtc {
 int rtc_init(struct rtc *r, time_t (*now)(void));
 void rtc_destroy(struct rtc *r);
 void rtc_io(void *opaque, uint64_t port, uint8_t *data, unsigned size, bool write);
+
+/* CMOS contents and the guest's offset from host time, for snapshots. */
+int rtc_save(void *dev, struct snap_writer *w);
+int rtc_load(void *dev, struct snap_reader *r);
 
 #endif

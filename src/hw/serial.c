@@ -211,3 +211,41 @@ bool serial_has_output(struct serial *s)
 	pthread_mutex_unlock(&s->lock);
 	return w;
 }
+
+static const struct snap_field serial_fields[] = {
+	SNAP_FIELD(struct serial, ier),	    SNAP_FIELD(struct serial, lcr),	SNAP_FIELD(struct serial, mcr),
+	SNAP_FIELD(struct serial, lsr_err), SNAP_FIELD(struct serial, scr),	SNAP_FIELD(struct serial, dll),
+	SNAP_FIELD(struct serial, dlm),	    SNAP_FIELD(struct serial, fcr),	SNAP_FLAG(struct serial, thr_int),
+	SNAP_ARRAY(struct serial, rx),	    SNAP_FIELD(struct serial, rx_head), SNAP_FIELD(struct serial, rx_len),
+	SNAP_FLAG(struct serial, wrote),
+};
+
+static bool serial_valid(const void *copy)
+{
+	const struct serial *s = copy;
+
+	return s->rx_head < SERIAL_RX_FIFO && s->rx_len <= SERIAL_RX_FIFO;
+}
+
+int serial_save(void *dev, struct snap_writer *w)
+{
+	struct serial *s = dev;
+
+	pthread_mutex_lock(&s->lock);
+	snap_put_fields(w, s, serial_fields, SNAP_NFIELDS(serial_fields));
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+int serial_load(void *dev, struct snap_reader *r)
+{
+	struct serial *s = dev;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = snap_load_fields(r, s, sizeof(*s), serial_fields, SNAP_NFIELDS(serial_fields), serial_valid);
+	if (!rc)
+		update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}

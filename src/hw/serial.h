@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "snapshot/fields.h"
+
 #define SERIAL_COM1_PORT 0x3f8
 #define SERIAL_COM1_IRQ 4
 #define SERIAL_RX_FIFO 1024
@@ -40,5 +42,9 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
 size_t serial_rx_space(struct serial *s);
 
 bool serial_has_output(struct serial *s);
+
+/* Guest-visible state (registers, receive FIFO) for snapshots. */
+int serial_save(void *dev, struct snap_writer *w);
+int serial_load(void *dev, struct snap_reader *r);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "snapshot/stream.h"
 #include "virtio/queue.h"
 #include "vmm/event_loop.h"
 #include "vmm/memory.h"
@@ -80,5 +81,16 @@ bool virtio_pop(struct virtio_dev *d, unsigned qi, struct virtq_req *r, struct i
 		unsigned max);
 /* The guest broke a queue: stop the device until it resets. */
 void virtio_needs_reset(struct virtio_dev *d, const char *why);
+
+/* Snapshots. Save/load cover what the driver negotiated and configured:
+ * features, status, config space and every queue's placement and
+ * indices. A load only sets fields (and checks them against what this
+ * device offers); virtio_dev_resume then restarts a live device: maps its
+ * queues, activates the back-end and looks at every queue once, as if
+ * kicked. Idle: no request taken from a queue is still unanswered. */
+int virtio_dev_save(struct virtio_dev *d, struct snap_writer *w);
+int virtio_dev_load(struct virtio_dev *d, struct snap_reader *r);
+int virtio_dev_resume(struct virtio_dev *d);
+bool virtio_dev_idle(struct virtio_dev *d);
 
 #endif

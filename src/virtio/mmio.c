@@ -206,3 +206,28 @@ int virtio_mmio_cmdline(const struct virtio_mmio *t, char *cmdline, size_t cap)
 	}
 	return 0;
 }
+
+static const struct snap_field mmio_fields[] = {
+	SNAP_FIELD(struct virtio_mmio, dev_feat_sel),
+	SNAP_FIELD(struct virtio_mmio, drv_feat_sel),
+	SNAP_FIELD(struct virtio_mmio, queue_sel),
+	SNAP_FIELD(struct virtio_mmio, isr),
+};
+
+int virtio_mmio_save(struct virtio_mmio *t, struct snap_writer *w)
+{
+	pthread_mutex_lock(&t->dev->lock);
+	snap_put_fields(w, t, mmio_fields, SNAP_NFIELDS(mmio_fields));
+	pthread_mutex_unlock(&t->dev->lock);
+	return 0;
+}
+
+int virtio_mmio_load(struct virtio_mmio *t, struct snap_reader *r)
+{
+	int rc;
+
+	pthread_mutex_lock(&t->dev->lock);
+	rc = snap_load_fields(r, t, sizeof(*t), mmio_fields, SNAP_NFIELDS(mmio_fields), NULL);
+	pthread_mutex_unlock(&t->dev->lock);
+	return rc;
+}

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "snapshot/fields.h"
 #include "virtio/device.h"
 #include "vmm/bus.h"
 
@@ -29,5 +30,9 @@ void virtio_mmio_destroy(struct virtio_mmio *t);
 
 /* Adds "virtio_mmio.device=4K@0x...:GSI" to the kernel part of cmdline. */
 int virtio_mmio_cmdline(const struct virtio_mmio *t, char *cmdline, size_t cap);
+
+/* Snapshots: the selectors and the interrupt status. */
+int virtio_mmio_save(struct virtio_mmio *t, struct snap_writer *w);
+int virtio_mmio_load(struct virtio_mmio *t, struct snap_reader *r);
 
 #endif

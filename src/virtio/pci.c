@@ -429,3 +429,47 @@ void virtio_pci_destroy(struct virtio_pci *t)
 		t->irq_efd[v] = -1;
 	}
 }
+
+static const struct snap_field pci_fields[] = {
+	SNAP_FIELD(struct virtio_pci, dev_feat_sel), SNAP_FIELD(struct virtio_pci, drv_feat_sel),
+	SNAP_FIELD(struct virtio_pci, queue_sel),    SNAP_FIELD(struct virtio_pci, config_vector),
+	SNAP_ARRAY(struct virtio_pci, queue_vector), SNAP_FIELD(struct virtio_pci, isr),
+	/* The MSI-X table: VIRTIO_PCI_VECTORS entries of four 32-bit words. */
+	{ offsetof(struct virtio_pci, msix), SNAP_INT, 4, sizeof(((struct virtio_pci *)0)->msix) / 4 },
+	SNAP_FLAGS(struct virtio_pci, pending),
+};
+
+static bool pci_valid(const void *copy)
+{
+	const struct virtio_pci *t = copy;
+
+	if (t->config_vector >= t->nvec && t->config_vector != VIRTIO_MSI_NO_VECTOR)
+		return false;
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		if (t->queue_vector[q] >= t->nvec && t->queue_vector[q] != VIRTIO_MSI_NO_VECTOR)
+			return false;
+	return true;
+}
+
+int virtio_pci_save(struct virtio_pci *t, struct snap_writer *w)
+{
+	pthread_mutex_lock(&t->dev->lock);
+	pci_dev_save(&t->pci, w);
+	snap_put_fields(w, t, pci_fields, SNAP_NFIELDS(pci_fields));
+	pthread_mutex_unlock(&t->dev->lock);
+	return 0;
+}
+
+int virtio_pci_load(struct virtio_pci *t, struct snap_reader *r)
+{
+	int rc;
+
+	pthread_mutex_lock(&t->dev->lock);
+	rc = pci_dev_load(&t->pci, r);
+	if (!rc)
+		rc = snap_load_fields(r, t, sizeof(*t), pci_fields, SNAP_NFIELDS(pci_fields), pci_valid);
+	for (unsigned v = 0; !rc && v < t->nvec; v++)
+		unmasked(t, v);
+	pthread_mutex_unlock(&t->dev->lock);
+	return rc;
+}

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "hw/pci.h"
+#include "snapshot/fields.h"
 #include "virtio/device.h"
 #include "vmm/irq.h"
 
@@ -35,5 +36,11 @@ struct virtio_pci {
 int virtio_pci_init(struct virtio_pci *t, struct virtio_dev *dev, struct pci_host *host, struct irq_router *irq,
 		    int vm_fd);
 void virtio_pci_destroy(struct virtio_pci *t);
+
+/* Snapshots: config space, selectors, vectors, the MSI-X table and
+ * pending bits. Resume re-creates what follows from them (doorbells at the
+ * BAR's address, MSI routes of unmasked vectors). */
+int virtio_pci_save(struct virtio_pci *t, struct snap_writer *w);
+int virtio_pci_load(struct virtio_pci *t, struct snap_reader *r);
 
 #endif

@@ -77,8 +77,9 @@ struct vm_config {
 	unsigned nnics;
 	/* How the process is driven rather than what the VM is (src/vmm/run.c):
 	 * a Firecracker API socket, a Firecracker config file, the serial
-	 * console on a socket instead of stdio, a locked pid file. */
-	const char *api_sock, *config_file, *console_sock, *pid_file;
+	 * console on a socket instead of stdio, a locked pid file, a snapshot
+	 * to continue. */
+	const char *api_sock, *config_file, *console_sock, *pid_file, *restore_dir;
 	/* Storage for option values that were split (disk paths). */
 	char strings[CV_MAX_DISKS][4096];
 };

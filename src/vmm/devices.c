@@ -1,5 +1,6 @@
 #include "vmm/devices.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "arch/x86/layout.h"
@@ -16,10 +17,40 @@
 /* ISA IRQs no platform device uses; one per virtio-mmio device. */
 static const unsigned mmio_irqs[] = { 5, 6, 7, 10, 11, 12, 14, 15, 3 };
 
+/* A virtio device's section: the device, then its transport's registers
+ * (loaded in that order: the transport's resume looks at the device). */
+static int virtio_save(void *opaque, struct snap_writer *w)
+{
+	struct vm_device *d = opaque;
+	int rc;
+
+	snap_put_u32(w, d->dev->ops->device_id);
+	snap_put_u8(w, (uint8_t)d->kind);
+	if ((rc = virtio_dev_save(d->dev, w)))
+		return rc;
+	return d->kind == TRANSPORT_PCI ? virtio_pci_save(&d->t.pci, w) : virtio_mmio_save(&d->t.mmio, w);
+}
+
+static int virtio_load(void *opaque, struct snap_reader *r)
+{
+	struct vm_device *d = opaque;
+	uint32_t id = snap_get_u32(r);
+	uint8_t kind = snap_get_u8(r);
+
+	if (snap_reader_ok(r) && (id != d->dev->ops->device_id || kind != d->kind))
+		snap_reader_fail(r, "another kind of virtio device or transport");
+	if (!snap_reader_ok(r))
+		return CV_EINPUT;
+	if (virtio_dev_load(d->dev, r))
+		return CV_EINPUT;
+	return d->kind == TRANSPORT_PCI ? virtio_pci_load(&d->t.pci, r) : virtio_mmio_load(&d->t.mmio, r);
+}
+
 static int attach(struct vm *vm, struct virtio_dev *dev, char *cmdline, size_t cap)
 {
 	struct vm_device *d;
 	unsigned i = vm->ndevs;
+	char id[SNAP_ID_MAX];
 
 	if (!dev)
 		return CV_EFAIL;
@@ -31,16 +62,19 @@ static int attach(struct vm *vm, struct virtio_dev *dev, char *cmdline, size_t c
 	d = &vm->devs[vm->ndevs++];
 	d->dev = dev;
 	d->kind = vm->cfg->transport;
+	snprintf(id, sizeof(id), "virtio%u-%s", i, dev->ops->name);
 	if (d->kind == TRANSPORT_PCI) {
 		if (virtio_pci_init(&d->t.pci, dev, &vm->pci, &vm->irq, vm->fd))
 			return CV_EFAIL;
 		d->attached = true;
-		return 0;
+		return state_register(&vm->state, id, 1, virtio_save, virtio_load, d, &d->t.pci.pci, NULL);
 	}
 	if (virtio_mmio_init(&d->t.mmio, dev, vm->fd, &vm->mmio, LAYOUT_VIRTIO_MMIO + i * VIRTIO_MMIO_SIZE,
 			     mmio_irqs[i]))
 		return CV_EFAIL;
 	d->attached = true;
+	if (state_register(&vm->state, id, 1, virtio_save, virtio_load, d, &d->t.mmio, NULL))
+		return CV_EFAIL;
 	return virtio_mmio_cmdline(&d->t.mmio, cmdline, cap);
 }
 

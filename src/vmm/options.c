@@ -33,6 +33,8 @@ const char options_run_usage[] =
 	"  --config-file FILE   the VM in Firecracker's JSON config format (boot-source, drives, ...)\n"
 	"  --console-sock PATH  the serial console on this Unix socket instead of stdin/stdout\n"
 	"  --pid-file PATH      write the PID here and hold a lock on it while running\n"
+	"  --restore DIR        continue the VM snapshotted into DIR (DIR/state, DIR/memory; made by\n"
+	"                       the API's PUT /snapshot/create); the VM's options come from the snapshot\n"
 	"Console: the guest's ttyS0 is this terminal; Ctrl-A x quits, Ctrl-A h helps.\n";
 
 void vm_config_defaults(struct vm_config *cfg)
@@ -206,6 +208,7 @@ static const char **process_option(const char *name, struct vm_config *cfg)
 	       : !strcmp(name, "--config-file")	? &cfg->config_file
 	       : !strcmp(name, "--console-sock") ? &cfg->console_sock
 	       : !strcmp(name, "--pid-file")	? &cfg->pid_file
+	       : !strcmp(name, "--restore")	? &cfg->restore_dir
 						: NULL;
 }
 
@@ -220,7 +223,7 @@ static bool is_vm_option(const char *name)
 
 int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 {
-	const char *vm_option = NULL;
+	const char *vm_option = NULL, *transport_or_console = NULL;
 
 	vm_config_defaults(cfg);
 	for (int i = 0; i < argc; i++) {
@@ -243,6 +246,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		if (is_vm_option(name))
 			vm_option = arg;
+		if (!strcmp(name, "--transport") || !strcmp(name, "--console") || !strcmp(name, "--reboot"))
+			transport_or_console = arg;
 		if (eq) {
 			val = eq + 1;
 		} else {
@@ -281,10 +286,13 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		if (rc)
 			return rc;
 	}
+	if (cfg->restore_dir && (vm_option || cfg->config_file || transport_or_console))
+		return cv_fmt(err, errlen, "'%s' cannot be combined with --restore: the snapshot describes the VM",
+			      vm_option ? vm_option : cfg->config_file ? "--config-file" : transport_or_console);
 	if (vm_option && (cfg->api_sock || cfg->config_file))
 		return cv_fmt(err, errlen, "'%s' cannot be combined with %s: the VM is described there", vm_option,
 			      cfg->config_file ? "--config-file" : "--api-sock");
-	if (!cfg->kernel && !cfg->api_sock && !cfg->config_file)
+	if (!cfg->kernel && !cfg->api_sock && !cfg->config_file && !cfg->restore_dir)
 		return cv_fmt(err, errlen, "missing --kernel PATH (see cellvm run --help)");
 	return 0;
 }

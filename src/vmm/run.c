@@ -33,6 +33,9 @@ struct runner {
 	bool kvm_ok;
 	struct vm vm;
 	bool vm_built;
+	struct vm_restore restore; /* the snapshot the VM was restored from */
+	bool restore_open;
+	bool restoring; /* the next vm_up builds the VM from `restore` */
 	struct console con;
 	bool con_opened;
 	bool input;     /* console input still open */
@@ -167,7 +170,10 @@ static void on_vm_event(void *opaque, uint32_t events)
 	vm_ended(opaque); /* the eventfd is only written once the VM has an exit reason */
 }
 
-static int vm_up(struct runner *r)
+/* Builds and starts the VM: booted from its kernel, or restored from the
+ * open snapshot (r->restore_open); `paused` leaves its vCPUs parked before
+ * their first instruction. */
+static int vm_up(struct runner *r, bool paused)
 {
 	int rc;
 
@@ -176,7 +182,7 @@ static int vm_up(struct runner *r)
 			return rc;
 		r->kvm_ok = true;
 	}
-	if ((rc = vm_create(&r->vm, &r->kvm, r->vm_cfg, r->console_out)))
+	if ((rc = vm_create(&r->vm, &r->kvm, r->vm_cfg, r->console_out, r->restoring ? &r->restore : NULL)))
 		return rc;
 	r->vm_built = true;
 	if (event_loop_add(&r->loop, r->vm.loop.epfd, EPOLLIN, on_vm_loop, r) ||
@@ -192,7 +198,9 @@ static int vm_up(struct runner *r)
 		r->con_opened = true;
 	}
 	input_start(r);
-	if ((rc = vm_start(&r->vm)))
+	if (paused)
+		atomic_store(&r->vm.pause_req, true); /* they park before KVM_RUN */
+	if ((rc = vm_start(&r->vm)) || (paused && (rc = vm_pause(&r->vm))))
 		return rc;
 	r->hint_at = r->kvm.pvm ? now_s() + hint_seconds() : 0;
 	return 0;
@@ -220,7 +228,10 @@ static void vm_ended(struct runner *r)
 
 	vm_down(r);
 	if (why == VM_EXIT_RESET && r->vm_cfg->reboot == REBOOT_RESTART) {
-		if (!(rc = vm_up(r)))
+		/* A reboot boots the kernel, even in a VM that began as a
+		 * snapshot (whose configuration names it). */
+		r->restoring = false;
+		if (!(rc = vm_up(r, false)))
 			return;
 		vm_down(r);
 		r->code = exit_code(rc);
@@ -243,7 +254,7 @@ static int api_start(void *ctx, struct vm_config *vm, char *err, size_t errlen)
 	vm->transport = r->cfg->transport;
 	vm->console = r->cfg->console;
 	r->vm_cfg = vm;
-	if ((rc = vm_up(r))) {
+	if ((rc = vm_up(r, false))) {
 		const char *why = cv_last_error();
 
 		vm_down(r);
@@ -258,6 +269,42 @@ static int api_pause(void *ctx, bool pause, char *err, size_t errlen)
 
 	if (pause ? vm_pause(&r->vm) : vm_resume(&r->vm))
 		return cv_fmt(err, errlen, "%s", cv_last_error());
+	return 0;
+}
+
+static int api_snapshot_create(void *ctx, const char *state_path, const char *mem_path, char *err, size_t errlen)
+{
+	struct runner *r = ctx;
+	struct vm_snapshot_stats st;
+
+	if (vm_snapshot_create(&r->vm, state_path, mem_path, &st))
+		return cv_fmt(err, errlen, "Create snapshot error: %s", cv_last_error());
+	cv_warn("snapshot: %llu bytes of state, %llu of memory data, %.1f ms", (unsigned long long)st.state_bytes,
+		(unsigned long long)st.mem_bytes_written, st.pause_to_done_ms);
+	return 0;
+}
+
+/* Opens a snapshot and builds the VM from it. */
+static int restore_up(struct runner *r, const char *state_path, const char *mem_path, bool paused)
+{
+	int rc;
+
+	if ((rc = vm_restore_open(&r->restore, state_path, mem_path)))
+		return rc;
+	r->restore_open = r->restoring = true;
+	r->vm_cfg = &r->restore.config.cfg;
+	if ((rc = vm_up(r, paused)))
+		vm_down(r);
+	return rc;
+}
+
+static int api_snapshot_load(void *ctx, const char *state_path, const char *mem_path, bool resume, char *err,
+			     size_t errlen)
+{
+	struct runner *r = ctx;
+
+	if (restore_up(r, state_path, mem_path, !resume))
+		return cv_fmt(err, errlen, "Load snapshot error: %s", cv_last_error());
 	return 0;
 }
 
@@ -291,6 +338,8 @@ static const struct fc_ops api_ops = {
 	.start = api_start,
 	.pause = api_pause,
 	.ctrl_alt_del = api_ctrl_alt_del,
+	.snapshot_create = api_snapshot_create,
+	.snapshot_load = api_snapshot_load,
 	.metrics = api_metrics,
 };
 
@@ -412,9 +461,22 @@ static int setup(struct runner *r)
 		return rc;
 	if (r->cfg->config_file)
 		return load_config_file(r);
+	if (r->cfg->restore_dir) {
+		char state[4096], mem[4096];
+
+		if (cv_fmt(state, sizeof(state), "%s/state", r->cfg->restore_dir),
+		    cv_fmt(mem, sizeof(mem), "%s/memory", r->cfg->restore_dir), strlen(r->cfg->restore_dir) > 4000) {
+			cv_err("invalid --restore '%s': path too long", r->cfg->restore_dir);
+			return CV_EINPUT;
+		}
+		if ((rc = restore_up(r, state, mem, false)))
+			return rc;
+		r->fc.state = FC_RUNNING;
+		return 0;
+	}
 	if (r->cfg->kernel) {
 		r->vm_cfg = r->cfg;
-		return vm_up(r);
+		return vm_up(r, false);
 	}
 	return 0;
 }
@@ -458,6 +520,8 @@ int run_main(struct vm_config *cfg, int sig_fd)
 	if (r.con_opened)
 		console_restore(&r.con);
 	fc_api_destroy(&r.fc);
+	if (r.restore_open)
+		vm_restore_close(&r.restore);
 	if (r.kvm_ok)
 		kvm_close(&r.kvm);
 	event_loop_destroy(&r.loop);

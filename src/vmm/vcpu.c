@@ -12,6 +12,7 @@
 
 #include "arch/x86/cpuid.h"
 #include "arch/x86/regs.h"
+#include "arch/x86/vcpu_state.h"
 #include "util/err.h"
 #include "vmm/vm.h"
 
@@ -42,8 +43,6 @@ int vcpu_signals_init(void)
 
 int vcpu_create(struct vcpu *c, struct vm *vm, unsigned index, uint64_t entry, uint64_t boot_params)
 {
-	struct cpuid_table cpuid;
-
 	memset(c, 0, sizeof(*c));
 	c->vm = vm;
 	c->index = index;
@@ -58,8 +57,8 @@ int vcpu_create(struct vcpu *c, struct vm *vm, unsigned index, uint64_t entry, u
 		cv_err("mmap of vCPU %u state: %s", index, strerror(errno));
 		return CV_EFAIL;
 	}
-	cpuid_for_vcpu(&vm->kvm->cpuid, &cpuid, index, vm->cfg->cpus, vm->kvm->pvm);
-	if (ioctl(c->fd, KVM_SET_CPUID2, &cpuid) < 0) {
+	cpuid_for_vcpu(&vm->kvm->cpuid, &c->cpuid, index, vm->cfg->cpus, vm->kvm->pvm);
+	if (ioctl(c->fd, KVM_SET_CPUID2, &c->cpuid) < 0) {
 		cv_err("KVM_SET_CPUID2 on vCPU %u: %s", index, strerror(errno));
 		return CV_EFAIL;
 	}
@@ -259,4 +258,61 @@ void vcpu_destroy(struct vcpu *c)
 		close(c->fd);
 	c->run = NULL;
 	c->fd = -1;
+}
+
+int vcpu_save(void *dev, struct snap_writer *w)
+{
+	struct vcpu *c = dev;
+	struct x86_vcpu_state *s = malloc(sizeof(*s));
+	int rc;
+
+	if (!s) {
+		cv_err("out of memory");
+		return CV_EFAIL;
+	}
+	rc = x86_vcpu_get(c->vm->kvm->fd, c->vm->fd, c->fd, &c->cpuid, c->tsc_saved ? &c->tsc : NULL, s);
+	if (!rc)
+		x86_vcpu_encode(w, s);
+	x86_vcpu_state_free(s);
+	free(s);
+	return rc;
+}
+
+int vcpu_load(void *dev, struct snap_reader *r)
+{
+	struct vcpu *c = dev;
+	struct x86_vcpu_state *s = malloc(sizeof(*s));
+	char err[256];
+	int rc = CV_EINPUT, khz;
+
+	if (!s) {
+		snap_reader_fail(r, "out of memory");
+		return CV_EFAIL;
+	}
+	if (x86_vcpu_decode(r, s)) {
+		free(s);
+		return CV_EINPUT;
+	}
+	/* c->cpuid is what this host would give the vCPU. */
+	if (x86_cpuid_check(&s->cpuid, &c->cpuid, err, sizeof(err))) {
+		cv_err("cannot restore: %s", err);
+		goto out;
+	}
+	rc = CV_EFAIL;
+	if (ioctl(c->fd, KVM_SET_CPUID2, &s->cpuid) < 0) {
+		cv_err("restore: KVM_SET_CPUID2 on vCPU %u: %s", c->index, strerror(errno));
+		goto out;
+	}
+	c->cpuid = s->cpuid; /* a snapshot of this VM sees the same */
+	khz = ioctl(c->fd, KVM_GET_TSC_KHZ, 0);
+	if (s->tsc_khz && khz > 0 && (uint32_t)khz != s->tsc_khz &&
+	    ioctl(c->fd, KVM_SET_TSC_KHZ, (unsigned long)s->tsc_khz) < 0)
+		cv_warn("vCPU %u: the guest's TSC ran at %u kHz, this host's at %d kHz and KVM cannot scale it; "
+			"guest time may drift", c->index, s->tsc_khz, khz);
+	x86_vcpu_advance_tsc(s, c->vm->restore_elapsed_ns);
+	rc = x86_vcpu_set(c->fd, s);
+out:
+	x86_vcpu_state_free(s);
+	free(s);
+	return rc;
 }

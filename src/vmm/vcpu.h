@@ -8,6 +8,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch/x86/cpuid.h"
+#include "snapshot/stream.h"
+
 struct vm;
 
 struct vcpu {
@@ -19,6 +22,7 @@ struct vcpu {
 	bool started;
 	uint64_t tsc;    /* the guest's TSC when paused */
 	bool tsc_saved;
+	struct cpuid_table cpuid; /* what the vCPU was given */
 	/* Exit counts for the metrics (written by the vCPU thread). */
 	atomic_ulong exits_io, exits_mmio, exits_other;
 };
@@ -37,6 +41,12 @@ void vcpu_destroy(struct vcpu *c);
  * guest's clock does not count the pause. */
 void vcpu_freeze_time(struct vcpu *c);
 void vcpu_thaw_time(struct vcpu *c);
+
+/* Snapshot hooks (dev = struct vcpu *), for a parked vCPU: the TSC saved
+ * is the one frozen at the pause; a load sets the saved CPUID and moves
+ * the TSC on by the VM's restore_elapsed_ns. */
+int vcpu_save(void *dev, struct snap_writer *w);
+int vcpu_load(void *dev, struct snap_reader *r);
 
 /* Installs the kick signal handler; call once before any vCPU starts. */
 int vcpu_signals_init(void);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -14,6 +15,7 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/regs.h"
+#include "arch/x86/vcpu_state.h"
 #include "util/err.h"
 #include "virtio/console.h"
 
@@ -90,6 +92,13 @@ static int add_devices(struct vm *vm, int console_out)
 		cv_err("platform device ports overlap");
 		return CV_EFAIL;
 	}
+	if (state_register(&vm->state, "serial", 1, serial_save, serial_load, &vm->serial, &vm->serial, NULL) ||
+	    state_register(&vm->state, "rtc", 1, rtc_save, rtc_load, &vm->rtc, &vm->rtc, NULL) ||
+	    state_register(&vm->state, "i8042", 1, i8042_save, i8042_load, &vm->i8042, &vm->i8042, NULL) ||
+	    state_register(&vm->state, "pm", 1, pm_save, pm_load, &vm->pm, &vm->pm, NULL) ||
+	    state_register(&vm->state, "pci-host", 1, pci_host_save, pci_host_load, &vm->pci, &vm->pci,
+			   &vm->pci.bridge))
+		return CV_EFAIL;
 	return 0;
 }
 
@@ -123,7 +132,8 @@ static void park_wake(struct vm *vm)
 	pthread_mutex_unlock(&vm->park_lock);
 }
 
-int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int console_out)
+int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int console_out,
+	      struct vm_restore *restore)
 {
 	struct boot_info boot;
 	uint64_t rsdp;
@@ -150,9 +160,13 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 		vm_destroy(vm);
 		return CV_EFAIL;
 	}
-	rc = create_platform(vm);
+	rc = vm_state_register_platform(vm);
+	if (!rc)
+		rc = create_platform(vm);
 	if (!rc)
 		rc = guest_mem_init(&vm->mem, vm->fd, cfg->memory, LAYOUT_MMIO_HOLE);
+	if (!rc && restore)
+		rc = vm_restore_memory(vm, restore);
 	if (!rc && !(rc = event_loop_init(&vm->loop)))
 		vm->loop_ok = true;
 	if (!rc && !(rc = irq_router_init(&vm->irq, vm->fd)))
@@ -168,11 +182,13 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 		strcpy(vm->cmdline, cfg->cmdline);
 		rc = devices_create(vm, vm->cmdline, sizeof(vm->cmdline));
 	}
-	if (!rc)
+	/* A restored VM's RAM already holds its tables and kernel. */
+	memset(&boot, 0, sizeof(boot));
+	if (!rc && !restore)
 		rc = acpi_build(&vm->mem, cfg->cpus, &rsdp);
-	if (!rc)
+	if (!rc && !restore)
 		rc = x86_boot_tables(&vm->mem);
-	if (!rc)
+	if (!rc && !restore)
 		rc = x86_boot_load(&vm->mem, cfg->kernel, cfg->initrd, vm->cmdline, rsdp, &boot);
 	if (!rc)
 		rc = add_devices(vm, console_out);
@@ -181,9 +197,19 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 		rc = CV_EFAIL;
 	}
 	for (unsigned i = 0; !rc && i < cfg->cpus; i++) {
+		char id[SNAP_ID_MAX];
+
 		rc = vcpu_create(&vm->vcpus[i], vm, i, boot.entry, boot.boot_params);
 		vm->nvcpus = i + 1;
+		snprintf(id, sizeof(id), "vcpu%u", i);
+		if (!rc)
+			rc = state_register(&vm->state, id, VCPU_STATE_VERSION, vcpu_save, vcpu_load, &vm->vcpus[i],
+					    NULL, NULL);
 	}
+	if (!rc)
+		rc = vm_state_register_clock(vm);
+	if (!rc && restore)
+		rc = vm_restore_state(vm, restore);
 	if (rc)
 		vm_destroy(vm);
 	return rc;

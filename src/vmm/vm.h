@@ -19,6 +19,8 @@
 #include "vmm/irq.h"
 #include "vmm/kvm.h"
 #include "vmm/memory.h"
+#include "vmm/snapshot.h"
+#include "vmm/state.h"
 #include "vmm/vcpu.h"
 
 enum vm_exit {
@@ -59,12 +61,18 @@ struct vm {
 	unsigned parked;
 	bool paused;
 	struct kvm_clock_data clock; /* kvmclock at the pause */
+	struct state_registry state; /* every section a snapshot has */
+	uint64_t restore_elapsed_ns; /* how long the restored snapshot lay on disk */
 	bool serial_ok, rtc_ok, loop_ok, irq_ok, pci_ok, park_ok, i8042_ok;
 };
 
 /* Builds the whole VM, ready to start. Guest serial output goes to
- * console_out. On failure everything made so far is released. */
-int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int console_out);
+ * console_out. With `restore` (whose config is cfg) the VM is the
+ * snapshot's: RAM from its memory file and every device's state from its
+ * state file, instead of a kernel to boot. On failure everything made so
+ * far is released. */
+int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int console_out,
+	      struct vm_restore *restore);
 int vm_start(struct vm *vm);
 /* Records why the VM ends (the first reason wins) and wakes the owner. */
 void vm_request_exit(struct vm *vm, enum vm_exit why);

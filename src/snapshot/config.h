@@ -1,0 +1,23 @@
+/* A VM's configuration in a snapshot: what the restoring process rebuilds
+ * the same devices from (disks, NICs, transport, vCPUs, RAM size). */
+#ifndef CELLVM_SNAPSHOT_CONFIG_H
+#define CELLVM_SNAPSHOT_CONFIG_H
+
+#include <limits.h>
+
+#include "snapshot/stream.h"
+#include "vmm/config.h"
+
+#define SNAP_CONFIG_VERSION 1
+
+/* A decoded configuration and the strings it points to. */
+struct snap_config {
+	struct vm_config cfg;
+	char kernel[PATH_MAX], initrd[PATH_MAX], cmdline[4096], name[256];
+};
+
+void snap_config_encode(struct snap_writer *w, const struct vm_config *cfg);
+/* 0, or CV_EINPUT with r marked bad. */
+int snap_config_decode(struct snap_reader *r, struct snap_config *out);
+
+#endif

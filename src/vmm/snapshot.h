@@ -1,0 +1,48 @@
+/* Whole-VM snapshots: a paused VM's every piece of state into a state
+ * file (src/snapshot/file.h) and its RAM into a memory file; and a VM
+ * built from them that continues where the snapshot was taken. */
+#ifndef CELLVM_VMM_SNAPSHOT_H
+#define CELLVM_VMM_SNAPSHOT_H
+
+#include <stdint.h>
+
+#include "snapshot/config.h"
+#include "snapshot/file.h"
+
+struct vm;
+
+struct vm_snapshot_stats {
+	uint64_t state_bytes, mem_bytes_written;
+	double pause_to_done_ms;
+};
+
+/* The VM must be paused. Writes mem_path, then state_path (so a state
+ * file always has its memory file). 0, CV_EINPUT (bad path) or CV_EFAIL,
+ * reported; on failure neither file is left half-written. */
+int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, struct vm_snapshot_stats *st);
+
+/* What vm_create restores from: an opened state file, its configuration,
+ * and the memory file's path. */
+struct vm_restore {
+	struct snap_file file;
+	struct snap_config config;
+	const char *mem_path;
+};
+
+/* Reads and validates the state file and decodes its configuration.
+ * 0 or CV_EINPUT, reported with the path. */
+int vm_restore_open(struct vm_restore *rs, const char *state_path, const char *mem_path);
+void vm_restore_close(struct vm_restore *rs);
+
+/* For vm_create: registers the VM-wide sections (machine, irqchip, PIT,
+ * kvmclock); the kvmclock is registered last so it is loaded after the
+ * vCPUs. */
+int vm_state_register_platform(struct vm *vm);
+int vm_state_register_clock(struct vm *vm);
+/* For vm_create with a restore: maps RAM from the memory file. */
+int vm_restore_memory(struct vm *vm, struct vm_restore *rs);
+/* For vm_create, once every device and vCPU exists: loads every section
+ * (refusing one this VM has no use for) and restarts the virtio devices. */
+int vm_restore_state(struct vm *vm, struct vm_restore *rs);
+
+#endif

@@ -1,0 +1,243 @@
+"""Whole-VM snapshots end to end: a guest running a counter is paused,
+snapshotted through Firecracker's API (PUT /snapshot/create), its process
+killed, and the VM continued by a new process (`cellvm run --restore DIR`, or
+PUT /snapshot/load) — the counter goes on from the next value, the disk it
+appends to stays consistent, and the guest's clock never runs backwards.
+Broken snapshots are refused with one line and exit status 2."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, PROMPT_RE, require_bin
+from test_api import curl, wait_sock
+
+pytestmark = pytest.mark.vm
+
+# Prints a count on the console and appends it to a file (on the disk when
+# one is mounted at /mnt), forever, a few times a second.
+COUNTER = ("(i=0; while :; do i=$((i+1)); echo \"CNT=$i\"; echo $i >> {file}; sync; "
+           "sleep 0.2; done) &")
+
+
+def api_boot(spawn, tmp_path, kernel, initrd, cpus=1, transport=None, disk=None, name="snap"):
+    """A VM started through the API, at its shell prompt; (guest, socket)."""
+    sock = str(tmp_path / f"{name}.sock")
+    args = [require_bin(), "run", "--api-sock", sock, "--name", name]
+    if transport:
+        args += ["--transport", transport]
+    g = spawn(args)
+    wait_sock(g, sock)
+    cmdline = DEFAULT_CMDLINE
+    assert curl(sock, "PUT", "/machine-config", {"vcpu_count": cpus, "mem_size_mib": 256})[0] == 204
+    assert curl(sock, "PUT", "/boot-source", {"kernel_image_path": kernel, "initrd_path": str(initrd),
+                                              "boot_args": cmdline})[0] == 204
+    if disk:
+        assert curl(sock, "PUT", "/drives/data", {"drive_id": "data", "path_on_host": str(disk),
+                                                  "is_root_device": False,
+                                                  "is_read_only": False})[0] == 204
+    assert curl(sock, "PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
+    g.wait_ready(BOOT_TIMEOUT)
+    return g, sock
+
+
+def snapshot(sock, d):
+    """Pause, snapshot into directory d (state, memory)."""
+    os.makedirs(d, exist_ok=True)
+    assert curl(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204
+    status, body = curl(sock, "PUT", "/snapshot/create", {
+        "snapshot_type": "Full", "snapshot_path": f"{d}/state", "mem_file_path": f"{d}/memory"})
+    assert status == 204, body
+
+
+def last_count(text):
+    counts = [int(c) for c in re.findall(r"CNT=(\d+)", text)]
+    return counts[-1] if counts else None
+
+
+def restore(spawn, d, extra=()):
+    return spawn([require_bin(), "run", "--restore", str(d), *extra])
+
+
+def check_continues(g, before):
+    """The restored counter's first value is the one after `before`."""
+    g.wait_for(re.compile(r"CNT=\d+"), BOOT_TIMEOUT)
+    first = int(re.search(r"CNT=(\d+)", g.output).group(1))
+    assert first == before + 1, f"counter restarted at {first}, snapshot had {before}\n{g.describe()}"
+    g.wait_for(f"CNT={before + 3}", BOOT_TIMEOUT)
+
+
+@pytest.mark.parametrize("cpus,transport", [(1, None), pytest.param(2, "mmio", marks=pytest.mark.slow),
+                                            pytest.param(4, None, marks=pytest.mark.slow)])
+def test_counter_continues_after_restore(spawn, tmp_path, kernel, initrd, kvm_available, cpus, transport):
+    g, sock = api_boot(spawn, tmp_path, kernel, initrd, cpus=cpus, transport=transport)
+    out, _ = g.run("date +%s; cat /proc/uptime")
+    g.send(COUNTER.format(file="/tmp/count"))
+    g.wait_for("CNT=5", 30)
+    snap = tmp_path / "snap"
+    snapshot(sock, snap)
+    before = last_count(g.output)
+    uptime_before = float(out.split()[1])
+    os.killpg(g.proc.pid, signal.SIGKILL)
+    g.proc.wait(10)
+
+    # Memory is written sparse: most of a 256 MiB guest is holes.
+    st = os.stat(snap / "memory")
+    assert st.st_size == 256 << 20
+    assert st.st_blocks * 512 < st.st_size // 2, f"memory file not sparse: {st.st_blocks * 512} bytes used"
+
+    r = restore(spawn, snap)
+    check_continues(r, before)
+    _, status = r.run("kill %1")  # the shell's job table came back with the VM
+    assert status == 0, r.describe()
+    time.sleep(0.5)
+    out, status = r.run("cat /proc/uptime; date +%s; nproc; tail -n 1 /tmp/count")
+    assert status == 0, r.describe()
+    uptime, _, now, nproc, tail = out.split()[:5]
+    assert float(uptime) >= uptime_before, f"guest clock went backwards\n{r.describe()}"
+    assert abs(int(now) - time.time()) < 30, f"guest wall clock {now} far from the host's\n{r.describe()}"
+    assert int(nproc) == cpus
+    assert int(tail) > before
+    r.send("poweroff")
+    assert r.wait_exit() == 0, r.describe()
+
+
+def test_disk_consistent_after_restore(spawn, tmp_path, kernel, initrd, kvm_available):
+    """The counter also appends to an ext4 disk; after restore the file goes on
+    from where it was, and the disk checks clean once the guest unmounts it."""
+    img = tmp_path / "data.img"
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-F", str(img), "32M"], check=True)
+    g, sock = api_boot(spawn, tmp_path, kernel, initrd, disk=img)
+    _, status = g.run("mount /dev/vda /mnt")
+    assert status == 0, g.describe()
+    g.send(COUNTER.format(file="/mnt/count"))
+    g.wait_for("CNT=5", 30)
+    snap = tmp_path / "snap"
+    snapshot(sock, snap)
+    before = last_count(g.output)
+    os.killpg(g.proc.pid, signal.SIGKILL)
+    g.proc.wait(10)
+
+    r = restore(spawn, snap)
+    check_continues(r, before)
+    out, status = r.run("kill %1; sleep 0.5; tail -n 1 /mnt/count; umount /mnt && echo UMOUNTED")
+    assert status == 0 and "UMOUNTED" in out, r.describe()
+    last = int(out.split()[0])
+    assert last > before + 2
+    r.send("poweroff")
+    assert r.wait_exit() == 0, r.describe()
+    res = subprocess.run(["e2fsck", "-fn", str(img)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = subprocess.run(["debugfs", "-R", "cat /count", str(img)], capture_output=True, text=True)
+    values = [int(v) for v in res.stdout.split()]
+    assert values == list(range(1, last + 1)), f"count file has gaps or repeats: {values[-10:]}"
+
+
+def test_snapshot_load_through_api(spawn, tmp_path, kernel, initrd, kvm_available):
+    """PUT /snapshot/load into a fresh `cellvm run --api-sock`: the VM is
+    paused until resumed, then continues."""
+    g, sock = api_boot(spawn, tmp_path, kernel, initrd)
+    g.send(COUNTER.format(file="/tmp/count"))
+    g.wait_for("CNT=3", 30)
+    snap = tmp_path / "snap"
+    snapshot(sock, snap)
+    # Refused while running, and twice into the same files is fine once paused.
+    before = last_count(g.output)
+    os.killpg(g.proc.pid, signal.SIGKILL)
+    g.proc.wait(10)
+
+    sock2 = str(tmp_path / "load.sock")
+    r = spawn([require_bin(), "run", "--api-sock", sock2])
+    wait_sock(r, sock2)
+    status, body = curl(sock2, "PUT", "/snapshot/load", {
+        "snapshot_path": f"{snap}/state", "mem_backend": {"backend_type": "File",
+                                                         "backend_path": f"{snap}/memory"}})
+    assert status == 204, body
+    assert curl(sock2, "GET", "/")[1]["state"] == "Paused"
+    time.sleep(1)
+    assert "CNT=" not in r.output, "a VM loaded without resume_vm ran\n" + r.describe()
+    assert curl(sock2, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
+    check_continues(r, before)
+    # A second load into a VM that runs is refused.
+    status, body = curl(sock2, "PUT", "/snapshot/load", {
+        "snapshot_path": f"{snap}/state", "mem_file_path": f"{snap}/memory"})
+    assert status == 400 and "not allowed" in body["fault_message"], body
+
+
+def test_create_refused_while_running(spawn, tmp_path, kernel, initrd, kvm_available):
+    g, sock = api_boot(spawn, tmp_path, kernel, initrd)
+    status, body = curl(sock, "PUT", "/snapshot/create", {
+        "snapshot_path": str(tmp_path / "s"), "mem_file_path": str(tmp_path / "m")})
+    assert status == 400 and "paused" in body["fault_message"], body
+    assert not (tmp_path / "s").exists() and not (tmp_path / "m").exists()
+    out, status = g.run("echo still-running")
+    assert status == 0 and "still-running" in out
+
+
+@pytest.fixture(scope="module")
+def good_snapshot(tmp_path_factory, kernel, initrd, kvm_available):
+    """One snapshot of an idle guest, for the refusal tests to break copies of."""
+    from conftest import Guest
+    tmp = tmp_path_factory.mktemp("good")
+    sock = str(tmp / "api.sock")
+    g = Guest([require_bin(), "run", "--api-sock", sock], name="good-snapshot")
+    try:
+        wait_sock(g, sock)
+        assert curl(sock, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 128})[0] == 204
+        assert curl(sock, "PUT", "/boot-source", {"kernel_image_path": kernel, "initrd_path": str(initrd),
+                                                  "boot_args": DEFAULT_CMDLINE})[0] == 204
+        assert curl(sock, "PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
+        g.wait_ready(BOOT_TIMEOUT)
+        snapshot(sock, tmp / "snap")
+    finally:
+        g.close()
+    return tmp / "snap"
+
+
+def broken_copy(good, tmp_path, edit):
+    d = tmp_path / "broken"
+    shutil.copytree(good, d)
+    edit(d)
+    return d
+
+
+def flip_byte(path, offset):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x55
+    path.write_bytes(bytes(data))
+
+
+CASES = {
+    "corrupt": (lambda d: flip_byte(d / "state", len((d / "state").read_bytes()) // 2), "CRC mismatch"),
+    "truncated": (lambda d: (d / "state").write_bytes((d / "state").read_bytes()[:-100]), "truncated"),
+    "wrong-version": (lambda d: flip_byte(d / "state", 8), "format version"),
+    "not-a-snapshot": (lambda d: (d / "state").write_bytes(b"hello world\n" * 10), "not a cellvm snapshot"),
+    "short-memory": (lambda d: os.truncate(d / "memory", (d / "memory").stat().st_size // 2), "memory file"),
+    "no-memory": (lambda d: os.unlink(d / "memory"), "memory file"),
+    "no-state": (lambda d: os.unlink(d / "state"), "invalid snapshot"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_broken_snapshot_refused(spawn, tmp_path, good_snapshot, case):
+    edit, message = CASES[case]
+    d = broken_copy(good_snapshot, tmp_path, edit)
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    r = restore(spawn, d)
+    assert r.wait_exit() == 2, r.describe()
+    errs = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(errs) == 1 and message in errs[0], r.describe()
+    assert "CELLVM" not in r.output and "CNT" not in r.output
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before, "restore changed the snapshot's files"
+
+
+def test_restore_refuses_vm_options(tmp_path):
+    res = subprocess.run([require_bin(), "run", "--restore", str(tmp_path), "--memory", "1G"],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2
+    assert "cannot be combined with --restore" in res.stderr
