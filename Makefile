@@ -24,7 +24,7 @@ GUEST_INITRD := $(BUILD)/guest/initramfs.cpio
 GUEST_CMDLINE ?= console=ttyS0 reboot=k panic=-1 quiet
 PYTEST := /usr/bin/python3 -m pytest
 
-.PHONY: FORCE all deps guest-kernel run test unit unit-asan e2e bench bench-boot bench-io bench-disk bench-net bench-api guest clang-check clean
+.PHONY: FORCE all deps guest-kernel run test unit unit-asan fuzz fuzz-build e2e bench bench-boot bench-io bench-disk bench-net bench-api bench-snapshot guest clang-check clean
 
 all: $(BUILD)/cellvm
 
@@ -81,7 +81,35 @@ e2e: $(BUILD)/cellvm $(GUEST_INITRD)
 		$(PYTEST) -q tests/e2e
 
 test: deps
-	$(MAKE) --no-print-directory all unit unit-asan e2e
+	$(MAKE) --no-print-directory all unit unit-asan fuzz e2e
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c) for what a guest or a user feeds
+# cellvm, built with clang and ASan+UBSan; `make fuzz` runs each for
+# FUZZ_SECONDS from a seed corpus made by scripts/fuzz-seeds.py (a crash
+# fails the build and leaves crash-* in build/fuzz/).
+FUZZ_SECONDS ?= 20
+FUZZ_BUILD := $(BUILD)/fuzz
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+
+fuzz-build:
+	$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_BUILD) CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+		$(FUZZ_BUILD)/libcellvm.a
+	@for src in $(FUZZ_SRCS); do \
+		bin=$(FUZZ_BUILD)/$$(basename $$src .c); \
+		echo "clang -o $$bin $$src"; \
+		clang $(CPPFLAGS) $(WARN) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) -o $$bin $$src $(FUZZ_BUILD)/libcellvm.a $(LDLIBS) || exit 1; \
+	done
+
+fuzz: fuzz-build
+	@for bin in $(FUZZ_BINS); do \
+		name=$$(basename $$bin); corpus=$(FUZZ_BUILD)/corpus-$$name; mkdir -p $$corpus; \
+		/usr/bin/python3 scripts/fuzz-seeds.py $$name $$corpus || exit 1; \
+		echo "== $$name ($(FUZZ_SECONDS) s)"; \
+		(cd $(FUZZ_BUILD) && ./$$name -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 corpus-$$name 2>&1 | tail -n 4) ; \
+		[ -z "$$(ls $(FUZZ_BUILD)/crash-* $(FUZZ_BUILD)/leak-* $(FUZZ_BUILD)/oom-* $(FUZZ_BUILD)/timeout-* 2>/dev/null)" ] || { echo "fuzz: $$name crashed"; exit 1; }; \
+	done
 
 # Compile-only check that the tree also builds with clang.
 clang-check:

@@ -57,9 +57,10 @@ int snap_file_parse(const uint8_t *buf, size_t len, struct snap_file *f, char *e
 		slen = snap_get_u64(&r);
 		sum = snap_get_u32(&r);
 		if (!snap_reader_ok(&r) || null || !s->id[0] || slen > snap_reader_left(&r)) {
+			cv_fmt(err, errlen, "truncated or malformed at section %u%s%s%s", i, s->id[0] ? " ('" : "",
+			       s->id, s->id[0] ? "')" : "");
 			snap_file_free(f);
-			return cv_fmt(err, errlen, "truncated or malformed at section %u%s%s%s", i, s->id[0] ? " ('" : "",
-				      s->id, s->id[0] ? "')" : "");
+			return CV_EINPUT;
 		}
 		s->data = buf + r.off;
 		s->len = (size_t)slen;
@@ -180,6 +181,14 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
+void snap_file_finish(struct snap_file_writer *w)
+{
+	if (w->out.oom)
+		return;
+	for (unsigned i = 0; i < 4; i++)
+		w->out.buf[8 + 4 + i] = (uint8_t)(w->n >> (8 * i));
+}
+
 int snap_file_write(struct snap_file_writer *w, const char *path)
 {
 	char tmp[4096];
@@ -189,8 +198,7 @@ int snap_file_write(struct snap_file_writer *w, const char *path)
 		cv_err("snapshot: out of memory while encoding the VM's state");
 		return CV_EFAIL;
 	}
-	for (unsigned i = 0; i < 4; i++)
-		w->out.buf[8 + 4 + i] = (uint8_t)(w->n >> (8 * i));
+	snap_file_finish(w);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
 		cv_err("snapshot path '%s' is too long", path);
 		return CV_EINPUT;

@@ -47,7 +47,9 @@ struct snap_file_writer {
 
 void snap_file_start(struct snap_file_writer *w);
 void snap_file_add(struct snap_file_writer *w, const char *id, uint32_t version, const struct snap_writer *payload);
-/* Writes to a temporary file beside path, syncs and renames it into place:
+/* Completes the header; w->out then holds the whole file. */
+void snap_file_finish(struct snap_file_writer *w);
+/* Finishes and writes to a temporary file beside path, syncs and renames it into place:
  * a crash leaves the old file or the new one, never half of one. */
 int snap_file_write(struct snap_file_writer *w, const char *path);
 void snap_file_writer_free(struct snap_file_writer *w);
