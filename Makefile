@@ -85,8 +85,8 @@ test: deps
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c) for what a guest or a user feeds
 # cellvm, built with clang and ASan+UBSan; `make fuzz` runs each for
-# FUZZ_SECONDS from a seed corpus made by scripts/fuzz-seeds.py (a crash
-# fails the build and leaves crash-* in build/fuzz/).
+# FUZZ_SECONDS from a seed corpus made by scripts/fuzz-seeds.py; a crash,
+# leak or hang fails and leaves its input in build/fuzz/artifacts-TARGET/.
 FUZZ_SECONDS ?= 20
 FUZZ_BUILD := $(BUILD)/fuzz
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -104,11 +104,12 @@ fuzz-build:
 
 fuzz: fuzz-build
 	@for bin in $(FUZZ_BINS); do \
-		name=$$(basename $$bin); corpus=$(FUZZ_BUILD)/corpus-$$name; mkdir -p $$corpus; \
+		name=$$(basename $$bin); corpus=$(FUZZ_BUILD)/corpus-$$name; art=$(FUZZ_BUILD)/artifacts-$$name; \
+		rm -rf $$art; mkdir -p $$corpus $$art; \
 		/usr/bin/python3 scripts/fuzz-seeds.py $$name $$corpus || exit 1; \
 		echo "== $$name ($(FUZZ_SECONDS) s)"; \
-		(cd $(FUZZ_BUILD) && ./$$name -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 corpus-$$name 2>&1 | tail -n 4) ; \
-		[ -z "$$(ls $(FUZZ_BUILD)/crash-* $(FUZZ_BUILD)/leak-* $(FUZZ_BUILD)/oom-* $(FUZZ_BUILD)/timeout-* 2>/dev/null)" ] || { echo "fuzz: $$name crashed"; exit 1; }; \
+		$$bin -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$$art/ $$corpus 2>&1 | tail -n 4; \
+		[ -z "$$(ls $$art)" ] || { echo "fuzz: $$name failed, see $$art"; exit 1; }; \
 	done
 
 # Compile-only check that the tree also builds with clang.
