@@ -44,11 +44,35 @@ static void reg16(uint16_t *reg, unsigned off, uint8_t *data, unsigned size, boo
 		*reg = (uint16_t)((*reg & ~mask) | ((load(data, size) << shift) & mask));
 }
 
+static void update_sci(struct pm *pm)
+{
+	if (pm->set_irq)
+		pm->set_irq(pm->irq_ctx, PM_SCI_IRQ, (pm->pm1_sts & pm->pm1_en) || (pm->gpe0_sts & pm->gpe0_en));
+}
+
+void pm_set_sci(struct pm *pm, void (*set_irq)(void *ctx, unsigned irq, int level), void *ctx)
+{
+	pm->set_irq = set_irq;
+	pm->irq_ctx = ctx;
+}
+
+void pm_gpe_raise(struct pm *pm, unsigned gpe)
+{
+	pm->gpe0_sts |= (uint16_t)(1u << (gpe & 15));
+	update_sci(pm);
+}
+
 void pm_io(void *opaque, uint64_t port, uint8_t *data, unsigned size, bool write)
 {
 	struct pm *pm = opaque;
 
-	if (port >= PM_PORT_PM1_EVT && port < PM_PORT_PM1_EVT + 2) {
+	if (port >= PM_PORT_GPE0 && port < PM_PORT_GPE0 + 2) {
+		reg16(&pm->gpe0_sts, port - PM_PORT_GPE0, data, size, write, true);
+		update_sci(pm);
+	} else if (port >= PM_PORT_GPE0 + 2 && port < PM_PORT_GPE0 + 4) {
+		reg16(&pm->gpe0_en, port - PM_PORT_GPE0 - 2, data, size, write, false);
+		update_sci(pm);
+	} else if (port >= PM_PORT_PM1_EVT && port < PM_PORT_PM1_EVT + 2) {
 		reg16(&pm->pm1_sts, port - PM_PORT_PM1_EVT, data, size, write, true);
 	} else if (port >= PM_PORT_PM1_EVT + 2 && port < PM_PORT_PM1_EVT + 4) {
 		reg16(&pm->pm1_en, port - PM_PORT_PM1_EVT - 2, data, size, write, false);
@@ -84,6 +108,8 @@ static const struct snap_field pm_fields[] = {
 	SNAP_FIELD(struct pm, pm1_sts),
 	SNAP_FIELD(struct pm, pm1_en),
 	SNAP_FIELD(struct pm, pm1_cnt),
+	SNAP_FIELD(struct pm, gpe0_sts),
+	SNAP_FIELD(struct pm, gpe0_en),
 	SNAP_FIELD(struct pm, reset_cnt),
 };
 
@@ -95,5 +121,9 @@ int pm_save(void *dev, struct snap_writer *w)
 
 int pm_load(void *dev, struct snap_reader *r)
 {
-	return snap_load_fields(r, dev, sizeof(struct pm), pm_fields, SNAP_NFIELDS(pm_fields), NULL);
+	int rc = snap_load_fields(r, dev, sizeof(struct pm), pm_fields, SNAP_NFIELDS(pm_fields), NULL);
+
+	if (!rc)
+		update_sci(dev);
+	return rc;
 }

@@ -6,6 +6,8 @@
 #include <sys/ioctl.h>
 #include <time.h>
 
+#include "arch/x86/layout.h"
+#include "hw/vmgenid.h"
 #include "snapshot/memfile.h"
 #include "util/err.h"
 #include "vmm/vm.h"
@@ -315,5 +317,6 @@ int vm_restore_state(struct vm *vm, struct vm_restore *rs)
 	}
 	for (unsigned i = 0; !rc && i < vm->ndevs; i++)
 		rc = virtio_dev_resume(vm->devs[i].dev);
-	return rc;
+	/* Every restore is a copy of the snapshotted VM: tell the guest. */
+	return rc ? rc : vmgenid_changed(&vm->mem, LAYOUT_VMGENID, &vm->pm);
 }

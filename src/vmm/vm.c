@@ -16,6 +16,7 @@
 #include "arch/x86/layout.h"
 #include "arch/x86/regs.h"
 #include "arch/x86/vcpu_state.h"
+#include "hw/vmgenid.h"
 #include "util/err.h"
 #include "virtio/console.h"
 
@@ -78,6 +79,7 @@ static int add_devices(struct vm *vm, int console_out)
 		return CV_EFAIL;
 	vm->rtc_ok = true;
 	pm_init(&vm->pm, power_event, vm);
+	pm_set_sci(&vm->pm, set_irq, vm);
 	if (i8042_init(&vm->i8042, power_event, set_irq, vm))
 		return CV_EFAIL;
 	vm->i8042_ok = true;
@@ -88,7 +90,8 @@ static int add_devices(struct vm *vm, int console_out)
 	    bus_register(&vm->pio, PM_PORT_PM1_EVT, PM_PM1_EVT_LEN, pm_io, &vm->pm) ||
 	    bus_register(&vm->pio, PM_PORT_PM1_CNT, PM_PM1_CNT_LEN, pm_io, &vm->pm) ||
 	    bus_register(&vm->pio, PM_PORT_RESET, 1, pm_io, &vm->pm) ||
-	    bus_register(&vm->pio, PM_PORT_POWEROFF, 1, pm_io, &vm->pm)) {
+	    bus_register(&vm->pio, PM_PORT_POWEROFF, 1, pm_io, &vm->pm) ||
+	    bus_register(&vm->pio, PM_PORT_GPE0, PM_GPE0_LEN, pm_io, &vm->pm)) {
 		cv_err("platform device ports overlap");
 		return CV_EFAIL;
 	}
@@ -186,6 +189,8 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 	memset(&boot, 0, sizeof(boot));
 	if (!rc && !restore)
 		rc = acpi_build(&vm->mem, cfg->cpus, &rsdp);
+	if (!rc && !restore)
+		rc = vmgenid_new(&vm->mem, LAYOUT_VMGENID);
 	if (!rc && !restore)
 		rc = x86_boot_tables(&vm->mem);
 	if (!rc && !restore)

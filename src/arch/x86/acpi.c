@@ -108,12 +108,13 @@ struct __attribute__((packed)) mcfg_entry {
 	uint32_t reserved;
 };
 
-/* The DSDT: the S5 sleep type the PM block acts on, and PCI bus 0's host
+/* The DSDT: the S5 sleep type the PM block acts on; PCI bus 0's host
  * bridge with the resources it decodes, which is how an ACPI kernel finds
- * PCI devices. */
+ * PCI devices; the VM generation ID device and the GPE method that tells
+ * the guest it changed. */
 static void dsdt_body(struct aml *a)
 {
-	size_t s5, sb, pci, crs;
+	size_t s5, sb, pci, crs, vgen, addr, gpe, e00;
 
 	aml_name(a, "_S5_");
 	s5 = aml_package(a, 4);
@@ -139,7 +140,23 @@ static void dsdt_body(struct aml *a)
 	aml_res_mem32(a, (uint32_t)LAYOUT_PCI_WINDOW, (uint32_t)(LAYOUT_PCI_WINDOW + LAYOUT_PCI_WINDOW_SIZE - 1));
 	aml_end_resources(a, crs);
 	aml_end(a, pci);
+	vgen = aml_device(a, "VGEN");
+	aml_name_str(a, "_HID", "QEMUVGID");
+	aml_name_str(a, "_CID", "VM_Gen_Counter");
+	aml_name_str(a, "_DDN", "VM_Gen_Counter");
+	aml_name(a, "ADDR");
+	addr = aml_package(a, 2);
+	aml_integer(a, LAYOUT_VMGENID & 0xffffffffu);
+	aml_integer(a, LAYOUT_VMGENID >> 32);
+	aml_end(a, addr);
+	aml_end(a, vgen);
 	aml_end(a, sb);
+
+	gpe = aml_scope(a, "\\_GPE");
+	e00 = aml_method(a, "_E00", 0);
+	aml_notify(a, "\\_SB_.VGEN", 0x80);
+	aml_end(a, e00);
+	aml_end(a, gpe);
 }
 
 uint8_t acpi_checksum(const void *p, uint64_t len)
@@ -240,6 +257,9 @@ static int build_fadt(struct builder *b, uint64_t dsdt, uint64_t facs, uint64_t 
 	f->pm1_cnt_len = PM_PM1_CNT_LEN;
 	f->x_pm1a_evt = io_gas(PM_PORT_PM1_EVT, PM_PM1_EVT_LEN * 8, 2);
 	f->x_pm1a_cnt = io_gas(PM_PORT_PM1_CNT, PM_PM1_CNT_LEN * 8, 2);
+	f->gpe0 = PM_PORT_GPE0;
+	f->gpe0_len = PM_GPE0_LEN;
+	f->x_gpe0 = io_gas(PM_PORT_GPE0, PM_GPE0_LEN * 8, 1);
 	/* No C2/C3 states. */
 	f->p_lvl2_lat = 101;
 	f->p_lvl3_lat = 1001;

@@ -5,6 +5,10 @@
 #define OP_ZERO 0x00
 #define OP_ONE 0x01
 #define OP_NAME 0x08
+#define OP_STRING 0x0d
+#define OP_METHOD 0x14
+#define OP_DUAL_NAME 0x2e
+#define OP_NOTIFY 0x86
 #define OP_BYTE 0x0a
 #define OP_WORD 0x0b
 #define OP_DWORD 0x0c
@@ -60,7 +64,27 @@ void aml_name_string(struct aml *a, const char *name)
 {
 	if (*name == '\\')
 		byte(a, (uint8_t)*name++);
+	if (strlen(name) == 9 && name[4] == '.') {
+		byte(a, OP_DUAL_NAME);
+		aml_bytes(a, name, 4);
+		aml_bytes(a, name + 5, 4);
+		return;
+	}
 	aml_bytes(a, name, 4);
+}
+
+void aml_name_str(struct aml *a, const char *name, const char *text)
+{
+	aml_name(a, name);
+	byte(a, OP_STRING);
+	aml_bytes(a, text, strlen(text) + 1);
+}
+
+void aml_notify(struct aml *a, const char *path, uint8_t value)
+{
+	byte(a, OP_NOTIFY);
+	aml_name_string(a, path);
+	aml_integer(a, value);
 }
 
 void aml_name(struct aml *a, const char *name)
@@ -151,6 +175,15 @@ size_t aml_device(struct aml *a, const char *name)
 	static const uint8_t op[] = { OP_EXT, OP_EXT_DEVICE };
 
 	return open_named(a, op, sizeof(op), name);
+}
+
+size_t aml_method(struct aml *a, const char *name, uint8_t nargs)
+{
+	static const uint8_t op[] = { OP_METHOD };
+	size_t mark = open_named(a, op, sizeof(op), name);
+
+	byte(a, nargs & 7); /* NotSerialized, SyncLevel 0 */
+	return mark;
 }
 
 size_t aml_package(struct aml *a, uint8_t count)

@@ -4,7 +4,8 @@
  *   0x00007000  boot_params ("zero page")
  *   0x00009000  identity page tables for the first 4 GiB (PML4, PDPT, 4 PDs)
  *   0x00020000  kernel command line
- *   0x0009fc00  EBDA .. 1 MiB: reserved, ACPI tables at 0xe0000
+ *   0x0009fc00  EBDA .. 1 MiB: reserved, ACPI tables at 0xe0000, the VM
+ *               generation ID at 0xff000
  *   0x00100000  kernel, then RAM up to the MMIO hole
  *   0xc0000000  MMIO hole (device windows, IOAPIC, LAPIC) up to 4 GiB
  *   0xc0000000  PCI BAR window (256 MiB)
@@ -25,7 +26,8 @@
 #define LAYOUT_CMDLINE_MAX 0x10000ULL
 #define LAYOUT_EBDA 0x9fc00ULL
 #define LAYOUT_ACPI 0xe0000ULL
-#define LAYOUT_ACPI_END 0x100000ULL
+#define LAYOUT_ACPI_END 0xff000ULL
+#define LAYOUT_VMGENID 0xff000ULL
 #define LAYOUT_HIGH_MEM 0x100000ULL
 #define LAYOUT_MMIO_HOLE 0xc0000000ULL
 #define LAYOUT_4G 0x100000000ULL
