@@ -241,3 +241,74 @@ def test_restore_refuses_vm_options(tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 2
     assert "cannot be combined with --restore" in res.stderr
+
+
+def smaps_of(pid, path):
+    """{field: kB} summed over the mappings of `path` in process pid."""
+    fields, inside = {}, False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                inside = line.rstrip().endswith(str(path))
+            elif inside and len(head) >= 2 and head[0].endswith(":") and head[1].isdigit():
+                fields[head[0][:-1]] = fields.get(head[0][:-1], 0) + int(head[1])
+    return fields
+
+
+def vmgenid(g):
+    out, status = g.run("devmem 0xff000 64; devmem 0xff008 64")
+    assert status == 0, g.describe()
+    return out.split()
+
+
+def test_three_clones_share_memory_and_get_new_generation_ids(spawn, tmp_path, kernel, initrd,
+                                                              kvm_available):
+    """One snapshot restored three times at once: all run, each is told it is
+    a copy (a new VM generation ID, and the guest kernel reseeds its RNG), and
+    the snapshot's pages stay shared between them until a guest writes them."""
+    g, sock = api_boot(spawn, tmp_path, kernel, initrd)
+    original = vmgenid(g)
+    # 48 MiB of guest data the clones will read.
+    _, status = g.run("dd if=/dev/urandom of=/tmp/blob bs=1M count=48 2>/dev/null; md5sum /tmp/blob")
+    assert status == 0, g.describe()
+    digest = re.search(r"([0-9a-f]{32})  /tmp/blob", g.output).group(1)
+    snap = tmp_path / "snap"
+    snapshot(sock, snap)
+    os.killpg(g.proc.pid, signal.SIGKILL)
+    g.proc.wait(10)
+
+    clones = [restore(spawn, snap) for _ in range(3)]
+    ids = []
+    for c in clones:
+        out, status = c.run("md5sum /tmp/blob")
+        assert status == 0 and digest in out, c.describe()
+        ids.append(tuple(vmgenid(c)))
+    assert len(set(ids)) == 3 and tuple(original) not in ids, f"generation IDs {original} -> {ids}"
+    if "CONFIG_VMGENID=y" in _kernel_config(kernel):
+        for c in clones:
+            out, _ = c.run("dmesg | grep -c 'crng reseeded due to virtual machine fork'")
+            assert int(out.split()[-1]) >= 1, "the guest was not told it is a copy\n" + c.describe()
+
+    mem = snap / "memory"
+    shared = [smaps_of(c.proc.pid, mem).get("Shared_Clean", 0) for c in clones]
+    assert all(s >= 40 * 1024 for s in shared), f"clones do not share the snapshot's pages (kB): {shared}"
+    # One clone overwrites the data: its copy becomes private, the others keep sharing.
+    before = smaps_of(clones[0].proc.pid, mem)
+    _, status = clones[0].run("dd if=/dev/zero of=/tmp/blob bs=1M count=48 conv=notrunc 2>/dev/null; sync")
+    assert status == 0
+    after = smaps_of(clones[0].proc.pid, mem)
+    assert after.get("Private_Dirty", 0) - before.get("Private_Dirty", 0) >= 40 * 1024, (before, after)
+    out, _ = clones[1].run("md5sum /tmp/blob")
+    assert digest in out, "a write in one clone reached another\n" + clones[1].describe()
+    assert smaps_of(clones[1].proc.pid, mem).get("Shared_Clean", 0) >= 40 * 1024
+    for c in clones:
+        c.send("poweroff")
+        assert c.wait_exit() == 0, c.describe()
+
+
+def _kernel_config(kernel):
+    """The guest kernel's .config text when it is cellvm's own build (its cache
+    keeps the config beside the vmlinux), else ''."""
+    cfg = os.path.join(os.path.dirname(kernel), "config")
+    return open(cfg).read() if os.path.exists(cfg) else ""
