@@ -118,16 +118,16 @@ clang-check:
 
 # Benchmarks print numbers (and QEMU's beside them where QEMU can boot the
 # kernel); they assert nothing. `make bench` runs them all, or one each:
-# bench-boot, bench-io, bench-disk, bench-net, bench-api.
+# bench-boot, bench-io, bench-disk, bench-net, bench-api, bench-snapshot.
 BENCH_ARGS = --cellvm $(BUILD)/cellvm --initrd $(GUEST_INITRD) --kernel "$$(scripts/kernel.sh)"
-BENCHES := boot io disk net api
+BENCHES := boot io disk net api snapshot
 
 bench: $(BENCHES:%=bench-%)
 
 bench-boot: deps $(BUILD)/cellvm $(GUEST_INITRD)
 	/usr/bin/python3 bench/bench.py $(BENCH_ARGS)
 
-bench-io bench-disk bench-net bench-api: bench-%: deps $(BUILD)/cellvm $(GUEST_INITRD)
+bench-io bench-disk bench-net bench-api bench-snapshot: bench-%: deps $(BUILD)/cellvm $(GUEST_INITRD)
 	/usr/bin/python3 bench/$*.py $(BENCH_ARGS)
 
 clean:
