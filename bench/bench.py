@@ -33,8 +33,13 @@ class Boot:
 
     def wait_marker(self, timeout):
         """Seconds from spawn to the marker, or None."""
+        return self.wait_for(re.compile(re.escape(MARKER)), timeout)
+
+    def wait_for(self, pattern, timeout):
+        """Seconds from spawn until the console shows `pattern` (a bytes
+        regex), or None; stderr is collected meanwhile."""
         deadline = self.t0 + timeout
-        while MARKER not in self.out:
+        while not pattern.search(self.out):
             left = deadline - time.monotonic()
             if left <= 0 or self.p.poll() is not None:
                 return None

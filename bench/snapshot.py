@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import re
-import select
 import socket
 import statistics
 import subprocess
@@ -39,28 +38,11 @@ def api(sock, method, path, body):
     return int(reply.split()[1])
 
 
-def read_until(b, pattern, timeout):
-    """Seconds from b's spawn until pattern appears on its console, or None."""
-    deadline = time.monotonic() + timeout
-    while not pattern.search(b.out):
-        left = deadline - time.monotonic()
-        if left <= 0 or b.p.poll() is not None:
-            return None
-        r, _, _ = select.select([b.p.stdout, b.p.stderr], [], [], left)
-        for f in r:
-            chunk = os.read(f.fileno(), 65536)
-            if f is b.p.stdout:
-                b.out += chunk
-            else:
-                b.err += chunk
-    return time.monotonic() - b.t0
-
-
 def answer_time(b, timeout):
     """Types a command and waits for its output: seconds from spawn."""
     b.p.stdin.write(b"echo PO''NG\n")
     b.p.stdin.flush()
-    return read_until(b, re.compile(rb"PONG"), timeout)
+    return b.wait_for(re.compile(rb"PONG"), timeout)
 
 
 def sizes(path):
@@ -77,7 +59,7 @@ def cellvm_round(a, mib, d):
     api(sock, "PUT", "/boot-source", {"kernel_image_path": a.kernel, "initrd_path": a.initrd,
                                       "boot_args": CMDLINE})
     api(sock, "PUT", "/actions", {"action_type": "InstanceStart"})
-    if read_until(b, PROMPT, a.timeout) is None:
+    if b.wait_for(PROMPT, a.timeout) is None:
         b.stop()
         return None
     api(sock, "PATCH", "/vm", {"state": "Paused"})
@@ -123,7 +105,7 @@ def qemu_round(a, mib, d):
     mon = os.path.join(d, "qemu.mon")
     base = qemu_argv(a)
     b = Boot(base + ["-monitor", f"unix:{mon},server,nowait"])
-    if read_until(b, PROMPT, a.timeout) is None:
+    if b.wait_for(PROMPT, a.timeout) is None:
         b.stop()
         return None
     state = os.path.join(d, "qemu.state")

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "util/atomic_file.h"
 #include "util/err.h"
 
 
@@ -166,21 +167,6 @@ void snap_file_add(struct snap_file_writer *w, const char *id, uint32_t version,
 	w->n++;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 void snap_file_finish(struct snap_file_writer *w)
 {
 	if (w->out.oom)
@@ -199,28 +185,11 @@ int snap_file_write(struct snap_file_writer *w, const char *path)
 		return CV_EFAIL;
 	}
 	snap_file_finish(w);
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
-		cv_err("snapshot path '%s' is too long", path);
-		return CV_EINPUT;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		cv_err("cannot create snapshot file '%s': %s", tmp, strerror(errno));
-		return CV_EINPUT;
-	}
-	if (write_all(fd, w->out.buf, w->out.len) || fsync(fd) < 0) {
-		cv_err("cannot write snapshot file '%s': %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		return CV_EFAIL;
-	}
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		cv_err("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-		unlink(tmp);
-		return CV_EFAIL;
-	}
-	return 0;
+	if ((fd = atomic_file_open(path, "snapshot file", tmp, sizeof(tmp))) < 0)
+		return fd;
+	if (atomic_file_pwrite(fd, w->out.buf, w->out.len, 0))
+		return atomic_file_abort(fd, tmp, "snapshot file");
+	return atomic_file_commit(fd, tmp, path, "snapshot file");
 }
 
 void snap_file_writer_free(struct snap_file_writer *w)

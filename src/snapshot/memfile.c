@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/atomic_file.h"
 #include "util/err.h"
 
 #define PAGE 4096
@@ -21,39 +22,16 @@ static bool page_is_zero(const uint8_t *p)
 	return true;
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int memfile_save(const struct guest_mem *m, const char *path, uint64_t *written)
 {
 	char tmp[4096];
 	int fd;
 
 	*written = 0;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
-		cv_err("memory file path '%s' is too long", path);
-		return CV_EINPUT;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		cv_err("cannot create memory file '%s': %s", tmp, strerror(errno));
-		return CV_EINPUT;
-	}
+	if ((fd = atomic_file_open(path, "memory file", tmp, sizeof(tmp))) < 0)
+		return fd;
 	if (ftruncate(fd, (off_t)m->size) < 0)
-		goto fail;
+		return atomic_file_abort(fd, tmp, "memory file");
 	/* Runs of non-zero pages go out in one write each. */
 	for (uint64_t off = 0; off < m->size;) {
 		uint64_t end;
@@ -64,25 +42,12 @@ int memfile_save(const struct guest_mem *m, const char *path, uint64_t *written)
 		}
 		for (end = off + PAGE; end < m->size && end - off < (8u << 20) && !page_is_zero(m->host + end);)
 			end += PAGE;
-		if (pwrite_all(fd, m->host + off, (size_t)(end - off), off))
-			goto fail;
+		if (atomic_file_pwrite(fd, m->host + off, (size_t)(end - off), off))
+			return atomic_file_abort(fd, tmp, "memory file");
 		*written += end - off;
 		off = end;
 	}
-	if (fsync(fd) < 0)
-		goto fail;
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		cv_err("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-		unlink(tmp);
-		return CV_EFAIL;
-	}
-	return 0;
-fail:
-	cv_err("cannot write memory file '%s': %s", tmp, strerror(errno));
-	close(fd);
-	unlink(tmp);
-	return CV_EFAIL;
+	return atomic_file_commit(fd, tmp, path, "memory file");
 }
 
 int memfile_map(struct guest_mem *m, const char *path)
