@@ -55,6 +55,16 @@ def snapshot(sock, d):
     assert status == 204, body
 
 
+def snapshot_and_kill(g, sock, d):
+    """Snapshot into d, then kill the VM's process: what survives is on disk.
+    Returns the last counter value the guest printed."""
+    snapshot(sock, d)
+    before = last_count(g.output)
+    os.killpg(g.proc.pid, signal.SIGKILL)
+    g.proc.wait(10)
+    return before
+
+
 def last_count(text):
     counts = [int(c) for c in re.findall(r"CNT=(\d+)", text)]
     return counts[-1] if counts else None
@@ -80,11 +90,8 @@ def test_counter_continues_after_restore(spawn, tmp_path, kernel, initrd, kvm_av
     g.send(COUNTER.format(file="/tmp/count"))
     g.wait_for("CNT=5", 30)
     snap = tmp_path / "snap"
-    snapshot(sock, snap)
-    before = last_count(g.output)
+    before = snapshot_and_kill(g, sock, snap)
     uptime_before = float(out.split()[1])
-    os.killpg(g.proc.pid, signal.SIGKILL)
-    g.proc.wait(10)
 
     # Memory is written sparse: most of a 256 MiB guest is holes.
     st = os.stat(snap / "memory")
@@ -118,10 +125,7 @@ def test_disk_consistent_after_restore(spawn, tmp_path, kernel, initrd, kvm_avai
     g.send(COUNTER.format(file="/mnt/count"))
     g.wait_for("CNT=5", 30)
     snap = tmp_path / "snap"
-    snapshot(sock, snap)
-    before = last_count(g.output)
-    os.killpg(g.proc.pid, signal.SIGKILL)
-    g.proc.wait(10)
+    before = snapshot_and_kill(g, sock, snap)
 
     r = restore(spawn, snap)
     check_continues(r, before)
@@ -145,11 +149,7 @@ def test_snapshot_load_through_api(spawn, tmp_path, kernel, initrd, kvm_availabl
     g.send(COUNTER.format(file="/tmp/count"))
     g.wait_for("CNT=3", 30)
     snap = tmp_path / "snap"
-    snapshot(sock, snap)
-    # Refused while running, and twice into the same files is fine once paused.
-    before = last_count(g.output)
-    os.killpg(g.proc.pid, signal.SIGKILL)
-    g.proc.wait(10)
+    before = snapshot_and_kill(g, sock, snap)
 
     sock2 = str(tmp_path / "load.sock")
     r = spawn([require_bin(), "run", "--api-sock", sock2])
@@ -274,9 +274,7 @@ def test_three_clones_share_memory_and_get_new_generation_ids(spawn, tmp_path, k
     assert status == 0, g.describe()
     digest = re.search(r"([0-9a-f]{32})  /tmp/blob", g.output).group(1)
     snap = tmp_path / "snap"
-    snapshot(sock, snap)
-    os.killpg(g.proc.pid, signal.SIGKILL)
-    g.proc.wait(10)
+    snapshot_and_kill(g, sock, snap)
 
     clones = [restore(spawn, snap) for _ in range(3)]
     ids = []
