@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "arch/x86/layout.h"
@@ -196,9 +197,60 @@ static int clock_load(void *dev, struct snap_reader *r)
 	return 0;
 }
 
+/* ---------------------------------------------------------------- disks */
+
+/* The guest's memory holds what it believes is on its disks (page cache,
+ * filesystem state): a restore onto a disk that changed since would
+ * corrupt it. A disk is known by its inode, size and modification time. */
+static void disk_identity(const char *path, struct stat *st)
+{
+	if (stat(path, st) < 0)
+		memset(st, 0, sizeof(*st));
+}
+
+static int disks_save(void *dev, struct snap_writer *w)
+{
+	struct vm *vm = dev;
+
+	snap_put_u32(w, vm->cfg->ndisks);
+	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
+		struct stat st;
+
+		disk_identity(vm->cfg->disks[i].path, &st);
+		snap_put_u64(w, (uint64_t)st.st_ino);
+		snap_put_u64(w, (uint64_t)st.st_size);
+		snap_put_u64(w, (uint64_t)st.st_mtim.tv_sec);
+		snap_put_u64(w, (uint64_t)st.st_mtim.tv_nsec);
+	}
+	return 0;
+}
+
+static int disks_load(void *dev, struct snap_reader *r)
+{
+	struct vm *vm = dev;
+
+	if (snap_get_u32(r) != vm->cfg->ndisks)
+		snap_reader_fail(r, "another number of disks than the configuration");
+	for (unsigned i = 0; i < vm->cfg->ndisks && snap_reader_ok(r); i++) {
+		uint64_t ino = snap_get_u64(r), size = snap_get_u64(r), sec = snap_get_u64(r), nsec = snap_get_u64(r);
+		struct stat st;
+
+		disk_identity(vm->cfg->disks[i].path, &st);
+		if (snap_reader_ok(r) && (ino != (uint64_t)st.st_ino || size != (uint64_t)st.st_size ||
+					  sec != (uint64_t)st.st_mtim.tv_sec || nsec != (uint64_t)st.st_mtim.tv_nsec)) {
+			cv_err("cannot restore: disk '%s' changed since the snapshot (%s differs)", vm->cfg->disks[i].path,
+			       ino != (uint64_t)st.st_ino ? "its inode" : size != (uint64_t)st.st_size ? "its size"
+											: "its modification time");
+			return CV_EINPUT;
+		}
+	}
+	return snap_reader_ok(r) ? 0 : CV_EINPUT;
+}
+
 int vm_state_register_platform(struct vm *vm)
 {
 	return state_register(&vm->state, "machine", 1, machine_save, machine_load, vm, NULL, NULL) ||
+	       state_register(&vm->state, "disks", 1, disks_save, disks_load, vm, NULL, NULL) ||
 	       state_register(&vm->state, "irqchip", 1, irqchip_save, irqchip_load, vm, NULL, NULL) ||
 	       state_register(&vm->state, "pit", 1, pit_save, pit_load, vm, NULL, NULL);
 }

@@ -89,6 +89,7 @@ int state_load_all(const struct state_registry *s, struct snap_file *f)
 		const struct state_entry *e = &s->e[i];
 		struct snap_section *sec = snap_file_get(f, e->id);
 		struct snap_reader r;
+		int rc;
 
 		if (!sec) {
 			cv_err("invalid snapshot: it has no state for '%s' (saved from another VM configuration?)", e->id);
@@ -100,11 +101,13 @@ int state_load_all(const struct state_registry *s, struct snap_file *f)
 			return CV_EINPUT;
 		}
 		snap_reader_init(&r, sec->data, sec->len);
-		if (e->load(e->dev, &r) || !snap_reader_ok(&r) || snap_reader_left(&r)) {
-			cv_err("invalid snapshot: section '%s': %s", e->id,
-			       r.bad ? r.bad : snap_reader_left(&r) ? "stray bytes at its end" : "refused");
-			return CV_EINPUT;
-		}
+		rc = e->load(e->dev, &r);
+		if (!rc && snap_reader_ok(&r) && !snap_reader_left(&r))
+			continue;
+		/* A loader that refused for a reason of its own has said why. */
+		if (r.bad || !rc)
+			cv_err("invalid snapshot: section '%s': %s", e->id, r.bad ? r.bad : "stray bytes at its end");
+		return rc ? rc : CV_EINPUT;
 	}
 	return 0;
 }

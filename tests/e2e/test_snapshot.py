@@ -310,3 +310,22 @@ def _kernel_config(kernel):
     keeps the config beside the vmlinux), else ''."""
     cfg = os.path.join(os.path.dirname(kernel), "config")
     return open(cfg).read() if os.path.exists(cfg) else ""
+
+
+def test_restore_refuses_a_disk_that_changed(spawn, tmp_path, kernel, initrd, kvm_available):
+    """The guest's memory holds its view of the disk: a disk written after the
+    snapshot is refused by name, exit 2, and neither file is touched."""
+    img = tmp_path / "data.img"
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-F", str(img), "16M"], check=True)
+    g, sock = api_boot(spawn, tmp_path, kernel, initrd, disk=img)
+    snap = tmp_path / "snap"
+    snapshot_and_kill(g, sock, snap)
+    with open(img, "r+b") as f:
+        f.seek(1 << 20)
+        f.write(b"changed behind the snapshot's back")
+    image = img.read_bytes()
+    r = restore(spawn, snap)
+    assert r.wait_exit() == 2, r.describe()
+    errs = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(errs) == 1 and str(img) in errs[0] and "changed since the snapshot" in errs[0], r.describe()
+    assert img.read_bytes() == image
