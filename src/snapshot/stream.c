@@ -114,6 +114,19 @@ void snap_get_bytes(struct snap_reader *r, void *p, size_t n)
 	r->off += n;
 }
 
+const uint8_t *snap_get_view(struct snap_reader *r, size_t n)
+{
+	const uint8_t *p;
+
+	if (r->bad || n > r->len - r->off) {
+		snap_reader_fail(r, "truncated");
+		return NULL;
+	}
+	p = r->p + r->off;
+	r->off += n;
+	return p;
+}
+
 static uint64_t get_le(struct snap_reader *r, unsigned n)
 {
 	uint8_t b[8];

@@ -44,6 +44,9 @@ bool snap_get_bool(struct snap_reader *r);
 /* Copies a string of at most cap-1 bytes into buf (NULL strings read as
  * ""; *is_null says which when given). */
 void snap_get_str(struct snap_reader *r, char *buf, size_t cap, bool *is_null);
+/* The next n bytes in place (valid while the stream's buffer is), or NULL
+ * with the stream marked bad. */
+const uint8_t *snap_get_view(struct snap_reader *r, size_t n);
 /* Bytes left unread. */
 size_t snap_reader_left(const struct snap_reader *r);
 

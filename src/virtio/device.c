@@ -2,9 +2,9 @@
 
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "snapshot/fields.h"
 #include "util/err.h"
 
 int virtio_dev_init(struct virtio_dev *d, const struct virtio_ops *ops, void *priv, uint64_t features,
@@ -145,6 +145,14 @@ void virtio_config_changed(struct virtio_dev *d)
 		d->transport->signal_config(d);
 }
 
+/* A queue as the driver configured it and how far the device got. */
+static const struct snap_field vq_fields[] = {
+	SNAP_FIELD(struct virtq, size),	      SNAP_FLAG(struct virtq, ready),	    SNAP_FIELD(struct virtq, desc_gpa),
+	SNAP_FIELD(struct virtq, avail_gpa),  SNAP_FIELD(struct virtq, used_gpa),   SNAP_FLAG(struct virtq, event_idx),
+	SNAP_FIELD(struct virtq, last_avail), SNAP_FIELD(struct virtq, used_idx),   SNAP_FIELD(struct virtq, signalled),
+	SNAP_FLAG(struct virtq, signalled_valid),
+};
+
 int virtio_dev_save(struct virtio_dev *d, struct snap_writer *w)
 {
 	pthread_mutex_lock(&d->lock);
@@ -155,20 +163,8 @@ int virtio_dev_save(struct virtio_dev *d, struct snap_writer *w)
 	snap_put_u32(w, d->config_len);
 	snap_put_bytes(w, d->config, d->config_len);
 	snap_put_u32(w, d->ops->num_queues);
-	for (unsigned i = 0; i < d->ops->num_queues; i++) {
-		const struct virtq *q = &d->vq[i];
-
-		snap_put_u16(w, q->size);
-		snap_put_u8(w, q->ready);
-		snap_put_u64(w, q->desc_gpa);
-		snap_put_u64(w, q->avail_gpa);
-		snap_put_u64(w, q->used_gpa);
-		snap_put_u8(w, q->event_idx);
-		snap_put_u16(w, q->last_avail);
-		snap_put_u16(w, q->used_idx);
-		snap_put_u16(w, q->signalled);
-		snap_put_u8(w, q->signalled_valid);
-	}
+	for (unsigned i = 0; i < d->ops->num_queues; i++)
+		snap_put_fields(w, &d->vq[i], vq_fields, SNAP_NFIELDS(vq_fields));
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
@@ -179,6 +175,7 @@ int virtio_dev_load(struct virtio_dev *d, struct snap_reader *r)
 	uint64_t dev_features = snap_get_u64(r), drv_features = snap_get_u64(r);
 	uint8_t status = snap_get_u8(r);
 	uint32_t generation = snap_get_u32(r), config_len = snap_get_u32(r), nq;
+	const uint8_t *config;
 
 	if (snap_reader_ok(r) && dev_features != d->device_features)
 		snap_reader_fail(r, "the device offers other features than the saved one");
@@ -186,48 +183,27 @@ int virtio_dev_load(struct virtio_dev *d, struct snap_reader *r)
 		snap_reader_fail(r, "the driver's features are not a subset of the device's");
 	if (snap_reader_ok(r) && config_len != d->config_len)
 		snap_reader_fail(r, "configuration space of another size");
+	config = snap_get_view(r, config_len);
+	nq = snap_get_u32(r);
+	if (snap_reader_ok(r) && nq != d->ops->num_queues)
+		snap_reader_fail(r, "another number of queues");
+	for (unsigned i = 0; i < nq && snap_reader_ok(r); i++) {
+		snap_get_fields(r, &vq[i], vq_fields, SNAP_NFIELDS(vq_fields));
+		if (vq[i].size > d->ops->queue_max)
+			snap_reader_fail(r, "a queue is larger than the device allows");
+	}
 	if (!snap_reader_ok(r))
 		return CV_EINPUT;
 	pthread_mutex_lock(&d->lock);
 	/* Config bytes go straight in: the device rewrites nothing on load. */
-	{
-		uint8_t *cfg = config_len ? malloc(config_len) : NULL;
-
-		if (config_len && !cfg)
-			snap_reader_fail(r, "out of memory");
-		else
-			snap_get_bytes(r, cfg, config_len);
-		nq = snap_get_u32(r);
-		if (snap_reader_ok(r) && nq != d->ops->num_queues)
-			snap_reader_fail(r, "another number of queues");
-		for (unsigned i = 0; i < nq && snap_reader_ok(r); i++) {
-			struct virtq *q = &vq[i];
-
-			q->size = snap_get_u16(r);
-			q->ready = snap_get_bool(r);
-			q->desc_gpa = snap_get_u64(r);
-			q->avail_gpa = snap_get_u64(r);
-			q->used_gpa = snap_get_u64(r);
-			q->event_idx = snap_get_bool(r);
-			q->last_avail = snap_get_u16(r);
-			q->used_idx = snap_get_u16(r);
-			q->signalled = snap_get_u16(r);
-			q->signalled_valid = snap_get_bool(r);
-			if (q->size > d->ops->queue_max)
-				snap_reader_fail(r, "a queue is larger than the device allows");
-		}
-		if (snap_reader_ok(r)) {
-			if (config_len)
-				memcpy(d->config, cfg, config_len);
-			d->driver_features = drv_features;
-			d->status = status;
-			d->config_generation = generation;
-			memcpy(d->vq, vq, sizeof(vq));
-		}
-		free(cfg);
-	}
+	if (config_len)
+		memcpy(d->config, config, config_len);
+	d->driver_features = drv_features;
+	d->status = status;
+	d->config_generation = generation;
+	memcpy(d->vq, vq, sizeof(vq));
 	pthread_mutex_unlock(&d->lock);
-	return snap_reader_ok(r) ? 0 : CV_EINPUT;
+	return 0;
 }
 
 int virtio_dev_resume(struct virtio_dev *d)

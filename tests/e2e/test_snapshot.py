@@ -33,10 +33,9 @@ def api_boot(spawn, tmp_path, kernel, initrd, cpus=1, transport=None, disk=None,
         args += ["--transport", transport]
     g = spawn(args)
     wait_sock(g, sock)
-    cmdline = DEFAULT_CMDLINE
     assert curl(sock, "PUT", "/machine-config", {"vcpu_count": cpus, "mem_size_mib": 256})[0] == 204
     assert curl(sock, "PUT", "/boot-source", {"kernel_image_path": kernel, "initrd_path": str(initrd),
-                                              "boot_args": cmdline})[0] == 204
+                                              "boot_args": DEFAULT_CMDLINE})[0] == 204
     if disk:
         assert curl(sock, "PUT", "/drives/data", {"drive_id": "data", "path_on_host": str(disk),
                                                   "is_root_device": False,
