@@ -120,20 +120,21 @@ int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, s
 	}
 	if (smt && json_is_true(smt))
 		return cv_fmt(err, errlen, "smt is not supported by this build of cellvm: each vCPU is its own core");
-	if (dirty && json_is_true(dirty))
-		return cv_fmt(err, errlen, "track_dirty_pages is not supported by this build of cellvm (no snapshots)");
 	if ((rc = enum_none(tmpl, "cpu_template", "cpu_template", err, errlen)) ||
 	    (rc = enum_none(huge, "huge_pages", "huge_pages", err, errlen)))
 		return rc;
 	c->vcpus = nvcpus;
 	c->mem_mib = mib;
+	/* PUT resets what it does not name, as Firecracker does. */
+	if (dirty || !patch)
+		c->track_dirty_pages = dirty && json_is_true(dirty);
 	return 0;
 }
 
 json_t *api_machine_json(const struct api_config *c)
 {
 	return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)c->vcpus, "mem_size_mib",
-			 (json_int_t)c->mem_mib, "smt", 0, "track_dirty_pages", 0, "huge_pages", "None");
+			 (json_int_t)c->mem_mib, "smt", 0, "track_dirty_pages", c->track_dirty_pages, "huge_pages", "None");
 }
 
 /* ------------------------------------------------------------- boot source */
@@ -526,6 +527,7 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 	vm->initrd = c->initrd;
 	vm->cpus = c->vcpus;
 	vm->memory = (uint64_t)c->mem_mib << 20;
+	vm->track_dirty_pages = c->track_dirty_pages;
 	snprintf(c->cmdline, sizeof(c->cmdline), "%s", c->boot_args ? c->boot_args : DEFAULT_BOOT_ARGS);
 	if (c->ndrives && c->drives[0].root) {
 		char root[96];

@@ -60,6 +60,7 @@ struct api_config {
 	bool boot_set;
 	char *kernel, *initrd, *boot_args;
 	unsigned vcpus, mem_mib;
+	bool track_dirty_pages;
 	struct api_drive drives[CV_MAX_DISKS]; /* the root drive, if any, first */
 	unsigned ndrives;
 	struct api_nic nics[CV_MAX_NICS];

@@ -26,10 +26,11 @@ struct fc_ops {
 	int (*ctrl_alt_del)(void *ctx, char *err, size_t errlen);
 	/* Snapshots (PUT /snapshot/create while paused, PUT /snapshot/load
 	 * before anything booted; the loaded VM is left paused unless
-	 * resume). */
-	int (*snapshot_create)(void *ctx, const char *state_path, const char *mem_path, char *err, size_t errlen);
-	int (*snapshot_load)(void *ctx, const char *state_path, const char *mem_path, bool resume, char *err,
-			     size_t errlen);
+	 * resume; `track` starts dirty-page tracking for Diff snapshots). */
+	int (*snapshot_create)(void *ctx, const char *state_path, const char *mem_path, bool diff, char *err,
+			       size_t errlen);
+	int (*snapshot_load)(void *ctx, const char *state_path, const char *mem_path, bool resume, bool track,
+			     char *err, size_t errlen);
 	/* Adds the VMM's own counters to a metrics line (may be NULL). */
 	void (*metrics)(void *ctx, json_t *line);
 };

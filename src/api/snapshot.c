@@ -18,15 +18,15 @@ static int create(struct fc_api *a, json_t *body, char *err, size_t errlen)
 
 	if (rc)
 		return rc;
-	if (type && strcmp(json_string_value(type), "Full"))
-		return cv_fmt(err, errlen, "invalid snapshot_type '%.32s': this cellvm writes Full snapshots",
-			      json_string_value(type));
+	if (type && strcmp(json_string_value(type), "Full") && strcmp(json_string_value(type), "Diff"))
+		return cv_fmt(err, errlen, "invalid snapshot_type '%.32s': Full or Diff", json_string_value(type));
 	if (a->state != FC_PAUSED)
 		return cv_fmt(err, errlen, "Create snapshot error: the microVM must be paused (it is %s)",
 			      a->state == FC_NOT_STARTED ? "not started" : "running");
 	if (!*json_string_value(state) || !*json_string_value(mem))
 		return cv_fmt(err, errlen, "snapshot_path and mem_file_path must not be empty");
-	return a->ops->snapshot_create(a->ctx, json_string_value(state), json_string_value(mem), err, errlen);
+	return a->ops->snapshot_create(a->ctx, json_string_value(state), json_string_value(mem),
+				       type && !strcmp(json_string_value(type), "Diff"), err, errlen);
 }
 
 static int load(struct fc_api *a, json_t *body, char *err, size_t errlen)
@@ -54,15 +54,13 @@ static int load(struct fc_api *a, json_t *body, char *err, size_t errlen)
 	if (btype && strcmp(json_string_value(btype), "File"))
 		return cv_fmt(err, errlen, "invalid backend_type '%.32s': this cellvm loads memory from a File",
 			      json_string_value(btype));
-	if ((diff && json_is_true(diff)) || (track && json_is_true(track)))
-		return cv_fmt(err, errlen, "dirty page tracking is not available in this cellvm: load without "
-					   "enable_diff_snapshots/track_dirty_pages");
 	if (a->state != FC_NOT_STARTED || a->cfg.boot_set || a->cfg.ndrives || a->cfg.nnics)
 		return cv_fmt(err, errlen, "Loading a microVM snapshot not allowed after configuring boot-specific "
 					   "resources.");
 	mem = json_string_value(bpath ? bpath : mem_file);
-	if ((rc = a->ops->snapshot_load(a->ctx, json_string_value(state), mem, resume && json_is_true(resume), err,
-					errlen)))
+	/* enable_diff_snapshots is Firecracker's older name of track_dirty_pages. */
+	if ((rc = a->ops->snapshot_load(a->ctx, json_string_value(state), mem, resume && json_is_true(resume),
+					(diff && json_is_true(diff)) || (track && json_is_true(track)), err, errlen)))
 		return rc;
 	a->state = resume && json_is_true(resume) ? FC_RUNNING : FC_PAUSED;
 	return 0;

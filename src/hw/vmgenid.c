@@ -16,6 +16,7 @@ int vmgenid_new(struct guest_mem *m, uint64_t addr)
 		return CV_EFAIL;
 	}
 	memcpy(p, id, sizeof(id));
+	guest_mem_mark_dirty(m, p, sizeof(id));
 	return 0;
 }
 

@@ -22,7 +22,12 @@ static bool page_is_zero(const uint8_t *p)
 	return true;
 }
 
-int memfile_save(const struct guest_mem *m, const char *path, uint64_t *written)
+static bool page_in(const uint64_t *pages, uint64_t off)
+{
+	return !pages || (pages[off / PAGE / 64] >> (off / PAGE % 64) & 1);
+}
+
+int memfile_save(const struct guest_mem *m, const char *path, const uint64_t *pages, uint64_t *written)
 {
 	char tmp[4096];
 	int fd;
@@ -32,15 +37,17 @@ int memfile_save(const struct guest_mem *m, const char *path, uint64_t *written)
 		return fd;
 	if (ftruncate(fd, (off_t)m->size) < 0)
 		return atomic_file_abort(fd, tmp, "memory file");
-	/* Runs of non-zero pages go out in one write each. */
+	/* Runs of non-zero pages go out in one write each; a zero page stays
+	 * a hole, which reads as zeros (in a diff file too). */
 	for (uint64_t off = 0; off < m->size;) {
 		uint64_t end;
 
-		if (page_is_zero(m->host + off)) {
+		if (!page_in(pages, off) || page_is_zero(m->host + off)) {
 			off += PAGE;
 			continue;
 		}
-		for (end = off + PAGE; end < m->size && end - off < (8u << 20) && !page_is_zero(m->host + end);)
+		for (end = off + PAGE; end < m->size && end - off < (8u << 20) && page_in(pages, end) &&
+				       !page_is_zero(m->host + end);)
 			end += PAGE;
 		if (atomic_file_pwrite(fd, m->host + off, (size_t)(end - off), off))
 			return atomic_file_abort(fd, tmp, "memory file");
@@ -50,11 +57,11 @@ int memfile_save(const struct guest_mem *m, const char *path, uint64_t *written)
 	return atomic_file_commit(fd, tmp, path, "memory file");
 }
 
-int memfile_map(struct guest_mem *m, const char *path)
+/* Opens a memory file that must be exactly as large as RAM. */
+static int open_sized(const struct guest_mem *m, const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
-	int rc = 0;
 
 	if (fd < 0) {
 		cv_err("invalid memory file '%s': %s", path, strerror(errno));
@@ -66,6 +73,48 @@ int memfile_map(struct guest_mem *m, const char *path)
 		close(fd);
 		return CV_EINPUT;
 	}
+	return fd;
+}
+
+int memfile_apply(struct guest_mem *m, const char *path, const uint64_t *pages)
+{
+	int fd = open_sized(m, path);
+
+	if (fd < 0)
+		return fd;
+	for (uint64_t off = 0; off < m->size;) {
+		uint64_t end;
+
+		if (!page_in(pages, off)) {
+			off += PAGE;
+			continue;
+		}
+		for (end = off + PAGE; end < m->size && end - off < (8u << 20) && page_in(pages, end);)
+			end += PAGE;
+		for (uint64_t at = off; at < end;) {
+			ssize_t n = pread(fd, m->host + at, (size_t)(end - at), (off_t)at);
+
+			if (n <= 0) {
+				cv_err("cannot read memory file '%s' at %llu: %s", path, (unsigned long long)at,
+				       n < 0 ? strerror(errno) : "it ended");
+				close(fd);
+				return CV_EFAIL;
+			}
+			at += (uint64_t)n;
+		}
+		off = end;
+	}
+	close(fd);
+	return 0;
+}
+
+int memfile_map(struct guest_mem *m, const char *path)
+{
+	int fd = open_sized(m, path);
+	int rc = 0;
+
+	if (fd < 0)
+		return fd;
 	if (guest_mem_map_file(m, 0, m->low_size, fd, 0) ||
 	    (m->size > m->low_size &&
 	     guest_mem_map_file(m, guest_mem_end(m) - (m->size - m->low_size), m->size - m->low_size, fd, m->low_size))) {

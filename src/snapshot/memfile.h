@@ -9,12 +9,16 @@
 
 #include "vmm/memory.h"
 
-/* Writes all of RAM to path (through a temporary file and a rename).
+/* Writes RAM to path (through a temporary file and a rename): all of it,
+ * or for a diff file only the pages set in `pages` (one bit per page).
  * *written counts the bytes of data pages. */
-int memfile_save(const struct guest_mem *m, const char *path, uint64_t *written);
+int memfile_save(const struct guest_mem *m, const char *path, const uint64_t *pages, uint64_t *written);
 /* Replaces RAM with a private mapping of the file; the file must be
  * exactly the size of RAM. 0, CV_EINPUT (named in the message) or
  * CV_EFAIL. */
 int memfile_map(struct guest_mem *m, const char *path);
+/* Reads the pages set in `pages` from a diff file over RAM (a diff
+ * chain's later layers). Same returns. */
+int memfile_apply(struct guest_mem *m, const char *path, const uint64_t *pages);
 
 #endif

@@ -185,3 +185,19 @@ void snap_get_str(struct snap_reader *r, char *buf, size_t cap, bool *is_null)
 	if (!r->bad && memchr(buf, 0, n))
 		snap_reader_fail(r, "a string holds a NUL byte");
 }
+
+void snap_put_file_id(struct snap_writer *w, const struct file_id *id)
+{
+	snap_put_u64(w, id->ino);
+	snap_put_u64(w, id->size);
+	snap_put_u64(w, id->mtime_sec);
+	snap_put_u64(w, id->mtime_nsec);
+}
+
+void snap_get_file_id(struct snap_reader *r, struct file_id *id)
+{
+	id->ino = snap_get_u64(r);
+	id->size = snap_get_u64(r);
+	id->mtime_sec = snap_get_u64(r);
+	id->mtime_nsec = snap_get_u64(r);
+}

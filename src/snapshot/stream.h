@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/file_id.h"
+
 struct snap_writer {
 	uint8_t *buf;
 	size_t len, cap;
@@ -24,6 +26,7 @@ void snap_put_u32(struct snap_writer *w, uint32_t v);
 void snap_put_u64(struct snap_writer *w, uint64_t v);
 /* A string as a u32 length and its bytes (NULL: length 0xffffffff). */
 void snap_put_str(struct snap_writer *w, const char *s);
+void snap_put_file_id(struct snap_writer *w, const struct file_id *id);
 
 struct snap_reader {
 	const uint8_t *p;
@@ -44,6 +47,7 @@ bool snap_get_bool(struct snap_reader *r);
 /* Copies a string of at most cap-1 bytes into buf (NULL strings read as
  * ""; *is_null says which when given). */
 void snap_get_str(struct snap_reader *r, char *buf, size_t cap, bool *is_null);
+void snap_get_file_id(struct snap_reader *r, struct file_id *id);
 /* The next n bytes in place (valid while the stream's buffer is), or NULL
  * with the stream marked bad. */
 const uint8_t *snap_get_view(struct snap_reader *r, size_t n);

@@ -40,9 +40,11 @@ static uint16_t load16(const uint16_t *p)
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
-static void store16(uint16_t *p, uint16_t v)
+/* Every store of the device is to the used ring. */
+static void store16(struct virtq *q, uint16_t *p, uint16_t v)
 {
 	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+	guest_mem_mark_dirty(q->mem, p, sizeof(*p));
 }
 
 static uint16_t *used_event(struct virtq *q)
@@ -65,6 +67,8 @@ static bool add_buffer(struct virtq *q, struct virtq_req *r, const struct vring_
 	if (d->flags & VRING_DESC_F_WRITE) {
 		if (r->nin == max)
 			return false;
+		/* Drained before any snapshot, so marking now cannot miss the write. */
+		guest_mem_mark_dirty(q->mem, p, d->len);
 		r->in[r->nin++] = (struct iovec){ .iov_base = p, .iov_len = d->len };
 		r->in_len += d->len;
 	} else {
@@ -154,8 +158,9 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 
 	e->id = head;
 	e->len = len;
+	guest_mem_mark_dirty(q->mem, e, sizeof(*e));
 	q->used_idx++;
-	store16(&q->used->idx, q->used_idx);
+	store16(q, &q->used->idx, q->used_idx);
 }
 
 bool virtq_should_signal(struct virtq *q)
@@ -177,9 +182,9 @@ bool virtq_should_signal(struct virtq *q)
 bool virtq_enable_notify(struct virtq *q)
 {
 	if (q->event_idx)
-		store16(avail_event(q), q->last_avail);
+		store16(q, avail_event(q), q->last_avail);
 	else
-		store16(&q->used->flags, 0);
+		store16(q, &q->used->flags, 0);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return load16(&q->avail->idx) != q->last_avail;
 }
@@ -189,9 +194,9 @@ bool virtq_notify_on_more(struct virtq *q)
 	uint16_t seen = load16(&q->avail->idx);
 
 	if (q->event_idx)
-		store16(avail_event(q), seen);
+		store16(q, avail_event(q), seen);
 	else
-		store16(&q->used->flags, 0);
+		store16(q, &q->used->flags, 0);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return load16(&q->avail->idx) != seen;
 }

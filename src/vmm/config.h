@@ -75,6 +75,7 @@ struct vm_config {
 	unsigned ndisks;
 	struct net_config nics[CV_MAX_NICS];
 	unsigned nnics;
+	bool track_dirty_pages; /* for diff snapshots */
 	/* How the process is driven rather than what the VM is (src/vmm/run.c):
 	 * a Firecracker API socket, a Firecracker config file, the serial
 	 * console on a socket instead of stdio, a locked pid file, a snapshot

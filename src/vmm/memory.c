@@ -16,12 +16,17 @@ void guest_mem_layout(struct guest_mem *m, uint64_t size, uint64_t hole)
 	m->size = size;
 	m->hole = hole;
 	m->low_size = size < hole ? size : hole;
+	m->vm_fd = -1;
+	m->dirty = NULL;
 }
 
-static int add_slot(int vm_fd, unsigned slot, uint64_t gpa, uint64_t len, void *host)
+
+
+static int add_slot(int vm_fd, unsigned slot, uint64_t gpa, uint64_t len, void *host, uint32_t flags)
 {
 	struct kvm_userspace_memory_region r = {
 		.slot = slot,
+		.flags = flags,
 		.guest_phys_addr = gpa,
 		.memory_size = len,
 		.userspace_addr = (uint64_t)(uintptr_t)host,
@@ -32,6 +37,15 @@ static int add_slot(int vm_fd, unsigned slot, uint64_t gpa, uint64_t len, void *
 		       (unsigned long long)len, strerror(errno));
 		return CV_EFAIL;
 	}
+	return 0;
+}
+
+int guest_mem_set_slot_flags(struct guest_mem *m, uint32_t flags)
+{
+	if (add_slot(m->vm_fd, 0, 0, m->low_size, m->host, flags))
+		return CV_EFAIL;
+	if (m->size > m->low_size)
+		return add_slot(m->vm_fd, 1, LAYOUT_4G, m->size - m->low_size, m->host + m->low_size, flags);
 	return 0;
 }
 
@@ -48,8 +62,8 @@ int guest_mem_init(struct guest_mem *m, int vm_fd, uint64_t size, uint64_t hole)
 	m->host = p;
 	/* Guest RAM is the guest's business; keep it out of host core dumps. */
 	madvise(p, size, MADV_DONTDUMP);
-	if (add_slot(vm_fd, 0, 0, m->low_size, m->host) ||
-	    (size > m->low_size && add_slot(vm_fd, 1, LAYOUT_4G, size - m->low_size, m->host + m->low_size))) {
+	m->vm_fd = vm_fd;
+	if (guest_mem_set_slot_flags(m, 0)) {
 		guest_mem_free(m);
 		return CV_EFAIL;
 	}
@@ -61,6 +75,30 @@ void guest_mem_free(struct guest_mem *m)
 	if (m->host)
 		munmap(m->host, m->size);
 	m->host = NULL;
+	free(m->dirty);
+	m->dirty = NULL;
+}
+
+uint64_t guest_mem_pages(const struct guest_mem *m)
+{
+	return m->size / 4096;
+}
+
+uint64_t guest_mem_bitmap_words(const struct guest_mem *m)
+{
+	return (guest_mem_pages(m) + 63) / 64;
+}
+
+void guest_mem_mark_dirty(const struct guest_mem *m, const void *host, uint64_t len)
+{
+	uint64_t first, last;
+
+	if (!m->dirty || !len)
+		return;
+	first = (uint64_t)((const uint8_t *)host - m->host) / 4096;
+	last = ((uint64_t)((const uint8_t *)host - m->host) + len - 1) / 4096;
+	for (uint64_t pg = first; pg <= last; pg++)
+		__atomic_fetch_or(&m->dirty[pg / 64], 1ULL << (pg % 64), __ATOMIC_RELAXED);
 }
 
 int guest_mem_map_file(struct guest_mem *m, uint64_t gpa, uint64_t len, int fd, uint64_t off)

@@ -13,6 +13,11 @@ struct guest_mem {
 	uint64_t size;     /* total RAM bytes */
 	uint64_t low_size; /* bytes mapped at GPA 0 .. low_size */
 	uint64_t hole;     /* start of the MMIO hole (RAM above it moves to 4 GiB) */
+	int vm_fd;
+	/* Pages the VMM wrote (one bit per 4 KiB of RAM, in RAM order) while
+	 * dirty pages are tracked, else NULL: KVM logs only the guest's own
+	 * writes (src/vmm/dirty_log.h). */
+	uint64_t *dirty;
 };
 
 /* Splits size bytes of RAM around a hole at `hole` (no mapping made). */
@@ -31,6 +36,18 @@ int guest_mem_map_file(struct guest_mem *m, uint64_t gpa, uint64_t len, int fd, 
 
 /* Host pointer for [gpa, gpa+len) if that range is all RAM, else NULL. */
 void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+
+/* Records that the VMM writes [host, host+len), a range inside RAM
+ * (from guest_mem_ptr). Thread-safe; nothing while tracking is off. */
+void guest_mem_mark_dirty(const struct guest_mem *m, const void *host, uint64_t len);
+
+/* Number of 4 KiB pages of RAM and of 64-bit words of a bitmap of them. */
+uint64_t guest_mem_pages(const struct guest_mem *m);
+uint64_t guest_mem_bitmap_words(const struct guest_mem *m);
+
+/* Turns KVM's dirty logging of the RAM slots on (flags
+ * KVM_MEM_LOG_DIRTY_PAGES) or off. 0 or CV_EFAIL, reported. */
+int guest_mem_set_slot_flags(struct guest_mem *m, uint32_t flags);
 
 /* Highest guest-physical address + 1 of RAM. */
 uint64_t guest_mem_end(const struct guest_mem *m);

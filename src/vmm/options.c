@@ -35,6 +35,8 @@ const char options_run_usage[] =
 	"  --pid-file PATH      write the PID here and hold a lock on it while running\n"
 	"  --restore DIR        continue the VM snapshotted into DIR (DIR/state, DIR/memory; made by\n"
 	"                       the API's PUT /snapshot/create); the VM's options come from the snapshot\n"
+	"  --track-dirty-pages  track the pages the guest writes, so that the API can take Diff\n"
+	"                       snapshots (only what changed since the previous snapshot)\n"
 	"Console: the guest's ttyS0 is this terminal; Ctrl-A x quits, Ctrl-A h helps.\n";
 
 void vm_config_defaults(struct vm_config *cfg)
@@ -235,6 +237,10 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 
 		if (!strcmp(arg, "--help") || !strcmp(arg, "-h"))
 			return 1;
+		if (!strcmp(arg, "--track-dirty-pages")) {
+			cfg->track_dirty_pages = true;
+			continue;
+		}
 		if (strncmp(arg, "--", 2) || nlen >= sizeof(name))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		memcpy(name, arg, nlen);

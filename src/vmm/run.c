@@ -272,12 +272,13 @@ static int api_pause(void *ctx, bool pause, char *err, size_t errlen)
 	return 0;
 }
 
-static int api_snapshot_create(void *ctx, const char *state_path, const char *mem_path, char *err, size_t errlen)
+static int api_snapshot_create(void *ctx, const char *state_path, const char *mem_path, bool diff, char *err,
+			       size_t errlen)
 {
 	struct runner *r = ctx;
 	struct vm_snapshot_stats st;
 
-	if (vm_snapshot_create(&r->vm, state_path, mem_path, &st))
+	if (vm_snapshot_create(&r->vm, state_path, mem_path, diff, &st))
 		return cv_fmt(err, errlen, "Create snapshot error: %s", cv_last_error());
 	cv_warn("snapshot: %llu bytes of state, %llu of memory data, %.1f ms", (unsigned long long)st.state_bytes,
 		(unsigned long long)st.mem_bytes_written, st.pause_to_done_ms);
@@ -285,25 +286,26 @@ static int api_snapshot_create(void *ctx, const char *state_path, const char *me
 }
 
 /* Opens a snapshot and builds the VM from it. */
-static int restore_up(struct runner *r, const char *state_path, const char *mem_path, bool paused)
+static int restore_up(struct runner *r, const char *state_path, const char *mem_path, bool paused, bool track)
 {
 	int rc;
 
 	if ((rc = vm_restore_open(&r->restore, state_path, mem_path)))
 		return rc;
 	r->restore_open = r->restoring = true;
+	r->restore.config.cfg.track_dirty_pages = track;
 	r->vm_cfg = &r->restore.config.cfg;
 	if ((rc = vm_up(r, paused)))
 		vm_down(r);
 	return rc;
 }
 
-static int api_snapshot_load(void *ctx, const char *state_path, const char *mem_path, bool resume, char *err,
-			     size_t errlen)
+static int api_snapshot_load(void *ctx, const char *state_path, const char *mem_path, bool resume, bool track,
+			     char *err, size_t errlen)
 {
 	struct runner *r = ctx;
 
-	if (restore_up(r, state_path, mem_path, !resume))
+	if (restore_up(r, state_path, mem_path, !resume, track))
 		return cv_fmt(err, errlen, "Load snapshot error: %s", cv_last_error());
 	return 0;
 }
@@ -469,7 +471,7 @@ static int setup(struct runner *r)
 			cv_err("invalid --restore '%s': path too long", r->cfg->restore_dir);
 			return CV_EINPUT;
 		}
-		if ((rc = restore_up(r, state, mem, false)))
+		if ((rc = restore_up(r, state, mem, false, r->cfg->track_dirty_pages)))
 			return rc;
 		r->fc.state = FC_RUNNING;
 		return 0;

@@ -201,26 +201,17 @@ static int clock_load(void *dev, struct snap_reader *r)
 
 /* The guest's memory holds what it believes is on its disks (page cache,
  * filesystem state): a restore onto a disk that changed since would
- * corrupt it. A disk is known by its inode, size and modification time. */
-static void disk_identity(const char *path, struct stat *st)
-{
-	if (stat(path, st) < 0)
-		memset(st, 0, sizeof(*st));
-}
-
+ * corrupt it. */
 static int disks_save(void *dev, struct snap_writer *w)
 {
 	struct vm *vm = dev;
 
 	snap_put_u32(w, vm->cfg->ndisks);
 	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
-		struct stat st;
+		struct file_id id;
 
-		disk_identity(vm->cfg->disks[i].path, &st);
-		snap_put_u64(w, (uint64_t)st.st_ino);
-		snap_put_u64(w, (uint64_t)st.st_size);
-		snap_put_u64(w, (uint64_t)st.st_mtim.tv_sec);
-		snap_put_u64(w, (uint64_t)st.st_mtim.tv_nsec);
+		file_id_get(vm->cfg->disks[i].path, &id);
+		snap_put_file_id(w, &id);
 	}
 	return 0;
 }
@@ -232,15 +223,14 @@ static int disks_load(void *dev, struct snap_reader *r)
 	if (snap_get_u32(r) != vm->cfg->ndisks)
 		snap_reader_fail(r, "another number of disks than the configuration");
 	for (unsigned i = 0; i < vm->cfg->ndisks && snap_reader_ok(r); i++) {
-		uint64_t ino = snap_get_u64(r), size = snap_get_u64(r), sec = snap_get_u64(r), nsec = snap_get_u64(r);
-		struct stat st;
+		struct file_id was, now;
+		const char *what;
 
-		disk_identity(vm->cfg->disks[i].path, &st);
-		if (snap_reader_ok(r) && (ino != (uint64_t)st.st_ino || size != (uint64_t)st.st_size ||
-					  sec != (uint64_t)st.st_mtim.tv_sec || nsec != (uint64_t)st.st_mtim.tv_nsec)) {
+		snap_get_file_id(r, &was);
+		file_id_get(vm->cfg->disks[i].path, &now);
+		if (snap_reader_ok(r) && (what = file_id_diff(&was, &now))) {
 			cv_err("cannot restore: disk '%s' changed since the snapshot (%s differs)", vm->cfg->disks[i].path,
-			       ino != (uint64_t)st.st_ino ? "its inode" : size != (uint64_t)st.st_size ? "its size"
-											: "its modification time");
+			       what);
 			return CV_EINPUT;
 		}
 	}
@@ -288,10 +278,31 @@ static int drain(struct vm *vm)
 	}
 }
 
-int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, struct vm_snapshot_stats *st)
+static void add_section(struct snap_file_writer *w, const char *id, uint32_t version, struct snap_writer *data)
+{
+	snap_file_add(w, id, version, data);
+	snap_writer_free(data);
+}
+
+static int check_diff(const struct vm *vm)
+{
+	if (!vm->dirty.on) {
+		cv_err("cannot take a Diff snapshot: the VM does not track dirty pages (track_dirty_pages)");
+		return CV_EINPUT;
+	}
+	if (!vm->chain.n) {
+		cv_err("cannot take a Diff snapshot: nothing to diff against yet, take a Full snapshot first");
+		return CV_EINPUT;
+	}
+	return 0;
+}
+
+int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, bool diff,
+		       struct vm_snapshot_stats *st)
 {
 	struct snap_file_writer w;
-	struct snap_writer cfg;
+	struct snap_writer sec;
+	struct mem_chain chain;
 	double t0 = mono_ms();
 	int rc;
 
@@ -300,18 +311,35 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 		cv_err("cannot snapshot a running VM: pause it first");
 		return CV_EINPUT;
 	}
-	if ((rc = state_check_coverage(&vm->state, &vm->pio, &vm->mmio, &vm->pci)) || (rc = drain(vm)))
+	if ((diff && (rc = check_diff(vm))) || (rc = state_check_coverage(&vm->state, &vm->pio, &vm->mmio, &vm->pci)) ||
+	    (rc = drain(vm)) || (rc = dirty_log_collect(&vm->dirty, &vm->mem)))
 		return rc;
 	snap_file_start(&w);
-	snap_writer_init(&cfg);
-	snap_config_encode(&cfg, vm->cfg);
-	snap_file_add(&w, "config", SNAP_CONFIG_VERSION, &cfg);
-	snap_writer_free(&cfg);
+	snap_writer_init(&sec);
+	snap_config_encode(&sec, vm->cfg);
+	add_section(&w, "config", SNAP_CONFIG_VERSION, &sec);
 	rc = state_save_all(&vm->state, &w);
 	if (!rc)
-		rc = memfile_save(&vm->mem, mem_path, &st->mem_bytes_written);
+		rc = memfile_save(&vm->mem, mem_path, diff ? vm->dirty.pending : NULL, &st->mem_bytes_written);
+	/* The new chain is the old one plus this layer (a full layer alone). */
+	mem_chain_init(&chain, vm->chain.words);
+	for (unsigned i = 0; !rc && diff && i < vm->chain.n; i++)
+		rc = mem_chain_copy_layer(&chain, &vm->chain.layer[i]);
 	if (!rc)
+		rc = mem_chain_push(&chain, mem_path, diff ? vm->dirty.pending : NULL);
+	if (!rc) {
+		snap_writer_init(&sec);
+		mem_chain_encode(&chain, &sec);
+		add_section(&w, MEMCHAIN_SECTION, MEMCHAIN_VERSION, &sec);
 		rc = snap_file_write(&w, state_path);
+	}
+	if (!rc) {
+		mem_chain_free(&vm->chain);
+		vm->chain = chain;
+		dirty_log_clear(&vm->dirty, &vm->mem);
+	} else {
+		mem_chain_free(&chain);
+	}
 	st->state_bytes = w.out.len;
 	snap_file_writer_free(&w);
 	st->pause_to_done_ms = mono_ms() - t0;
@@ -320,11 +348,34 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 
 /* ---------------------------------------------------------------- restore */
 
+/* Finds section id of the expected version; reports its absence. */
+static int find_section(struct vm_restore *rs, const char *state_path, const char *id, uint32_t version,
+			struct snap_reader *r)
+{
+	struct snap_section *s = snap_file_get(&rs->file, id);
+
+	if (!s || s->version != version) {
+		cv_err("invalid snapshot '%s': %s section '%s'", state_path, s ? "another version of" : "no", id);
+		return CV_EINPUT;
+	}
+	snap_reader_init(r, s->data, s->len);
+	return 0;
+}
+
+/* Reports a section that did not decode or has bytes left over. */
+static int section_done(const char *state_path, const char *id, struct snap_reader *r, int decoded)
+{
+	if (!decoded && !snap_reader_left(r))
+		return 0;
+	cv_err("invalid snapshot '%s': section '%s': %s", state_path, id, r->bad ? r->bad : "stray bytes");
+	return CV_EINPUT;
+}
+
 int vm_restore_open(struct vm_restore *rs, const char *state_path, const char *mem_path)
 {
-	struct snap_section *s;
 	struct snap_reader r;
 	char err[256];
+	int rc;
 
 	memset(rs, 0, sizeof(*rs));
 	rs->mem_path = mem_path;
@@ -332,29 +383,51 @@ int vm_restore_open(struct vm_restore *rs, const char *state_path, const char *m
 		cv_err("invalid snapshot '%s': %s", state_path, err);
 		return CV_EINPUT;
 	}
-	if (!(s = snap_file_get(&rs->file, "config"))) {
-		cv_err("invalid snapshot '%s': it has no VM configuration", state_path);
-		vm_restore_close(rs);
-		return CV_EINPUT;
+	rc = find_section(rs, state_path, "config", SNAP_CONFIG_VERSION, &r);
+	if (!rc)
+		rc = section_done(state_path, "config", &r, snap_config_decode(&r, &rs->config));
+	if (!rc)
+		rc = find_section(rs, state_path, MEMCHAIN_SECTION, MEMCHAIN_VERSION, &r);
+	if (!rc) {
+		struct guest_mem m;
+
+		guest_mem_layout(&m, rs->config.cfg.memory, LAYOUT_MMIO_HOLE);
+		mem_chain_init(&rs->chain, guest_mem_bitmap_words(&m));
+		rc = section_done(state_path, MEMCHAIN_SECTION, &r, mem_chain_decode(&r, &rs->chain));
 	}
-	snap_reader_init(&r, s->data, s->len);
-	if (s->version != SNAP_CONFIG_VERSION || snap_config_decode(&r, &rs->config) || snap_reader_left(&r)) {
-		cv_err("invalid snapshot '%s': section 'config': %s", state_path,
-		       s->version != SNAP_CONFIG_VERSION ? "another version" : r.bad ? r.bad : "stray bytes");
+	if (rc)
 		vm_restore_close(rs);
-		return CV_EINPUT;
-	}
-	return 0;
+	return rc;
 }
 
 void vm_restore_close(struct vm_restore *rs)
 {
 	snap_file_free(&rs->file);
+	mem_chain_free(&rs->chain);
 }
 
+/* The full layer is mapped (its pages shared, loaded on first touch);
+ * each diff layer's pages are read over it, oldest first, the last from
+ * the memory file given to the restore. */
 int vm_restore_memory(struct vm *vm, struct vm_restore *rs)
 {
-	return memfile_map(&vm->mem, rs->mem_path);
+	struct mem_chain *c = &rs->chain;
+	int rc = 0;
+
+	for (unsigned i = 0; !rc && i + 1 < c->n; i++)
+		rc = mem_chain_check(c, i);
+	if (!rc)
+		rc = memfile_map(&vm->mem, c->n > 1 ? c->layer[0].path : rs->mem_path);
+	for (unsigned i = 1; !rc && i < c->n; i++)
+		rc = memfile_apply(&vm->mem, i + 1 < c->n ? c->layer[i].path : rs->mem_path, c->layer[i].pages);
+	/* The restored VM's next diff builds on this chain, whose last layer
+	 * is the file it was restored from, wherever that lies now. */
+	if (!rc && !(rc = mem_chain_identify(&c->layer[c->n - 1], rs->mem_path))) {
+		mem_chain_free(&vm->chain);
+		vm->chain = *c;
+		mem_chain_init(c, c->words);
+	}
+	return rc;
 }
 
 int vm_restore_state(struct vm *vm, struct vm_restore *rs)

@@ -4,10 +4,12 @@
 #ifndef CELLVM_VMM_SNAPSHOT_H
 #define CELLVM_VMM_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "snapshot/config.h"
 #include "snapshot/file.h"
+#include "snapshot/memchain.h"
 
 struct vm;
 
@@ -17,15 +19,20 @@ struct vm_snapshot_stats {
 };
 
 /* The VM must be paused. Writes mem_path, then state_path (so a state
- * file always has its memory file). 0, CV_EINPUT (bad path) or CV_EFAIL,
- * reported; on failure neither file is left half-written. */
-int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, struct vm_snapshot_stats *st);
+ * file always has its memory file). A diff snapshot (the VM tracks dirty
+ * pages and has been snapshotted or restored before) writes only the
+ * pages changed since, and its state file names the earlier layers. 0,
+ * CV_EINPUT (bad path, no diff possible) or CV_EFAIL, reported; on failure
+ * neither file is left half-written and the changed pages stay pending. */
+int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, bool diff,
+		       struct vm_snapshot_stats *st);
 
 /* What vm_create restores from: an opened state file, its configuration,
  * and the memory file's path. */
 struct vm_restore {
 	struct snap_file file;
 	struct snap_config config;
+	struct mem_chain chain; /* its last layer is mem_path's */
 	const char *mem_path;
 };
 
@@ -39,7 +46,8 @@ void vm_restore_close(struct vm_restore *rs);
  * vCPUs. */
 int vm_state_register_platform(struct vm *vm);
 int vm_state_register_clock(struct vm *vm);
-/* For vm_create with a restore: maps RAM from the memory file. */
+/* For vm_create with a restore: maps RAM from the memory file, or from
+ * the full layer of a diff chain with the later layers read over it. */
 int vm_restore_memory(struct vm *vm, struct vm_restore *rs);
 /* For vm_create, once every device and vCPU exists: loads every section
  * (refusing one this VM has no use for) and restarts the virtio devices. */

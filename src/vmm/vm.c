@@ -168,8 +168,12 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 		rc = create_platform(vm);
 	if (!rc)
 		rc = guest_mem_init(&vm->mem, vm->fd, cfg->memory, LAYOUT_MMIO_HOLE);
+	mem_chain_init(&vm->chain, guest_mem_bitmap_words(&vm->mem));
 	if (!rc && restore)
 		rc = vm_restore_memory(vm, restore);
+	/* From here on every write to RAM counts for the next diff snapshot. */
+	if (!rc && cfg->track_dirty_pages)
+		rc = dirty_log_start(&vm->dirty, &vm->mem);
 	if (!rc && !(rc = event_loop_init(&vm->loop)))
 		vm->loop_ok = true;
 	if (!rc && !(rc = irq_router_init(&vm->irq, vm->fd)))
@@ -369,6 +373,8 @@ void vm_destroy(struct vm *vm)
 		close(vm->fd);
 	vm->fd = -1;
 	guest_mem_free(&vm->mem);
+	dirty_log_free(&vm->dirty);
+	mem_chain_free(&vm->chain);
 	if (vm->event_fd >= 0)
 		close(vm->event_fd);
 	vm->event_fd = -1;

@@ -15,6 +15,7 @@
 #include "vmm/bus.h"
 #include "vmm/config.h"
 #include "vmm/devices.h"
+#include "vmm/dirty_log.h"
 #include "vmm/event_loop.h"
 #include "vmm/irq.h"
 #include "vmm/kvm.h"
@@ -63,6 +64,8 @@ struct vm {
 	struct kvm_clock_data clock; /* kvmclock at the pause */
 	struct state_registry state; /* every section a snapshot has */
 	uint64_t restore_elapsed_ns; /* how long the restored snapshot lay on disk */
+	struct dirty_log dirty;      /* pages written since the last snapshot */
+	struct mem_chain chain;      /* the memory files of the last snapshot */
 	bool serial_ok, rtc_ok, loop_ok, irq_ok, pci_ok, park_ok, i8042_ok;
 };
 

@@ -25,7 +25,7 @@ COUNTER = ("(i=0; while :; do i=$((i+1)); echo \"CNT=$i\"; echo $i >> {file}; sy
            "sleep 0.2; done) &")
 
 
-def api_boot(spawn, tmp_path, kernel, initrd, cpus=1, transport=None, disk=None, name="snap"):
+def api_boot(spawn, tmp_path, kernel, initrd, cpus=1, transport=None, disk=None, name="snap", track=False):
     """A VM started through the API, at its shell prompt; (guest, socket)."""
     sock = str(tmp_path / f"{name}.sock")
     args = [require_bin(), "run", "--api-sock", sock, "--name", name]
@@ -33,7 +33,8 @@ def api_boot(spawn, tmp_path, kernel, initrd, cpus=1, transport=None, disk=None,
         args += ["--transport", transport]
     g = spawn(args)
     wait_sock(g, sock)
-    assert curl(sock, "PUT", "/machine-config", {"vcpu_count": cpus, "mem_size_mib": 256})[0] == 204
+    assert curl(sock, "PUT", "/machine-config", {"vcpu_count": cpus, "mem_size_mib": 256,
+                                                 "track_dirty_pages": track})[0] == 204
     assert curl(sock, "PUT", "/boot-source", {"kernel_image_path": kernel, "initrd_path": str(initrd),
                                               "boot_args": DEFAULT_CMDLINE})[0] == 204
     if disk:
@@ -45,12 +46,12 @@ def api_boot(spawn, tmp_path, kernel, initrd, cpus=1, transport=None, disk=None,
     return g, sock
 
 
-def snapshot(sock, d):
+def snapshot(sock, d, kind="Full"):
     """Pause, snapshot into directory d (state, memory)."""
     os.makedirs(d, exist_ok=True)
     assert curl(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204
     status, body = curl(sock, "PUT", "/snapshot/create", {
-        "snapshot_type": "Full", "snapshot_path": f"{d}/state", "mem_file_path": f"{d}/memory"})
+        "snapshot_type": kind, "snapshot_path": f"{d}/state", "mem_file_path": f"{d}/memory"})
     assert status == 204, body
 
 
@@ -75,8 +76,8 @@ def restore(spawn, d, extra=()):
 
 def check_continues(g, before):
     """The restored counter's first value is the one after `before`."""
-    g.wait_for(re.compile(r"CNT=\d+"), BOOT_TIMEOUT)
-    first = int(re.search(r"CNT=(\d+)", g.output).group(1))
+    g.wait_for(re.compile(r"CNT=\d+\s"), BOOT_TIMEOUT)  # the whole number, not its first digits
+    first = int(re.search(r"CNT=(\d+)\s", g.output).group(1))
     assert first == before + 1, f"counter restarted at {first}, snapshot had {before}\n{g.describe()}"
     g.wait_for(f"CNT={before + 3}", BOOT_TIMEOUT)
 
@@ -328,3 +329,87 @@ def test_restore_refuses_a_disk_that_changed(spawn, tmp_path, kernel, initrd, kv
     errs = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(errs) == 1 and str(img) in errs[0] and "changed since the snapshot" in errs[0], r.describe()
     assert img.read_bytes() == image
+
+
+def used_bytes(path):
+    return os.stat(path).st_blocks * 512
+
+
+def snap_and_go_on(g, sock, d, kind, marker):
+    """Writes marker into guest RAM (tmpfs), snapshots, resumes; returns the
+    counter value at the snapshot."""
+    _, status = g.run(f"echo {marker} > /tmp/marker")
+    assert status == 0, g.describe()
+    snapshot(sock, d, kind)
+    at = last_count(g.output)
+    assert curl(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
+    g.wait_for(f"CNT={at + 3}", 30)
+    return at
+
+
+def check_marker_and_counter(g, before, marker):
+    check_continues(g, before)
+    out, status = g.run("cat /tmp/marker")
+    assert status == 0 and out.split()[-1] == marker, g.describe()
+
+
+def test_diff_snapshot_chain(spawn, tmp_path, kernel, initrd, kvm_available):
+    """A Full snapshot, then three Diffs, each holding only the pages written
+    since the one before: restoring the newest diff gives the latest state,
+    restoring a middle one that state; a VM restored from the chain goes on
+    taking diffs; a layer that changed is refused."""
+    g, sock = api_boot(spawn, tmp_path, kernel, initrd, track=True)
+    status, body = curl(sock, "GET", "/machine-config")
+    assert status == 200 and body["track_dirty_pages"] is True, body
+    g.send(COUNTER.format(file="/tmp/count"))
+    g.wait_for("CNT=3", 30)
+    assert curl(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204
+    status, body = curl(sock, "PUT", "/snapshot/create", {
+        "snapshot_type": "Diff", "snapshot_path": f"{tmp_path}/x", "mem_file_path": f"{tmp_path}/y"})
+    assert status == 400 and "Full snapshot first" in body["fault_message"], body
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert curl(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
+
+    counts = [snap_and_go_on(g, sock, tmp_path / "s0", "Full", "m0")]
+    for i in (1, 2, 3):
+        counts.append(snap_and_go_on(g, sock, tmp_path / f"s{i}", "Diff", f"m{i}"))
+    os.killpg(g.proc.pid, signal.SIGKILL)
+    g.proc.wait(10)
+    full = used_bytes(tmp_path / "s0" / "memory")
+    for i in (1, 2, 3):
+        diff = used_bytes(tmp_path / f"s{i}" / "memory")
+        assert (tmp_path / f"s{i}" / "memory").stat().st_size == 256 << 20
+        assert 0 < diff < full // 2, f"diff {i} holds {diff} bytes, the full snapshot {full}"
+
+    r = restore(spawn, tmp_path / "s2")
+    check_marker_and_counter(r, counts[2], "m2")
+    r.close()
+
+    # The restored VM tracks its own writes and diffs on top of the chain.
+    sock2 = str(tmp_path / "again.sock")
+    r = restore(spawn, tmp_path / "s3", ["--api-sock", sock2, "--track-dirty-pages"])
+    check_marker_and_counter(r, counts[3], "m3")
+    at = snap_and_go_on(r, sock2, tmp_path / "s4", "Diff", "m4")
+    os.killpg(r.proc.pid, signal.SIGKILL)
+    r.proc.wait(10)
+    r = restore(spawn, tmp_path / "s4")
+    check_marker_and_counter(r, at, "m4")
+    r.close()
+
+    # A layer under the newest snapshot that changed: refused, nothing runs.
+    os.utime(tmp_path / "s1" / "memory", (1, 1))
+    r = restore(spawn, tmp_path / "s4")
+    assert r.wait_exit() == 2, r.describe()
+    errs = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(errs) == 1 and "memory layer 2 of 5" in errs[0] and "changed" in errs[0], r.describe()
+
+
+def test_diff_refused_without_dirty_tracking(spawn, tmp_path, kernel, initrd, kvm_available):
+    g, sock = api_boot(spawn, tmp_path, kernel, initrd)
+    snapshot(sock, tmp_path / "full")
+    status, body = curl(sock, "PUT", "/snapshot/create", {
+        "snapshot_type": "Diff", "snapshot_path": f"{tmp_path}/d/state", "mem_file_path": f"{tmp_path}/d/mem"})
+    assert status == 400 and "track_dirty_pages" in body["fault_message"], body
+    assert curl(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
+    _, status = g.run("true")
+    assert status == 0, g.describe()

@@ -14,6 +14,7 @@
 #include "hw/serial.h"
 #include "snapshot/config.h"
 #include "snapshot/file.h"
+#include "snapshot/memchain.h"
 #include "virtio/device.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -49,6 +50,7 @@ static const struct virtio_ops fuzz_ops = {
 static void decode_all(const struct snap_section *s)
 {
 	static struct snap_config cfg;
+	static struct mem_chain chain;
 	static struct x86_vcpu_state vcpu;
 	static struct serial serial;
 	static struct i8042 kbd;
@@ -71,6 +73,10 @@ static void decode_all(const struct snap_section *s)
 	}
 	snap_reader_init(&r, s->data, s->len);
 	snap_config_decode(&r, &cfg);
+	snap_reader_init(&r, s->data, s->len);
+	mem_chain_init(&chain, 4);
+	if (!mem_chain_decode(&r, &chain))
+		mem_chain_free(&chain);
 	snap_reader_init(&r, s->data, s->len);
 	if (!x86_vcpu_decode(&r, &vcpu))
 		x86_vcpu_state_free(&vcpu);

@@ -2,7 +2,8 @@
  * state file (round trip, every truncation, every flipped byte, duplicate
  * and stray sections), device save/load with out-of-range values, the
  * registry's refusal of a device without a state section, the CPU feature
- * check and the configuration's round trip. */
+ * check, the configuration's round trip and the memory layers of a diff
+ * chain. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +12,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "arch/x86/vcpu_state.h"
 #include "hw/i8042.h"
@@ -19,6 +22,7 @@
 #include "snapshot/config.h"
 #include "snapshot/fields.h"
 #include "snapshot/file.h"
+#include "snapshot/memchain.h"
 #include "snapshot/stream.h"
 #include "util/err.h"
 #include "vmm/state.h"
@@ -449,6 +453,83 @@ static void test_config_round_trip(void **state)
 	snap_writer_free(&w);
 }
 
+/* A chain of a full layer and two diffs round-trips; truncations, a chain
+ * that starts with a diff, a relative path and too many layers are
+ * refused; a layer whose file changed is reported. */
+static void test_mem_chain(void **state)
+{
+	char dir[] = "/tmp/cellvm-memchain-XXXXXX", a[64], b[64];
+	static struct mem_chain c, out;
+	uint64_t pages[2] = { 0x5, 1ULL << 63 };
+	struct snap_writer w;
+	struct snap_reader r;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(a, sizeof(a), "%s/full", dir);
+	snprintf(b, sizeof(b), "%s/diff", dir);
+	assert_non_null(f = fopen(a, "w"));
+	fclose(f);
+	assert_non_null(f = fopen(b, "w"));
+	fclose(f);
+	mem_chain_init(&c, 2);
+	assert_int_equal(mem_chain_push(&c, b, pages), 0); /* replaced by the full layer below */
+	assert_int_equal(mem_chain_push(&c, a, NULL), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(mem_chain_push(&c, b, pages), 0);
+	assert_int_equal(mem_chain_push(&c, b, pages), 0);
+	snap_writer_init(&w);
+	mem_chain_encode(&c, &w);
+	snap_reader_init(&r, w.buf, w.len);
+	mem_chain_init(&out, 2);
+	assert_int_equal(mem_chain_decode(&r, &out), 0);
+	assert_int_equal(snap_reader_left(&r), 0);
+	assert_int_equal(out.n, 3);
+	assert_string_equal(out.layer[0].path, a);
+	assert_null(out.layer[0].pages);
+	assert_true(out.layer[2].pages[1] == 1ULL << 63);
+	assert_int_equal(mem_chain_check(&out, 1), 0);
+	for (size_t len = 0; len < w.len; len++) {
+		snap_reader_init(&r, w.buf, len);
+		assert_int_equal(mem_chain_decode(&r, &out), -1);
+		assert_int_equal(out.n, 0);
+	}
+	/* The file under a layer changed: refused by name. */
+	assert_non_null(f = fopen(b, "w"));
+	fputs("x", f);
+	fclose(f);
+	assert_int_equal(mem_chain_check(&c, 1), CV_EINPUT);
+	assert_non_null(strstr(cv_last_error(), "changed since the snapshot (its size differs)"));
+	/* A chain that starts with a diff, and a relative path. */
+	for (int k = 0; k < 2; k++) {
+		snap_writer_free(&w);
+		snap_writer_init(&w);
+		snap_put_u32(&w, 1);
+		snap_put_str(&w, k ? "relative/path" : a);
+		for (int i = 0; i < 4; i++)
+			snap_put_u64(&w, 0);
+		snap_put_u8(&w, k ? 0 : 1);
+		snap_put_u64(&w, 0);
+		snap_put_u64(&w, 0);
+		snap_reader_init(&r, w.buf, w.len);
+		assert_int_equal(mem_chain_decode(&r, &out), -1);
+	}
+	snap_writer_free(&w);
+	snap_writer_init(&w);
+	snap_put_u32(&w, MEMCHAIN_MAX + 1);
+	snap_reader_init(&r, w.buf, w.len);
+	assert_int_equal(mem_chain_decode(&r, &out), -1);
+	while (c.n < MEMCHAIN_MAX)
+		assert_int_equal(mem_chain_push(&c, b, pages), 0);
+	assert_int_equal(mem_chain_push(&c, b, pages), CV_EFAIL);
+	snap_writer_free(&w);
+	mem_chain_free(&c);
+	unlink(a);
+	unlink(b);
+	rmdir(dir);
+}
+
 /* A vCPU section round-trips, and a hostile one (sizes that do not match
  * the KVM structures, too many MSRs) is refused. */
 static void test_vcpu_encoding(void **state)
@@ -512,6 +593,7 @@ int main(void)
 		cmocka_unit_test(test_cpuid_check),
 		cmocka_unit_test(test_config_round_trip),
 		cmocka_unit_test(test_vcpu_encoding),
+		cmocka_unit_test(test_mem_chain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
