@@ -50,28 +50,18 @@ def sizes(path):
     return st.st_size, st.st_blocks * 512
 
 
-def cellvm_round(a, mib, d):
-    sock = os.path.join(d, "api.sock")
-    b = Boot([a.cellvm, "run", "--api-sock", sock])
-    while not os.path.exists(sock):
-        time.sleep(0.01)
-    api(sock, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": mib})
-    api(sock, "PUT", "/boot-source", {"kernel_image_path": a.kernel, "initrd_path": a.initrd,
-                                      "boot_args": CMDLINE})
-    api(sock, "PUT", "/actions", {"action_type": "InstanceStart"})
-    if b.wait_for(PROMPT, a.timeout) is None:
-        b.stop()
-        return None
-    api(sock, "PATCH", "/vm", {"state": "Paused"})
-    snap = os.path.join(d, "snap")
+def create(sock, kind, snap):
+    """One snapshot of the paused VM; its creation time in ms, or None."""
     os.makedirs(snap, exist_ok=True)
     t = time.monotonic()
-    status = api(sock, "PUT", "/snapshot/create", {"snapshot_type": "Full", "snapshot_path": f"{snap}/state",
+    status = api(sock, "PUT", "/snapshot/create", {"snapshot_type": kind, "snapshot_path": f"{snap}/state",
                                                    "mem_file_path": f"{snap}/memory"})
-    create_ms = (time.monotonic() - t) * 1000
-    b.stop()
-    if status != 204:
-        return None
+    return (time.monotonic() - t) * 1000 if status == 204 else None
+
+
+def restores(a, snap):
+    """Median times of restores from snap: to the first vCPU instruction and
+    to a guest answering on its console (ms), or None."""
     firsts, answers = [], []
     for _ in range(a.runs):
         r = Boot([a.cellvm, "run", "--restore", snap], env=dict(os.environ, CELLVM_BOOT_TRACE="1"))
@@ -82,8 +72,39 @@ def cellvm_round(a, mib, d):
             return None
         firsts.append((float(m.group(1)) - r.t0) * 1000)
         answers.append(ans * 1000)
-    return {"create_ms": create_ms, "state": sizes(f"{snap}/state"), "memory": sizes(f"{snap}/memory"),
-            "first_ms": statistics.median(firsts), "answer_ms": statistics.median(answers)}
+    return statistics.median(firsts), statistics.median(answers)
+
+
+def cellvm_round(a, mib, d):
+    """A Full snapshot of a booted guest, then a Diff one after a second of
+    it idling, and restores of each."""
+    sock = os.path.join(d, "api.sock")
+    b = Boot([a.cellvm, "run", "--api-sock", sock])
+    while not os.path.exists(sock):
+        time.sleep(0.01)
+    api(sock, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": mib, "track_dirty_pages": True})
+    api(sock, "PUT", "/boot-source", {"kernel_image_path": a.kernel, "initrd_path": a.initrd,
+                                      "boot_args": CMDLINE})
+    api(sock, "PUT", "/actions", {"action_type": "InstanceStart"})
+    if b.wait_for(PROMPT, a.timeout) is None:
+        b.stop()
+        return None
+    full, diff = os.path.join(d, "full"), os.path.join(d, "diff")
+    api(sock, "PATCH", "/vm", {"state": "Paused"})
+    full_ms = create(sock, "Full", full)
+    api(sock, "PATCH", "/vm", {"state": "Resumed"})
+    time.sleep(1)
+    api(sock, "PATCH", "/vm", {"state": "Paused"})
+    diff_ms = create(sock, "Diff", diff)
+    b.stop()
+    if full_ms is None or diff_ms is None:
+        return None
+    rf, rd = restores(a, full), restores(a, diff)
+    if not rf or not rd:
+        return None
+    return {"create_ms": full_ms, "state": sizes(f"{full}/state"), "memory": sizes(f"{full}/memory"),
+            "first_ms": rf[0], "answer_ms": rf[1], "diff_ms": diff_ms, "diff_memory": sizes(f"{diff}/memory"),
+            "diff_first_ms": rd[0], "diff_answer_ms": rd[1]}
 
 
 def qemu_monitor(path, command):
@@ -154,6 +175,9 @@ def main():
         print(f"cellvm {size:5d} MiB: create {r['create_ms']:.1f} ms, state {r['state'][0]} B, memory "
               f"{mib(r['memory'][0])} apparent / {mib(r['memory'][1])} on disk; restore: first instruction "
               f"{r['first_ms']:.1f} ms, answering {r['answer_ms']:.1f} ms")
+        print(f"cellvm {size:5d} MiB: Diff after 1 s idle: create {r['diff_ms']:.1f} ms, memory "
+              f"{mib(r['diff_memory'][1])} on disk; restore of the chain: first instruction "
+              f"{r['diff_first_ms']:.1f} ms, answering {r['diff_answer_ms']:.1f} ms")
         if not has_qemu:
             continue
         with tempfile.TemporaryDirectory() as d:
