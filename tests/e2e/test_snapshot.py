@@ -10,12 +10,14 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
 
 from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, PROMPT_RE, require_bin
 from test_api import curl, wait_sock
+from test_virtio_net import host_py, netns  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.vm
 
@@ -25,10 +27,12 @@ COUNTER = ("(i=0; while :; do i=$((i+1)); echo \"CNT=$i\"; echo $i >> {file}; sy
            "sleep 0.2; done) &")
 
 
-def api_boot(spawn, tmp_path, kernel, initrd, cpus=1, transport=None, disk=None, name="snap", track=False):
-    """A VM started through the API, at its shell prompt; (guest, socket)."""
+def api_boot(spawn, tmp_path, kernel, initrd, cpus=1, transport=None, disk=None, name="snap", track=False,
+             prefix=(), tap=None):
+    """A VM started through the API (its process run under `prefix`, e.g. in
+    a network namespace), at its shell prompt; (guest, socket)."""
     sock = str(tmp_path / f"{name}.sock")
-    args = [require_bin(), "run", "--api-sock", sock, "--name", name]
+    args = [*prefix, require_bin(), "run", "--api-sock", sock, "--name", name]
     if transport:
         args += ["--transport", transport]
     g = spawn(args)
@@ -41,6 +45,9 @@ def api_boot(spawn, tmp_path, kernel, initrd, cpus=1, transport=None, disk=None,
         assert curl(sock, "PUT", "/drives/data", {"drive_id": "data", "path_on_host": str(disk),
                                                   "is_root_device": False,
                                                   "is_read_only": False})[0] == 204
+    if tap:
+        assert curl(sock, "PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": tap,
+                                                               "guest_mac": "52:54:00:aa:bb:01"})[0] == 204
     assert curl(sock, "PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
     g.wait_ready(BOOT_TIMEOUT)
     return g, sock
@@ -70,8 +77,8 @@ def last_count(text):
     return counts[-1] if counts else None
 
 
-def restore(spawn, d, extra=()):
-    return spawn([require_bin(), "run", "--restore", str(d), *extra])
+def restore(spawn, d, extra=(), prefix=()):
+    return spawn([*prefix, require_bin(), "run", "--restore", str(d), *extra])
 
 
 def check_continues(g, before):
@@ -413,3 +420,56 @@ def test_diff_refused_without_dirty_tracking(spawn, tmp_path, kernel, initrd, kv
     assert curl(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
     _, status = g.run("true")
     assert status == 0, g.describe()
+
+
+# Accepts one connection and prints each line received, as it comes.
+LINE_SINK = r"""
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(1)
+print("LISTENING", flush=True)
+c, _ = s.accept()
+for line in c.makefile():
+    print(line.strip(), flush=True)
+print("EOF", flush=True)
+"""
+
+
+def test_tcp_connection_survives_restore(netns, spawn, tmp_path, kernel, initrd, kvm_available):
+    """The guest streams numbers over TCP to a peer on its tap and is
+    snapshotted mid-stream; its process is killed and the VM restored (the
+    tap reattached): the same connection goes on, no number lost or
+    repeated."""
+    ns = netns
+    prefix = ns.exec_args()
+    g, sock = api_boot(spawn, tmp_path, kernel, initrd, prefix=prefix, tap=ns.tap)
+    _, status = g.run(f"ip link set eth0 up && ip addr add {ns.guest_ip}/24 dev eth0")
+    assert status == 0, g.describe()
+    sink = host_py(ns, LINE_SINK, ns.host_ip, 7777)
+    got = []
+    assert sink.stdout.readline().strip() == "LISTENING"
+    reader = threading.Thread(target=lambda: got.extend(iter(sink.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        g.send(f"(i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done) | nc {ns.host_ip} 7777 &")
+        deadline = time.monotonic() + 60
+        while len(got) < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(got) >= 20, f"no stream: {got}\n{g.describe()}"
+        snapshot_and_kill(g, sock, tmp_path / "snap")
+        at_kill = len(got)
+        time.sleep(2)  # the connection lies idle while no VM exists
+        r = restore(spawn, tmp_path / "snap", prefix=prefix)
+        deadline = time.monotonic() + 60
+        while len(got) < at_kill + 40 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        values = [ln.strip() for ln in got]
+        assert "EOF" not in values, f"the connection was closed: {values[-5:]}\n{r.describe()}"
+        nums = [int(v) for v in values]
+        assert len(nums) >= at_kill + 40, f"the stream did not go on after restore: {nums[-5:]}\n{r.describe()}"
+        assert nums == list(range(1, len(nums) + 1)), f"numbers lost or repeated: {nums}"
+    finally:
+        sink.kill()
+        sink.communicate()
