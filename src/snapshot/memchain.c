@@ -42,45 +42,44 @@ int mem_chain_identify(struct mem_layer *l, const char *path)
 	return 0;
 }
 
-int mem_chain_copy_layer(struct mem_chain *c, const struct mem_layer *from)
+/* Appends a layer with copies of path and pages (NULL: a full layer). */
+static int append(struct mem_chain *c, const char *path, const struct file_id *id, const uint64_t *pages)
 {
 	struct mem_layer *l = &c->layer[c->n];
 
-	if (c->n == MEMCHAIN_MAX || !(l->path = strdup(from->path)) ||
-	    (from->pages && !(l->pages = malloc(c->words * 8)))) {
+	if (c->n == MEMCHAIN_MAX) {
+		cv_err("the VM's memory already has %d layers: take a Full snapshot", MEMCHAIN_MAX);
+		return CV_EFAIL;
+	}
+	if (!(l->path = strdup(path)) || (pages && !(l->pages = malloc(c->words * 8)))) {
 		layer_free(l);
 		cv_err("out of memory for a memory layer");
 		return CV_EFAIL;
 	}
-	l->id = from->id;
-	if (from->pages)
-		memcpy(l->pages, from->pages, c->words * 8);
+	l->id = *id;
+	if (pages)
+		memcpy(l->pages, pages, c->words * 8);
 	c->n++;
 	return 0;
+}
+
+int mem_chain_copy_layer(struct mem_chain *c, const struct mem_layer *from)
+{
+	return append(c, from->path, &from->id, from->pages);
 }
 
 int mem_chain_push(struct mem_chain *c, const char *path, const uint64_t *pages)
 {
 	struct mem_layer l = { 0 };
+	int rc;
 
-	if (pages && c->n == MEMCHAIN_MAX) {
-		cv_err("the VM's memory already has %d layers: take a Full snapshot", MEMCHAIN_MAX);
-		return CV_EFAIL;
-	}
-	if (mem_chain_identify(&l, path))
-		return CV_EFAIL;
-	if (pages) {
-		if (!(l.pages = malloc(c->words * 8))) {
-			layer_free(&l);
-			cv_err("out of memory for a page bitmap");
-			return CV_EFAIL;
-		}
-		memcpy(l.pages, pages, c->words * 8);
-	} else {
+	if ((rc = mem_chain_identify(&l, path)))
+		return rc;
+	if (!pages)
 		mem_chain_free(c);
-	}
-	c->layer[c->n++] = l;
-	return 0;
+	rc = append(c, l.path, &l.id, pages);
+	layer_free(&l);
+	return rc;
 }
 
 void mem_chain_encode(const struct mem_chain *c, struct snap_writer *w)

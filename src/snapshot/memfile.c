@@ -22,9 +22,27 @@ static bool page_is_zero(const uint8_t *p)
 	return true;
 }
 
-static bool page_in(const uint64_t *pages, uint64_t off)
+/* Whether the page at off belongs in the file: it is in `pages` (all are
+ * when NULL) and, with data_only, not all zeros. */
+static bool page_wanted(const struct guest_mem *m, const uint64_t *pages, bool data_only, uint64_t off)
 {
-	return !pages || (pages[off / PAGE / 64] >> (off / PAGE % 64) & 1);
+	if (pages && !(pages[off / PAGE / 64] >> (off / PAGE % 64) & 1))
+		return false;
+	return !data_only || !page_is_zero(m->host + off);
+}
+
+/* The next run [*off, *end) of wanted pages at or after *off, at most
+ * 8 MiB long; false when there is none. */
+static bool next_run(const struct guest_mem *m, const uint64_t *pages, bool data_only, uint64_t *off,
+		     uint64_t *end)
+{
+	while (*off < m->size && !page_wanted(m, pages, data_only, *off))
+		*off += PAGE;
+	if (*off >= m->size)
+		return false;
+	for (*end = *off + PAGE; *end < m->size && *end - *off < (8u << 20) && page_wanted(m, pages, data_only, *end);)
+		*end += PAGE;
+	return true;
 }
 
 int memfile_save(const struct guest_mem *m, const char *path, const uint64_t *pages, uint64_t *written)
@@ -39,20 +57,10 @@ int memfile_save(const struct guest_mem *m, const char *path, const uint64_t *pa
 		return atomic_file_abort(fd, tmp, "memory file");
 	/* Runs of non-zero pages go out in one write each; a zero page stays
 	 * a hole, which reads as zeros (in a diff file too). */
-	for (uint64_t off = 0; off < m->size;) {
-		uint64_t end;
-
-		if (!page_in(pages, off) || page_is_zero(m->host + off)) {
-			off += PAGE;
-			continue;
-		}
-		for (end = off + PAGE; end < m->size && end - off < (8u << 20) && page_in(pages, end) &&
-				       !page_is_zero(m->host + end);)
-			end += PAGE;
+	for (uint64_t off = 0, end; next_run(m, pages, true, &off, &end); off = end) {
 		if (atomic_file_pwrite(fd, m->host + off, (size_t)(end - off), off))
 			return atomic_file_abort(fd, tmp, "memory file");
 		*written += end - off;
-		off = end;
 	}
 	return atomic_file_commit(fd, tmp, path, "memory file");
 }
@@ -82,15 +90,7 @@ int memfile_apply(struct guest_mem *m, const char *path, const uint64_t *pages)
 
 	if (fd < 0)
 		return fd;
-	for (uint64_t off = 0; off < m->size;) {
-		uint64_t end;
-
-		if (!page_in(pages, off)) {
-			off += PAGE;
-			continue;
-		}
-		for (end = off + PAGE; end < m->size && end - off < (8u << 20) && page_in(pages, end);)
-			end += PAGE;
+	for (uint64_t off = 0, end; next_run(m, pages, false, &off, &end); off = end) {
 		for (uint64_t at = off; at < end;) {
 			ssize_t n = pread(fd, m->host + at, (size_t)(end - at), (off_t)at);
 
@@ -102,7 +102,6 @@ int memfile_apply(struct guest_mem *m, const char *path, const uint64_t *pages)
 			}
 			at += (uint64_t)n;
 		}
-		off = end;
 	}
 	close(fd);
 	return 0;
