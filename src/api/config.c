@@ -277,7 +277,7 @@ static int id_matches(const char *path_id, json_t *body_id, char *err, size_t er
 
 int api_put_drive(struct api_config *c, const char *id, json_t *body, char *err, size_t errlen)
 {
-	json_t *jid, *partuuid, *root, *cache, *ro, *path, *limit, *engine, *sock;
+	json_t *jid, *partuuid, *root, *cache, *ro, *path, *limit, *engine, *sock, *format;
 	struct api_drive d = { 0 };
 	int rc, at;
 
@@ -286,10 +286,13 @@ int api_put_drive(struct api_config *c, const char *id, json_t *body, char *err,
 				{ "is_root_device", JF_BOOL, true, &root }, { "cache_type", JF_STRING, false, &cache },
 				{ "is_read_only", JF_BOOL, false, &ro }, { "path_on_host", JF_STRING, false, &path },
 				{ "rate_limiter", JF_OBJECT, false, &limit }, { "io_engine", JF_STRING, false, &engine },
-				{ "socket", JF_STRING, false, &sock }),
+				{ "socket", JF_STRING, false, &sock }, { "format", JF_STRING, false, &format }),
 			 err, errlen);
 	if (rc || (rc = id_matches(id, jid, err, errlen)))
 		return rc;
+	if (format && strcmp(json_string_value(format), "raw") && strcmp(json_string_value(format), "qcow2"))
+		return cv_fmt(err, errlen, "invalid format '%.32s': raw or qcow2", json_string_value(format));
+	d.qcow2 = format && !strcmp(json_string_value(format), "qcow2");
 	if (sock)
 		return cv_fmt(err, errlen, "vhost-user drives (socket) are not supported by this build of cellvm");
 	if (!path)
@@ -547,7 +550,8 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 
 		d->path = c->drives[i].path;
 		d->readonly = c->drives[i].ro;
-		d->format = DISK_FORMAT_RAW; /* Firecracker drives are raw: never guess from guest-written content */
+		/* Firecracker drives are raw: never guess from guest-written content. */
+		d->format = c->drives[i].qcow2 ? DISK_FORMAT_QCOW2 : DISK_FORMAT_RAW;
 		snprintf(d->id, sizeof(d->id), "%s", c->drives[i].id);
 		limiter_to_config(&c->drives[i].limit, &d->limit);
 	}
@@ -576,10 +580,14 @@ static json_t *str_or_null(const char *s)
 
 static json_t *drive_json(const struct api_drive *d)
 {
-	return json_pack("{s:s, s:o, s:b, s:s, s:b, s:s, s:o, s:s}", "drive_id", d->id, "partuuid",
+	json_t *j = json_pack("{s:s, s:o, s:b, s:s, s:b, s:s, s:o, s:s}", "drive_id", d->id, "partuuid",
 			 str_or_null(d->partuuid), "is_root_device", d->root, "cache_type",
 			 d->writeback ? "Writeback" : "Unsafe", "is_read_only", d->ro, "path_on_host", d->path,
 			 "rate_limiter", limiter_json(d->has_limit, &d->limit), "io_engine", d->async ? "Async" : "Sync");
+
+	if (j && d->qcow2)
+		json_object_set_new(j, "format", json_string("qcow2"));
+	return j;
 }
 
 static json_t *nic_json(const struct api_nic *n)

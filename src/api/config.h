@@ -32,6 +32,7 @@ struct api_drive {
 	bool async;     /* io_engine "Async"; cellvm always uses io_uring */
 	bool has_limit;
 	struct api_limiter limit;
+	bool qcow2; /* cellvm's own "format": "qcow2" (Firecracker drives are raw) */
 };
 
 struct api_nic {

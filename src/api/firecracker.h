@@ -26,9 +26,10 @@ struct fc_ops {
 	int (*ctrl_alt_del)(void *ctx, char *err, size_t errlen);
 	/* Snapshots (PUT /snapshot/create while paused, PUT /snapshot/load
 	 * before anything booted; the loaded VM is left paused unless
-	 * resume; `track` starts dirty-page tracking for Diff snapshots). */
-	int (*snapshot_create)(void *ctx, const char *state_path, const char *mem_path, bool diff, char *err,
-			       size_t errlen);
+	 * resume; `track` starts dirty-page tracking for Diff snapshots;
+	 * `disk_layer`, if not NULL, freezes the qcow2 disks as IMG.NAME). */
+	int (*snapshot_create)(void *ctx, const char *state_path, const char *mem_path, bool diff,
+			       const char *disk_layer, char *err, size_t errlen);
 	int (*snapshot_load)(void *ctx, const char *state_path, const char *mem_path, bool resume, bool track,
 			     char *err, size_t errlen);
 	/* Adds the VMM's own counters to a metrics line (may be NULL). */

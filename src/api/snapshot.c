@@ -4,20 +4,26 @@
 
 #include "api/firecracker.h"
 #include "api/json.h"
+#include "block/layer.h"
 #include "util/err.h"
 
 static int create(struct fc_api *a, json_t *body, char *err, size_t errlen)
 {
-	json_t *type, *state, *mem, *version;
+	json_t *type, *state, *mem, *version, *layer;
 	int rc = json_fields(body, "snapshot create",
 			     (const struct jfield[]){ { "snapshot_type", JF_STRING, false, &type },
 						      { "snapshot_path", JF_STRING, true, &state },
 						      { "mem_file_path", JF_STRING, true, &mem },
-						      { "version", JF_STRING, false, &version } },
-			     4, err, errlen);
+						      { "version", JF_STRING, false, &version },
+						      { "disk_layer", JF_STRING, false, &layer } },
+			     5, err, errlen);
 
 	if (rc)
 		return rc;
+	/* cellvm's own field: IMG.NAME must stay one file name. */
+	if (layer && !layer_name_ok(json_string_value(layer)))
+		return cv_fmt(err, errlen, "invalid disk_layer '%.64s': 1 to 64 letters, digits, '.', '_' or '-', "
+					   "not starting with '.'", json_string_value(layer));
 	if (type && strcmp(json_string_value(type), "Full") && strcmp(json_string_value(type), "Diff"))
 		return cv_fmt(err, errlen, "invalid snapshot_type '%.32s': Full or Diff", json_string_value(type));
 	if (a->state != FC_PAUSED)
@@ -26,7 +32,8 @@ static int create(struct fc_api *a, json_t *body, char *err, size_t errlen)
 	if (!*json_string_value(state) || !*json_string_value(mem))
 		return cv_fmt(err, errlen, "snapshot_path and mem_file_path must not be empty");
 	return a->ops->snapshot_create(a->ctx, json_string_value(state), json_string_value(mem),
-				       type && !strcmp(json_string_value(type), "Diff"), err, errlen);
+				       type && !strcmp(json_string_value(type), "Diff"),
+				       layer ? json_string_value(layer) : NULL, err, errlen);
 }
 
 static int load(struct fc_api *a, json_t *body, char *err, size_t errlen)

@@ -397,9 +397,10 @@ static void on_event(void *opaque, uint32_t events)
 	reap(a);
 }
 
-static void async_close(struct block *b)
+static int async_close(struct block *b)
 {
 	struct async *a = (struct async *)b;
+	int rc;
 	struct pollfd pfd = { .fd = a->efd, .events = POLLIN };
 
 	async_submit(b);
@@ -418,10 +419,11 @@ static void async_close(struct block *b)
 	event_loop_del(a->loop, a->efd);
 	io_uring_queue_exit(&a->ring);
 	close(a->efd);
-	image_close(a->img);
+	rc = image_close(a->img);
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->work);
 	free(a);
+	return rc;
 }
 
 static const struct block_ops async_ops = {

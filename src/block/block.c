@@ -2,6 +2,7 @@
 
 #include "block/async.h"
 #include "block/image.h"
+#include "block/qcow2.h"
 
 int block_open(const char *path, enum block_format format, bool readonly, unsigned max_inflight,
 	       struct event_loop *loop, struct block **out)
@@ -11,7 +12,10 @@ int block_open(const char *path, enum block_format format, bool readonly, unsign
 
 	if (rc)
 		return rc;
-	if ((rc = async_open(img, max_inflight, loop, out)))
+	if ((rc = async_open(img, max_inflight, loop, out))) {
 		image_close(img);
-	return rc;
+		return rc;
+	}
+	(*out)->format = qcow2_of(img) ? BLOCK_FORMAT_QCOW2 : BLOCK_FORMAT_RAW;
+	return 0;
 }

@@ -14,6 +14,8 @@
 /* result: bytes transferred (>= 0) or -errno. */
 typedef void (*block_done)(void *opaque, int64_t result);
 
+enum block_format { BLOCK_FORMAT_AUTO, BLOCK_FORMAT_RAW, BLOCK_FORMAT_QCOW2 };
+
 struct block;
 
 struct block_ops {
@@ -26,16 +28,18 @@ struct block_ops {
 	int (*write_zeroes)(struct block *b, uint64_t off, uint64_t len, bool unmap, block_done cb, void *opaque);
 	/* Starts what was queued since the last call. */
 	void (*submit)(struct block *b);
-	void (*close)(struct block *b);
+	/* Lets in-flight requests finish, writes back metadata and frees b:
+	 * 0 or -errno of the first write-back that failed. */
+	int (*close)(struct block *b);
 };
 
 struct block {
 	const struct block_ops *ops;
 	uint64_t size;
 	bool readonly;
+	enum block_format format; /* of the top layer */
 };
 
-enum block_format { BLOCK_FORMAT_AUTO, BLOCK_FORMAT_RAW, BLOCK_FORMAT_QCOW2 };
 
 /* Opens PATH (a regular file or block device) in `format` (AUTO: by
  * content, qcow2 if it starts with the qcow2 magic) with its backing

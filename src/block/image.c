@@ -211,3 +211,41 @@ int image_chain_status(struct image *img, uint64_t off, uint64_t len, struct ext
 		img = img->backing;
 	}
 }
+
+static int open_peek(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		cv_err("cannot open disk '%s': %s", path, strerror(errno));
+	return fd;
+}
+
+int image_probe(const char *path, enum block_format *f)
+{
+	int fd = open_peek(path);
+
+	if (fd < 0)
+		return CV_EINPUT;
+	*f = probe(fd);
+	close(fd);
+	return 0;
+}
+
+int image_backing_name(const char *path, char *buf, size_t cap)
+{
+	struct qcow2_header h;
+	uint64_t hdr, size;
+	int fd = open_peek(path), rc = 0;
+
+	if (fd < 0)
+		return CV_EINPUT;
+	buf[0] = 0;
+	if (probe(fd) == BLOCK_FORMAT_QCOW2 && !(rc = qcow2_read_header(fd, path, &h, &hdr, &size)) &&
+	    (size_t)snprintf(buf, cap, "%s", h.backing_file) >= cap) {
+		cv_err("%s: backing file name too long", path);
+		rc = CV_EINPUT;
+	}
+	close(fd);
+	return rc;
+}

@@ -99,6 +99,15 @@ int image_open_backing(const struct image *child, const char *name, enum block_f
  * into buf; false if it does not fit. */
 bool image_backing_path(const char *image_path, const char *name, char *buf, size_t len);
 
+/* The format of the image at path, by its content (qcow2 magic or raw),
+ * read without opening or locking it. 0 or CV_EINPUT. */
+int image_probe(const char *path, enum block_format *f);
+
+/* The backing file name in the header of the image at path ("" if none,
+ * or raw), read without opening the image (and without its lock): for
+ * looking at the chain of images a running VM holds. 0 or CV_E*. */
+int image_backing_name(const char *path, char *buf, size_t cap);
+
 /* Closes img and its chain; returns the first error met writing back. */
 int image_close(struct image *img);
 

@@ -513,11 +513,6 @@ int qcow2_open(int fd, const char *path, unsigned flags, const struct image *chi
 {
 	bool readonly = !(flags & IMAGE_RW);
 	struct qcow2 *q = calloc(1, sizeof(*q));
-	uint8_t *buf = NULL;
-	char err[256];
-	struct stat st;
-	uint32_t bits;
-	size_t len;
 	int rc;
 
 	if (!q) {
@@ -534,36 +529,8 @@ int qcow2_open(int fd, const char *path, unsigned flags, const struct image *chi
 		return CV_EFAIL;
 	}
 	q->img.child = child;
-	rc = CV_EFAIL;
-	if (fstat(fd, &st) < 0 || !(buf = malloc(1u << QCOW2_MAX_CLUSTER_BITS))) {
-		cv_err("%s: %s", path, strerror(errno));
+	if ((rc = qcow2_read_header(fd, path, &q->h, &q->header_bytes, &q->file_size)))
 		goto fail;
-	}
-	q->file_size = (uint64_t)st.st_size;
-	/* The header, its extensions and the backing name are in cluster 0. */
-	len = q->file_size < 512 ? q->file_size : 512;
-	if (len >= 24) {
-		if ((rc = pread_full(fd, buf, len, 0))) {
-			cv_err("%s: cannot read the qcow2 header: %s", path, strerror(-rc));
-			rc = CV_EFAIL;
-			goto fail;
-		}
-		memcpy(&bits, buf + 20, 4);
-		bits = be32toh(bits);
-		if (bits >= QCOW2_MIN_CLUSTER_BITS && bits <= QCOW2_MAX_CLUSTER_BITS && (1ULL << bits) > len)
-			len = (1ULL << bits) < q->file_size ? (size_t)1 << bits : q->file_size;
-		if ((rc = pread_full(fd, buf, len, 0))) {
-			cv_err("%s: cannot read the qcow2 header: %s", path, strerror(-rc));
-			rc = CV_EFAIL;
-			goto fail;
-		}
-	}
-	if (qcow2_header_parse(buf, len, q->file_size, &q->h, err, sizeof(err))) {
-		cv_err("%s: invalid qcow2 image: %s", path, err);
-		rc = CV_EINPUT;
-		goto fail;
-	}
-	q->header_bytes = len;
 	q->cluster_bits = q->h.cluster_bits;
 	q->cluster_size = 1ULL << q->cluster_bits;
 	q->l2_bits = q->cluster_bits - 3;
@@ -581,11 +548,9 @@ int qcow2_open(int fd, const char *path, unsigned flags, const struct image *chi
 		goto fail;
 	if ((!readonly && (rc = writable(q))) || (!(flags & IMAGE_NO_BACKING) && (rc = open_backing(q))))
 		goto fail;
-	free(buf);
 	*out = &q->img;
 	return 0;
 fail:
-	free(buf);
 	free_qcow2(q);
 	return rc;
 }

@@ -84,6 +84,9 @@ struct qcow2_header {
 int qcow2_header_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct qcow2_header *h, char *err,
 		       size_t errlen);
 
+/* Reads and parses the header of the qcow2 file open at fd (its first
+ * cluster), reporting errors naming path: 0, CV_EINPUT or CV_EFAIL. */
+int qcow2_read_header(int fd, const char *path, struct qcow2_header *h, uint64_t *header_bytes, uint64_t *file_size);
 /* Bytes of virtual disk one L1 entry covers, and the L1 entries `size`
  * needs (0 on overflow). */
 uint64_t qcow2_l1_entries(uint64_t size, unsigned cluster_bits);

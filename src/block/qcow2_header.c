@@ -4,8 +4,12 @@
 #include "block/qcow2.h"
 
 #include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "block/iov.h"
 #include "util/err.h"
 
 static uint32_t get32(const uint8_t *p)
@@ -228,4 +232,46 @@ int qcow2_header_parse(const uint8_t *buf, size_t len, uint64_t file_size, struc
 			return rc;
 	}
 	return 0;
+}
+
+int qcow2_read_header(int fd, const char *path, struct qcow2_header *h, uint64_t *header_bytes, uint64_t *file_size)
+{
+	uint8_t *buf = malloc(1u << QCOW2_MAX_CLUSTER_BITS);
+	char err[256];
+	struct stat st;
+	uint32_t bits;
+	size_t len;
+	int rc = CV_EFAIL;
+
+	if (fstat(fd, &st) < 0 || !buf) {
+		cv_err("%s: %s", path, buf ? strerror(errno) : "out of memory");
+		goto out;
+	}
+	*file_size = (uint64_t)st.st_size;
+	/* The header, its extensions and the backing name are in cluster 0. */
+	len = *file_size < 512 ? *file_size : 512;
+	if (len >= 24) {
+		if ((rc = pread_full(fd, buf, len, 0)))
+			goto unreadable;
+		memcpy(&bits, buf + 20, 4);
+		bits = be32toh(bits);
+		if (bits >= QCOW2_MIN_CLUSTER_BITS && bits <= QCOW2_MAX_CLUSTER_BITS && (1ULL << bits) > len)
+			len = (1ULL << bits) < *file_size ? (size_t)1 << bits : *file_size;
+		if ((rc = pread_full(fd, buf, len, 0)))
+			goto unreadable;
+	}
+	if (qcow2_header_parse(buf, len, *file_size, h, err, sizeof(err))) {
+		cv_err("%s: invalid qcow2 image: %s", path, err);
+		rc = CV_EINPUT;
+		goto out;
+	}
+	*header_bytes = len;
+	rc = 0;
+	goto out;
+unreadable:
+	cv_err("%s: cannot read the qcow2 header: %s", path, strerror(-rc));
+	rc = CV_EFAIL;
+out:
+	free(buf);
+	return rc;
 }

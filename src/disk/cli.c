@@ -107,34 +107,6 @@ int disk_parse_format(const char *s, enum block_format *f)
 	return 0;
 }
 
-int disk_tmp_name(const char *path, char *buf, size_t len)
-{
-	const char *slash = strrchr(path, '/');
-	int n = slash ? snprintf(buf, len, "%.*s/.%s.tmp-%d", (int)(slash - path), path, slash + 1, (int)getpid())
-		      : snprintf(buf, len, ".%s.tmp-%d", path, (int)getpid());
-
-	if (n < 0 || (size_t)n >= len) {
-		cv_err("path '%s' is too long", path);
-		return CV_EINPUT;
-	}
-	unlink(buf); /* a leftover of a crashed run of ours */
-	return 0;
-}
-
-int disk_publish(const char *tmp, const char *path, bool replace)
-{
-	int rc = replace ? rename(tmp, path) : renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE);
-
-	if (rc == 0)
-		return 0;
-	if (errno == EEXIST)
-		cv_err("'%s' already exists", path);
-	else
-		cv_err("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-	unlink(tmp);
-	return errno == EEXIST ? CV_EINPUT : CV_EFAIL;
-}
-
 uint64_t disk_allocated(const struct image *img)
 {
 	struct stat st;

@@ -75,7 +75,7 @@ int disk_convert(int argc, char **argv)
 	}
 	if ((rc = image_open(pos[0], BLOCK_FORMAT_AUTO, 0, &src)))
 		return disk_exit(rc);
-	if ((rc = disk_tmp_name(pos[1], tmp, sizeof(tmp))) ||
+	if ((rc = layer_tmp_name(pos[1], tmp, sizeof(tmp))) ||
 	    (rc = disk_make_image(tmp, f, src->size, NULL, BLOCK_FORMAT_AUTO, false))) {
 		image_close(src);
 		return disk_exit(rc);
@@ -95,5 +95,5 @@ int disk_convert(int argc, char **argv)
 		unlink(tmp);
 		return DISK_EXIT_FAIL;
 	}
-	return disk_exit(disk_publish(tmp, pos[1], false));
+	return disk_exit(layer_publish(tmp, pos[1], false));
 }

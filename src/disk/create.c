@@ -87,8 +87,8 @@ int disk_create(int argc, char **argv)
 			size = b->size;
 		image_close(b);
 	}
-	if ((rc = disk_tmp_name(pos[0], tmp, sizeof(tmp))) ||
+	if ((rc = layer_tmp_name(pos[0], tmp, sizeof(tmp))) ||
 	    (rc = disk_make_image(tmp, f, size, backing, bf, prealloc)))
 		return disk_exit(rc);
-	return disk_exit(disk_publish(tmp, pos[0], false));
+	return disk_exit(layer_publish(tmp, pos[0], false));
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "block/image.h"
+#include "block/layer.h"
 
 int disk_main(int argc, char **argv);
 
@@ -39,12 +40,6 @@ int disk_args(const char *cmd, int argc, char **argv, const struct disk_opt *opt
 /* SIZE: a size_parse() string, more than 0, a multiple of 512 bytes. */
 int disk_parse_size(const char *s, uint64_t *out);
 int disk_parse_format(const char *s, enum block_format *f);
-
-/* New files are written under a temporary name in the target's directory
- * and renamed into place only when complete. */
-int disk_tmp_name(const char *path, char *buf, size_t len);
-/* Renames tmp to path; unless `replace`, refuses if path exists. */
-int disk_publish(const char *tmp, const char *path, bool replace);
 
 /* Creates an image at `path` (which must not exist). */
 int disk_make_image(const char *path, enum block_format f, uint64_t size, const char *backing,

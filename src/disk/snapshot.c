@@ -25,13 +25,6 @@
 #include "block/qcow2.h"
 #include "util/err.h"
 
-static const char *base_name(const char *path)
-{
-	const char *s = strrchr(path, '/');
-
-	return s ? s + 1 : path;
-}
-
 /* The snapshot NAME of a layer at `path` of image `img_path`: the part
  * after "IMG." when the layer is IMG.NAME in IMG's directory; NULL if the
  * layer is not one of IMG's snapshots. */
@@ -48,9 +41,7 @@ static const char *snapshot_of(const char *img_path, const char *path)
 
 static int check_name(const char *name)
 {
-	size_t n = strlen(name);
-
-	if (!n || n > 64 || name[0] == '.' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n) {
+	if (!layer_name_ok(name)) {
 		cv_err("invalid snapshot name '%s': use 1..64 letters, digits, '.', '_' or '-', not starting with '.'", name);
 		return CV_EINPUT;
 	}
@@ -66,18 +57,6 @@ static int join(char *buf, size_t len, const char *img, const char *name)
 		return CV_EINPUT;
 	}
 	return 0;
-}
-
-/* Replaces IMG with a new empty qcow2 delta on the layer at `base`. */
-static int new_delta(const char *img, const char *base, enum block_format base_fmt, uint64_t size)
-{
-	char tmp[PATH_MAX];
-	int rc;
-
-	if ((rc = disk_tmp_name(img, tmp, sizeof(tmp))) ||
-	    (rc = disk_make_image(tmp, BLOCK_FORMAT_QCOW2, size, base_name(base), base_fmt, false)))
-		return rc;
-	return disk_publish(tmp, img, true);
 }
 
 static enum block_format format_of(struct image *l)
@@ -96,20 +75,10 @@ static int snap_create(const char *img_path, const char *name)
 	/* Held open (locked) until IMG is the new delta. */
 	if ((rc = image_open(img_path, BLOCK_FORMAT_AUTO, IMAGE_EXCL, &img)))
 		return rc;
-	if (link(img_path, snap) < 0) {
-		if (errno == EEXIST)
-			cv_err("snapshot '%s' of '%s' already exists (%s)", name, img_path, snap);
-		else
-			cv_err("cannot create '%s': %s", snap, strerror(errno));
-		image_close(img);
-		return errno == EEXIST ? CV_EINPUT : CV_EFAIL;
-	}
-	rc = new_delta(img_path, snap, format_of(img), img->size);
+	rc = layer_freeze(img_path, snap, format_of(img), img->size);
 	image_close(img);
-	if (rc) {
-		unlink(snap);
+	if (rc)
 		return rc;
-	}
 	printf("snapshot '%s' created: %s is frozen, %s is a new delta on it\n", name, snap, img_path);
 	return 0;
 }
@@ -163,7 +132,7 @@ static int snap_revert(const char *img_path, const char *name)
 		image_close(img);
 		return CV_EINPUT;
 	}
-	rc = new_delta(img_path, target->path, format_of(target), target->size);
+	rc = layer_new_delta(img_path, target->path, format_of(target), target->size);
 	if (!rc) {
 		/* The layers between IMG and the target are no longer used. */
 		for (struct image *l = img->backing; l != target; l = l->backing) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api/config.h"
+#include "block/image.h"
 #include "manager/copy.h"
 #include "util/err.h"
 
@@ -178,14 +179,15 @@ int remove_tree(const char *dir)
 /* ------------------------------------------------------------- create */
 
 /* The bundle's vm.json for cfg: disks as `files[i]` name them. */
-static json_t *make_config(const struct vm_config *cfg, char files[][PATH_MAX], bool referenced)
+static json_t *make_config(const struct vm_config *cfg, char files[][PATH_MAX], const bool *qcow2, bool referenced)
 {
 	json_t *drives = json_array(), *nics = json_array(), *storage = json_object(), *boot;
 
 	for (unsigned i = 0; i < cfg->ndisks; i++) {
-		json_array_append_new(drives, json_pack("{s:s, s:b, s:b, s:s}", "drive_id", cfg->disks[i].id,
+		/* The format is fixed now: never guessed from what a guest wrote. */
+		json_array_append_new(drives, json_pack("{s:s, s:b, s:b, s:s, s:s}", "drive_id", cfg->disks[i].id,
 							"is_root_device", 0, "is_read_only", cfg->disks[i].readonly,
-							"path_on_host", files[i]));
+							"path_on_host", files[i], "format", qcow2[i] ? "qcow2" : "raw"));
 		json_object_set_new(storage, cfg->disks[i].id, json_string(referenced ? "referenced" : "copied"));
 	}
 	for (unsigned i = 0; i < cfg->nnics; i++) {
@@ -252,6 +254,7 @@ int bundle_create(const char *name, const struct vm_config *cfg, bool referenced
 {
 	char root[PATH_MAX], final[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX];
 	static char files[CV_MAX_DISKS][PATH_MAX];
+	bool qcow2[CV_MAX_DISKS];
 	json_t *doc = NULL;
 	struct stat st;
 	int rc;
@@ -285,6 +288,11 @@ int bundle_create(const char *name, const struct vm_config *cfg, bool referenced
 	if (!rc && cfg->initrd)
 		rc = copy_in(cfg->initrd, tmp, "initrd");
 	for (unsigned i = 0; !rc && i < cfg->ndisks; i++) {
+		enum block_format f = cfg->disks[i].format == DISK_FORMAT_QCOW2 ? BLOCK_FORMAT_QCOW2 : BLOCK_FORMAT_RAW;
+
+		if (cfg->disks[i].format == DISK_FORMAT_AUTO && (rc = image_probe(cfg->disks[i].path, &f)))
+			break;
+		qcow2[i] = f == BLOCK_FORMAT_QCOW2;
 		if (referenced) {
 			if (!realpath(cfg->disks[i].path, files[i])) {
 				cv_err("invalid --disk '%s': %s", cfg->disks[i].path, strerror(errno));
@@ -295,7 +303,7 @@ int bundle_create(const char *name, const struct vm_config *cfg, bool referenced
 			rc = copy_in(cfg->disks[i].path, tmp, files[i]);
 		}
 	}
-	if (!rc && !(doc = make_config(cfg, files, referenced)))
+	if (!rc && !(doc = make_config(cfg, files, qcow2, referenced)))
 		rc = CV_EFAIL;
 	if (!rc) {
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", tmp, BUNDLE_CONFIG) >= sizeof(path) ||

@@ -9,6 +9,7 @@
 #include "manager/attach.h"
 #include "manager/bundle.h"
 #include "manager/list.h"
+#include "manager/snapshot.h"
 #include "manager/vmproc.h"
 #include "util/err.h"
 #include "vmm/options.h"
@@ -30,10 +31,15 @@ static const char usage[] =
 	"      --force stops it at once\n"
 	"  cellvm delete NAME           remove a stopped VM's bundle (referenced disks stay)\n"
 	"  cellvm export NAME FILE.tar  the whole VM as one file\n"
-	"  cellvm import FILE.tar [NAME]\n";
+	"  cellvm import FILE.tar [NAME]\n"
+	"  cellvm snapshot create NAME [SNAP]   save the running VM (memory, devices, and its qcow2 disks\n"
+	"                                       frozen as IMG.SNAP at the same instant) in its bundle\n"
+	"  cellvm snapshot list NAME\n"
+	"  cellvm snapshot restore NAME SNAP    continue the stopped VM from SNAP (its disks go back too)\n"
+	"  cellvm snapshot delete NAME SNAP     (a disk layer stays while the disk is built on it)\n";
 
 static const char *const commands[] = { "create", "start", "stop",   "list",   "console",
-					"pause",  "resume", "delete", "export", "import" };
+					"pause",  "resume", "delete", "export", "import", "snapshot" };
 
 bool manager_is_command(const char *name)
 {
@@ -188,6 +194,8 @@ int manager_main(const char *cmd, int argc, char **argv)
 			return bad("list: unexpected argument '%s' (cellvm list [--json])", argv[argc > 1 ? 1 : 0]);
 		return status(manager_list(argc == 1));
 	}
+	if (!strcmp(cmd, "snapshot"))
+		return snapshot_main(argc, argv);
 	if (!strcmp(cmd, "export"))
 		return (rc = positional(cmd, argc, argv, 2, 2, "NAME FILE.tar")) ? rc
 										 : status(bundle_export(argv[0], argv[1]));
@@ -198,7 +206,7 @@ int manager_main(const char *cmd, int argc, char **argv)
 	if ((rc = positional(cmd, argc, argv, 1, 1, "NAME")))
 		return rc;
 	if (!strcmp(cmd, "start"))
-		return status(vmproc_start(argv[0]));
+		return status(vmproc_start(argv[0], NULL));
 	if (!strcmp(cmd, "console"))
 		return status(console_attach(argv[0]));
 	if (!strcmp(cmd, "pause") || !strcmp(cmd, "resume")) {

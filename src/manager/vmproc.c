@@ -16,7 +16,6 @@
 #include "manager/pidfile.h"
 #include "util/err.h"
 
-#define API_TIMEOUT_MS 3000
 #define START_TIMEOUT_S 30
 #define TERM_TIMEOUT_S 10
 
@@ -93,7 +92,7 @@ int vmproc_status(const char *name, struct vm_status *st)
 	}
 	st->uptime = process_uptime(st->pid);
 	st->state = VMS_UNRESPONSIVE;
-	if (api_call(sock, "GET", "/", NULL, API_TIMEOUT_MS, &status, &reply) == 0 && status == 200) {
+	if (api_call(sock, "GET", "/", NULL, VMPROC_API_TIMEOUT_MS, &status, &reply) == 0 && status == 200) {
 		st->state = strstr(reply, "\"Paused\"")	 ? VMS_PAUSED
 			    : strstr(reply, "\"Running\"") ? VMS_RUNNING
 							   : VMS_STARTING;
@@ -102,14 +101,14 @@ int vmproc_status(const char *name, struct vm_status *st)
 	return 0;
 }
 
-int vmproc_api(const char *name, const char *method, const char *path, const char *body)
+int vmproc_api(const char *name, const char *method, const char *path, const char *body, int timeout_ms)
 {
 	char sock[PATH_MAX], *reply = NULL, msg[512];
 	int rc, status;
 
 	if ((rc = api_sock_path(name, sock, sizeof(sock))))
 		return rc;
-	if (api_call(sock, method, path, body, API_TIMEOUT_MS, &status, &reply)) {
+	if (api_call(sock, method, path, body, timeout_ms, &status, &reply)) {
 		cv_err("VM '%s' does not answer on its API socket", name);
 		return CV_EFAIL;
 	}
@@ -140,7 +139,7 @@ int vmproc_pause(const char *name, bool pause)
 
 	if ((rc = require_running(name, &st)))
 		return rc;
-	return vmproc_api(name, "PATCH", "/vm", pause ? "{\"state\":\"Paused\"}" : "{\"state\":\"Resumed\"}");
+	return vmproc_api(name, "PATCH", "/vm", pause ? "{\"state\":\"Paused\"}" : "{\"state\":\"Resumed\"}", VMPROC_API_TIMEOUT_MS);
 }
 
 /* The last line of the VM's log: why it did not start. */
@@ -159,7 +158,7 @@ static void last_log_line(const char *name, char *buf, size_t cap)
 	buf[strcspn(buf, "\n")] = 0;
 }
 
-static void child(const char *dir, const char *name)
+static void child(const char *dir, const char *name, const char *restore)
 {
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int log;
@@ -172,12 +171,13 @@ static void child(const char *dir, const char *name)
 		_exit(127);
 	/* Paths relative to the bundle: vm.json's own, and the sockets (whose
 	 * absolute paths could exceed sun_path's 108 bytes). */
-	execl("/proc/self/exe", "cellvm", "run", "--config-file", BUNDLE_CONFIG, "--api-sock", BUNDLE_API,
-	      "--console-sock", BUNDLE_CONSOLE, "--pid-file", BUNDLE_PIDFILE, "--name", name, (char *)NULL);
+	execl("/proc/self/exe", "cellvm", "run", restore ? "--restore" : "--config-file", restore ? restore : BUNDLE_CONFIG,
+	      "--api-sock", BUNDLE_API, "--console-sock", BUNDLE_CONSOLE, "--pid-file", BUNDLE_PIDFILE, "--name", name,
+	      (char *)NULL);
 	_exit(127);
 }
 
-int vmproc_start(const char *name)
+int vmproc_start(const char *name, const char *restore)
 {
 	char dir[PATH_MAX], why[512];
 	struct vm_status st;
@@ -198,7 +198,7 @@ int vmproc_start(const char *name)
 		return CV_EFAIL;
 	}
 	if (pid == 0)
-		child(dir, name);
+		child(dir, name, restore);
 	for (int i = 0; i < START_TIMEOUT_S * 50; i++) {
 		if (waitpid(pid, &wst, WNOHANG) == pid) {
 			last_log_line(name, why, sizeof(why));
@@ -206,7 +206,10 @@ int vmproc_start(const char *name)
 			return WIFEXITED(wst) && WEXITSTATUS(wst) == 2 ? CV_EINPUT : CV_EFAIL;
 		}
 		if (vmproc_status(name, &st) == 0 && (st.state == VMS_RUNNING || st.state == VMS_PAUSED)) {
-			printf("started VM %s (pid %ld)\n", name, (long)st.pid);
+			if (restore)
+				printf("restored VM %s from %s (pid %ld)\n", name, restore, (long)st.pid);
+			else
+				printf("started VM %s (pid %ld)\n", name, (long)st.pid);
 			return 0;
 		}
 		sleep_ms(20);
@@ -244,8 +247,8 @@ int vmproc_stop(const char *name, int timeout_s, bool force)
 	if (!force) {
 		/* A paused guest cannot act on Ctrl+Alt+Del. */
 		if (st.state == VMS_PAUSED)
-			vmproc_api(name, "PATCH", "/vm", "{\"state\":\"Resumed\"}");
-		if (vmproc_api(name, "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}") == 0) {
+			vmproc_api(name, "PATCH", "/vm", "{\"state\":\"Resumed\"}", VMPROC_API_TIMEOUT_MS);
+		if (vmproc_api(name, "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}", VMPROC_API_TIMEOUT_MS) == 0) {
 			if (wait_gone(name, st.pid, timeout_s)) {
 				printf("stopped VM %s (the guest shut down)\n", name);
 				return 0;

@@ -26,10 +26,13 @@ struct vm_status {
 
 const char *vm_state_name(enum vm_state s);
 int vmproc_status(const char *name, struct vm_status *st);
-int vmproc_start(const char *name);
+/* Starts NAME from its vm.json, or (restore: a snapshot directory
+ * relative to the bundle) from that snapshot. */
+int vmproc_start(const char *name, const char *restore);
 int vmproc_stop(const char *name, int timeout_s, bool force);
 int vmproc_pause(const char *name, bool pause);
 /* The API call behind pause and stop, with the reply's fault on failure. */
-int vmproc_api(const char *name, const char *method, const char *path, const char *body);
+#define VMPROC_API_TIMEOUT_MS 3000
+int vmproc_api(const char *name, const char *method, const char *path, const char *body, int timeout_ms);
 
 #endif

@@ -1,6 +1,7 @@
-/* A file known by identity: inode, size and modification time. Snapshots
- * record the disks and memory files they rely on this way and refuse a
- * restore onto one that changed since. */
+/* A file known by identity: size and modification time (to the
+ * nanosecond; the inode is recorded, not compared). Snapshots record the
+ * disks and memory files they rely on this way and refuse a restore onto
+ * one that changed since. */
 #ifndef CELLVM_UTIL_FILE_ID_H
 #define CELLVM_UTIL_FILE_ID_H
 
@@ -12,7 +13,7 @@ struct file_id {
 
 /* 0, or -1 with errno (the id zeroed). */
 int file_id_get(const char *path, struct file_id *id);
-/* NULL if equal, else what differs ("its inode", "its size", ...). */
+/* NULL if equal, else what differs ("its size", "its modification time"). */
 const char *file_id_diff(const struct file_id *was, const struct file_id *now);
 
 #endif

@@ -190,6 +190,9 @@ static void blk_notify(struct virtio_dev *dev, unsigned qi)
 	struct blk_req *r;
 	int st;
 
+	/* Without a disk (being switched) requests wait in the ring. */
+	if (!b->disk)
+		return;
 	/* Over its rate limit the queue is left as it is until the
 	 * limiter's timer calls back (on_limit_resume). */
 	while (ratelimit_admit(&b->limit) && (r = req_get(b))) {
@@ -239,7 +242,8 @@ static void blk_destroy(struct virtio_dev *dev)
 {
 	struct virtio_blk *b = dev->priv;
 
-	b->disk->ops->close(b->disk);
+	if (b->disk && b->disk->ops->close(b->disk))
+		cv_warn("virtio-blk: closing disk '%s' failed", b->id);
 	ratelimit_destroy(&b->limit);
 	while (b->free_list) {
 		struct blk_req *r = b->free_list;
@@ -249,6 +253,38 @@ static void blk_destroy(struct virtio_dev *dev)
 	}
 	virtio_dev_destroy(dev);
 	free(b);
+}
+
+struct block *virtio_blk_detach(struct virtio_dev *dev)
+{
+	struct virtio_blk *b = dev->priv;
+	struct block *d;
+
+	pthread_mutex_lock(&dev->lock);
+	d = b->disk;
+	b->disk = NULL;
+	pthread_mutex_unlock(&dev->lock);
+	return d;
+}
+
+const struct block *virtio_blk_disk(struct virtio_dev *dev)
+{
+	return ((struct virtio_blk *)dev->priv)->disk;
+}
+
+void virtio_blk_attach(struct virtio_dev *dev, struct block *disk)
+{
+	struct virtio_blk *b = dev->priv;
+	bool resized;
+
+	pthread_mutex_lock(&dev->lock);
+	b->disk = disk;
+	resized = b->config.capacity != disk->size / SECTOR;
+	b->config.capacity = disk->size / SECTOR;
+	if (resized)
+		virtio_config_changed(dev);
+	virtio_kick(dev, 0);
+	pthread_mutex_unlock(&dev->lock);
 }
 
 static const struct virtio_ops blk_ops = {

@@ -11,4 +11,14 @@
 struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, struct event_loop *loop, struct block *disk,
 				  const char *id, const struct ratelimit_config *limit);
 
+/* Switching the disk under a running device (the VM's disk freeze, a new
+ * path_on_host): detach returns the disk, which must be idle (no request
+ * in flight); until attach, the guest's requests wait in the ring. attach
+ * takes a disk of the same read-only-ness and tells the guest when its
+ * size changed. */
+struct block *virtio_blk_detach(struct virtio_dev *dev);
+/* The disk the device serves now. */
+const struct block *virtio_blk_disk(struct virtio_dev *dev);
+void virtio_blk_attach(struct virtio_dev *dev, struct block *disk);
+
 #endif

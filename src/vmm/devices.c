@@ -78,6 +78,24 @@ static int attach(struct vm *vm, struct virtio_dev *dev, char *cmdline, size_t c
 	return virtio_mmio_cmdline(&d->t.mmio, cmdline, cap);
 }
 
+int devices_open_disk(struct vm *vm, unsigned i, struct block **out)
+{
+	static const enum block_format formats[] = {
+		[DISK_FORMAT_AUTO] = BLOCK_FORMAT_AUTO,
+		[DISK_FORMAT_RAW] = BLOCK_FORMAT_RAW,
+		[DISK_FORMAT_QCOW2] = BLOCK_FORMAT_QCOW2,
+	};
+	const struct disk_config *dc = &vm->cfg->disks[i];
+
+	return block_open(dc->path, formats[dc->format], dc->readonly, DISK_MAX_INFLIGHT, &vm->loop, out);
+}
+
+struct virtio_dev *devices_disk(struct vm *vm, unsigned i)
+{
+	/* Disks are attached first, in configuration order. */
+	return vm->devs[i].dev;
+}
+
 int devices_create(struct vm *vm, char *cmdline, size_t cap)
 {
 	const struct vm_config *cfg = vm->cfg;
@@ -87,13 +105,7 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 		const struct disk_config *dc = &cfg->disks[i];
 		struct block *disk;
 
-		static const enum block_format formats[] = {
-			[DISK_FORMAT_AUTO] = BLOCK_FORMAT_AUTO,
-			[DISK_FORMAT_RAW] = BLOCK_FORMAT_RAW,
-			[DISK_FORMAT_QCOW2] = BLOCK_FORMAT_QCOW2,
-		};
-
-		if ((rc = block_open(dc->path, formats[dc->format], dc->readonly, 256, &vm->loop, &disk)))
+		if ((rc = devices_open_disk(vm, i, &disk)))
 			return rc;
 		if ((rc = attach(vm, virtio_blk_new(&vm->mem, &vm->loop, disk, dc->id, &dc->limit), cmdline, cap)))
 			return rc;

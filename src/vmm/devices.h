@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "block/block.h"
 #include "vmm/config.h"
 
 #include "virtio/mmio.h"
@@ -13,6 +14,7 @@
 struct vm;
 
 #define VM_MAX_DEVICES 16
+#define DISK_MAX_INFLIGHT 256
 
 struct vm_device {
 	struct virtio_dev *dev;
@@ -27,6 +29,10 @@ struct vm_device {
 /* Creates the devices and appends what the guest must be told (MMIO
  * device entries) to cmdline. */
 int devices_create(struct vm *vm, char *cmdline, size_t cap);
+/* Opens disk i's configured path as its block back-end. */
+int devices_open_disk(struct vm *vm, unsigned i, struct block **out);
+/* Disk i's virtio-blk device. */
+struct virtio_dev *devices_disk(struct vm *vm, unsigned i);
 void devices_destroy(struct vm *vm);
 
 #endif

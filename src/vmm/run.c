@@ -272,13 +272,13 @@ static int api_pause(void *ctx, bool pause, char *err, size_t errlen)
 	return 0;
 }
 
-static int api_snapshot_create(void *ctx, const char *state_path, const char *mem_path, bool diff, char *err,
-			       size_t errlen)
+static int api_snapshot_create(void *ctx, const char *state_path, const char *mem_path, bool diff,
+			       const char *disk_layer, char *err, size_t errlen)
 {
 	struct runner *r = ctx;
 	struct vm_snapshot_stats st;
 
-	if (vm_snapshot_create(&r->vm, state_path, mem_path, diff, &st))
+	if (vm_snapshot_create(&r->vm, state_path, mem_path, diff, disk_layer, &st))
 		return cv_fmt(err, errlen, "Create snapshot error: %s", cv_last_error());
 	cv_warn("snapshot: %llu bytes of state, %llu of memory data, %.1f ms", (unsigned long long)st.state_bytes,
 		(unsigned long long)st.mem_bytes_written, st.pause_to_done_ms);

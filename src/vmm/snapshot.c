@@ -10,6 +10,7 @@
 #include "arch/x86/layout.h"
 #include "hw/vmgenid.h"
 #include "snapshot/memfile.h"
+#include "vmm/disks.h"
 #include "util/err.h"
 #include "vmm/vm.h"
 
@@ -197,50 +198,9 @@ static int clock_load(void *dev, struct snap_reader *r)
 	return 0;
 }
 
-/* ---------------------------------------------------------------- disks */
-
-/* The guest's memory holds what it believes is on its disks (page cache,
- * filesystem state): a restore onto a disk that changed since would
- * corrupt it. */
-static int disks_save(void *dev, struct snap_writer *w)
-{
-	struct vm *vm = dev;
-
-	snap_put_u32(w, vm->cfg->ndisks);
-	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
-		struct file_id id;
-
-		file_id_get(vm->cfg->disks[i].path, &id);
-		snap_put_file_id(w, &id);
-	}
-	return 0;
-}
-
-static int disks_load(void *dev, struct snap_reader *r)
-{
-	struct vm *vm = dev;
-
-	if (snap_get_u32(r) != vm->cfg->ndisks)
-		snap_reader_fail(r, "another number of disks than the configuration");
-	for (unsigned i = 0; i < vm->cfg->ndisks && snap_reader_ok(r); i++) {
-		struct file_id was, now;
-		const char *what;
-
-		snap_get_file_id(r, &was);
-		file_id_get(vm->cfg->disks[i].path, &now);
-		if (snap_reader_ok(r) && (what = file_id_diff(&was, &now))) {
-			cv_err("cannot restore: disk '%s' changed since the snapshot (%s differs)", vm->cfg->disks[i].path,
-			       what);
-			return CV_EINPUT;
-		}
-	}
-	return snap_reader_ok(r) ? 0 : CV_EINPUT;
-}
-
 int vm_state_register_platform(struct vm *vm)
 {
 	return state_register(&vm->state, "machine", 1, machine_save, machine_load, vm, NULL, NULL) ||
-	       state_register(&vm->state, "disks", 1, disks_save, disks_load, vm, NULL, NULL) ||
 	       state_register(&vm->state, "irqchip", 1, irqchip_save, irqchip_load, vm, NULL, NULL) ||
 	       state_register(&vm->state, "pit", 1, pit_save, pit_load, vm, NULL, NULL);
 }
@@ -298,8 +258,9 @@ static int check_diff(const struct vm *vm)
 }
 
 int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, bool diff,
-		       struct vm_snapshot_stats *st)
+		       const char *disk_layer, struct vm_snapshot_stats *st)
 {
+	struct disk_layers dl = { .name = disk_layer };
 	struct snap_file_writer w;
 	struct snap_writer sec;
 	struct mem_chain chain;
@@ -312,12 +273,15 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 		return CV_EINPUT;
 	}
 	if ((diff && (rc = check_diff(vm))) || (rc = state_check_coverage(&vm->state, &vm->pio, &vm->mmio, &vm->pci)) ||
-	    (rc = drain(vm)) || (rc = dirty_log_collect(&vm->dirty, &vm->mem)))
+	    (rc = drain(vm)) || (rc = dirty_log_collect(&vm->dirty, &vm->mem)) || (rc = vm_disks_freeze(vm, &dl)))
 		return rc;
 	snap_file_start(&w);
 	snap_writer_init(&sec);
 	snap_config_encode(&sec, vm->cfg);
 	add_section(&w, "config", SNAP_CONFIG_VERSION, &sec);
+	snap_writer_init(&sec);
+	vm_disks_encode(vm, &dl, &sec);
+	add_section(&w, DISKS_SECTION, DISKS_VERSION, &sec);
 	rc = state_save_all(&vm->state, &w);
 	if (!rc)
 		rc = memfile_save(&vm->mem, mem_path, diff ? vm->dirty.pending : NULL, &st->mem_bytes_written);
@@ -339,6 +303,7 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 		dirty_log_clear(&vm->dirty, &vm->mem);
 	} else {
 		mem_chain_free(&chain);
+		vm_disks_thaw(vm, &dl);
 	}
 	st->state_bytes = w.out.len;
 	snap_file_writer_free(&w);
@@ -386,6 +351,11 @@ int vm_restore_open(struct vm_restore *rs, const char *state_path, const char *m
 	rc = find_section(rs, state_path, "config", SNAP_CONFIG_VERSION, &r);
 	if (!rc)
 		rc = section_done(state_path, "config", &r, snap_config_decode(&r, &rs->config));
+	/* Before the VM opens (and locks) its disks. */
+	if (!rc)
+		rc = find_section(rs, state_path, DISKS_SECTION, DISKS_VERSION, &r);
+	if (!rc)
+		rc = section_done(state_path, DISKS_SECTION, &r, vm_disks_check(&rs->config.cfg, &r));
 	if (!rc)
 		rc = find_section(rs, state_path, MEMCHAIN_SECTION, MEMCHAIN_VERSION, &r);
 	if (!rc) {

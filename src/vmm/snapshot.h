@@ -23,9 +23,11 @@ struct vm_snapshot_stats {
  * pages and has been snapshotted or restored before) writes only the
  * pages changed since, and its state file names the earlier layers. 0,
  * CV_EINPUT (bad path, no diff possible) or CV_EFAIL, reported; on failure
- * neither file is left half-written and the changed pages stay pending. */
+ * neither file is left half-written and the changed pages stay pending.
+ * With a disk_layer NAME the writable qcow2 disks are frozen as IMG.NAME
+ * at the same instant (src/vmm/disks.h); a failure thaws them again. */
 int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, bool diff,
-		       struct vm_snapshot_stats *st);
+		       const char *disk_layer, struct vm_snapshot_stats *st);
 
 /* What vm_create restores from: an opened state file, its configuration,
  * and the memory file's path. */

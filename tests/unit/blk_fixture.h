@@ -149,9 +149,10 @@ static inline void fake_submit(struct block *b)
 	disk_of(b)->submits++;
 }
 
-static inline void fake_close(struct block *b)
+static inline int fake_close(struct block *b)
 {
 	disk_of(b)->closes++;
+	return 0;
 }
 
 static const struct block_ops fake_ops = {

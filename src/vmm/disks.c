@@ -1,0 +1,204 @@
+#include "vmm/disks.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "block/image.h"
+#include "block/layer.h"
+#include "util/err.h"
+#include "util/file_id.h"
+#include "virtio/blk.h"
+#include "vmm/devices.h"
+#include "vmm/vm.h"
+
+enum { DISK_FILE = 0, DISK_LAYER = 1 };
+
+static int layer_path(const char *img, const char *name, char *buf, size_t cap)
+{
+	int n = snprintf(buf, cap, "%s.%s", img, name);
+
+	if (n < 0 || (size_t)n >= cap) {
+		cv_err("disk layer path '%s.%s' is too long", img, name);
+		return CV_EINPUT;
+	}
+	return 0;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+/* `name` in the directory of `path`. */
+static int beside(const char *path, const char *name, char *buf, size_t cap)
+{
+	int dir = (int)(base_name(path) - path);
+	int n = snprintf(buf, cap, "%.*s%s", dir, path, name);
+
+	return n < 0 || (size_t)n >= cap ? CV_EINPUT : 0;
+}
+
+/* Puts disk i back on its configured path, whatever file is there now. */
+static int reopen(struct vm *vm, unsigned i)
+{
+	struct block *b;
+	int rc = devices_open_disk(vm, i, &b);
+
+	if (rc) {
+		cv_err("disk '%s' is detached from the guest: %s", vm->cfg->disks[i].path, cv_last_error());
+		return rc;
+	}
+	virtio_blk_attach(devices_disk(vm, i), b);
+	return 0;
+}
+
+static int freeze_one(struct vm *vm, unsigned i, const char *name)
+{
+	const char *img = vm->cfg->disks[i].path;
+	char layer[PATH_MAX];
+	struct block *b;
+	uint64_t size;
+	int rc;
+
+	if ((rc = layer_path(img, name, layer, sizeof(layer))))
+		return rc;
+	b = virtio_blk_detach(devices_disk(vm, i));
+	size = b->size;
+	/* Closing writes the image's metadata back: the layer is final. */
+	if (b->ops->close(b)) {
+		cv_err("cannot freeze disk '%s': writing its metadata back failed", img);
+		reopen(vm, i);
+		return CV_EFAIL;
+	}
+	if ((rc = layer_freeze(img, layer, BLOCK_FORMAT_QCOW2, size))) {
+		reopen(vm, i);
+		return rc;
+	}
+	/* If the delta does not open, the layer is still the old file. */
+	if ((rc = reopen(vm, i)) && rename(layer, img) == 0)
+		reopen(vm, i);
+	return rc;
+}
+
+int vm_disks_freeze(struct vm *vm, struct disk_layers *dl)
+{
+	memset(dl->frozen, 0, sizeof(dl->frozen));
+	for (unsigned i = 0; dl->name && i < vm->cfg->ndisks; i++) {
+		const struct block *b = virtio_blk_disk(devices_disk(vm, i));
+		int rc;
+
+		if (b->readonly || b->format != BLOCK_FORMAT_QCOW2)
+			continue;
+		if ((rc = freeze_one(vm, i, dl->name))) {
+			vm_disks_thaw(vm, dl);
+			return rc;
+		}
+		dl->frozen[i] = true;
+	}
+	return 0;
+}
+
+void vm_disks_thaw(struct vm *vm, struct disk_layers *dl)
+{
+	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
+		const char *img = vm->cfg->disks[i].path;
+		char layer[PATH_MAX];
+		struct block *b;
+
+		if (!dl->frozen[i] || layer_path(img, dl->name, layer, sizeof(layer)))
+			continue;
+		dl->frozen[i] = false;
+		b = virtio_blk_detach(devices_disk(vm, i));
+		b->ops->close(b);
+		/* The delta on the layer is still empty: the layer is the disk. */
+		if (rename(layer, img) < 0)
+			cv_err("cannot rename '%s' back to '%s': %s", layer, img, strerror(errno));
+		reopen(vm, i);
+	}
+}
+
+void vm_disks_encode(struct vm *vm, const struct disk_layers *dl, struct snap_writer *w)
+{
+	snap_put_u32(w, vm->cfg->ndisks);
+	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
+		const char *img = vm->cfg->disks[i].path;
+		char layer[PATH_MAX] = "";
+		struct file_id id;
+
+		if (dl->frozen[i])
+			layer_path(img, dl->name, layer, sizeof(layer));
+		snap_put_u8(w, dl->frozen[i] ? DISK_LAYER : DISK_FILE);
+		if (dl->frozen[i])
+			snap_put_str(w, base_name(layer));
+		file_id_get(dl->frozen[i] ? layer : img, &id);
+		snap_put_file_id(w, &id);
+	}
+}
+
+/* Whether img is an empty delta (nothing of its own) on `layer`. */
+static int check_on_layer(const char *img_path, const char *layer)
+{
+	struct image *img;
+	struct extent e;
+	bool empty;
+	int rc;
+
+	if ((rc = image_open(img_path, BLOCK_FORMAT_AUTO, 0, &img)))
+		return rc;
+	empty = img->backing && !strcmp(base_name(img->backing->path), layer);
+	for (uint64_t off = 0; empty && off < img->size; off += e.len)
+		empty = !img->ops->status(img, off, img->size - off, &e) && e.kind == EXTENT_BACKING && e.len;
+	image_close(img);
+	if (!empty) {
+		cv_err("cannot restore: disk '%s' is not an empty delta on the snapshot's layer '%s' (it holds writes "
+		       "made since; `cellvm snapshot restore` puts a new delta there)",
+		       img_path, layer);
+		return CV_EINPUT;
+	}
+	return 0;
+}
+
+int vm_disks_check(const struct vm_config *cfg, struct snap_reader *r)
+{
+	if (snap_get_u32(r) != cfg->ndisks)
+		snap_reader_fail(r, "another number of disks than the configuration");
+	for (unsigned i = 0; i < cfg->ndisks && snap_reader_ok(r); i++) {
+		const char *img = cfg->disks[i].path, *what;
+		char name[256], file[PATH_MAX];
+		struct file_id was, now;
+		uint8_t kind = snap_get_u8(r);
+		bool null;
+		int rc;
+
+		if (kind == DISK_LAYER) {
+			snap_get_str(r, name, sizeof(name), &null);
+			/* The layer lies beside the disk; a name is one path element. */
+			if (null || !*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") ||
+			    beside(img, name, file, sizeof(file)))
+				snap_reader_fail(r, "a bad disk layer name");
+		} else if (kind != DISK_FILE) {
+			snap_reader_fail(r, "an unknown kind of disk");
+		}
+		snap_get_file_id(r, &was);
+		if (!snap_reader_ok(r))
+			break;
+		if (kind == DISK_FILE)
+			snprintf(file, sizeof(file), "%s", img);
+		if (file_id_get(file, &now) < 0) {
+			cv_err("cannot restore: disk%s '%s': %s", kind == DISK_LAYER ? " layer" : "", file, strerror(errno));
+			return CV_EINPUT;
+		}
+		if ((what = file_id_diff(&was, &now))) {
+			cv_err("cannot restore: disk%s '%s' changed since the snapshot (%s differs)",
+			       kind == DISK_LAYER ? " layer" : "", file, what);
+			return CV_EINPUT;
+		}
+		if (kind == DISK_LAYER && (rc = check_on_layer(img, name)))
+			return rc;
+	}
+	return snap_reader_ok(r) ? 0 : CV_EINPUT;
+}

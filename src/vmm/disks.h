@@ -1,0 +1,42 @@
+/* The VM's disks in a snapshot. The guest's memory holds what it believes
+ * is on its disks (page cache, filesystem state), so a snapshot records
+ * each disk and a restore refuses one that changed since:
+ *
+ * - a disk is recorded by identity (size, modification time);
+ * - with a disk layer NAME, each writable qcow2 disk is frozen at the
+ *   instant of the snapshot: its file becomes IMG.NAME (never written
+ *   again) and IMG a new empty delta on it, on which the running VM goes
+ *   on. The snapshot records the layer, and a restore wants IMG to be an
+ *   empty delta on that unchanged layer (`cellvm snapshot restore` makes
+ *   one), so the same snapshot restores any number of times. */
+#ifndef CELLVM_VMM_DISKS_H
+#define CELLVM_VMM_DISKS_H
+
+#include <stdbool.h>
+
+#include "snapshot/stream.h"
+#include "vmm/config.h"
+
+struct vm;
+
+#define DISKS_SECTION "disks"
+#define DISKS_VERSION 2
+
+/* Which disks a snapshot froze into layers. */
+struct disk_layers {
+	const char *name; /* NULL: none */
+	bool frozen[CV_MAX_DISKS];
+};
+
+/* The VM is paused and its disks idle. Freezes every writable qcow2 disk
+ * as IMG.NAME; on failure the disks frozen so far are thawed again. */
+int vm_disks_freeze(struct vm *vm, struct disk_layers *dl);
+/* Undoes vm_disks_freeze (the new deltas are still empty). */
+void vm_disks_thaw(struct vm *vm, struct disk_layers *dl);
+
+void vm_disks_encode(struct vm *vm, const struct disk_layers *dl, struct snap_writer *w);
+/* Checks each disk of cfg (not opened yet) against the section: 0, or
+ * CV_EINPUT reported naming the disk and what differs. */
+int vm_disks_check(const struct vm_config *cfg, struct snap_reader *r);
+
+#endif
