@@ -249,3 +249,24 @@ int image_backing_name(const char *path, char *buf, size_t cap)
 	close(fd);
 	return rc;
 }
+
+int image_walk_backing(const char *path, int (*fn)(void *ctx, const char *path, const char *name), void *ctx)
+{
+	char cur[PATH_MAX], next[PATH_MAX], name[PATH_MAX];
+	int rc;
+
+	snprintf(cur, sizeof(cur), "%s", path);
+	for (int depth = 0; depth < IMAGE_MAX_CHAIN; depth++) {
+		if ((rc = image_backing_name(cur, name, sizeof(name))) || !*name)
+			return rc;
+		if (!image_backing_path(cur, name, next, sizeof(next))) {
+			cv_err("%s: backing file path too long", cur);
+			return CV_EINPUT;
+		}
+		if ((rc = fn(ctx, next, name)))
+			return rc;
+		memcpy(cur, next, sizeof(cur));
+	}
+	cv_err("%s: backing chain longer than %d images", path, IMAGE_MAX_CHAIN);
+	return CV_EINPUT;
+}

@@ -108,6 +108,12 @@ int image_probe(const char *path, enum block_format *f);
  * looking at the chain of images a running VM holds. 0 or CV_E*. */
 int image_backing_name(const char *path, char *buf, size_t cap);
 
+/* Calls fn for each backing file of the image at path, nearest first,
+ * with its path and the name its child's header gives it; lock-free like
+ * image_backing_name. Stops at fn's first non-zero return, which it
+ * returns; 0 at the end of the chain, CV_E* on a bad one. */
+int image_walk_backing(const char *path, int (*fn)(void *ctx, const char *path, const char *name), void *ctx);
+
 /* Closes img and its chain; returns the first error met writing back. */
 int image_close(struct image *img);
 

@@ -14,11 +14,15 @@
 #include <unistd.h>
 
 #include "manager/bundle.h"
+#include "block/image.h"
+#include "block/layer.h"
 #include "manager/copy.h"
+#include "manager/snapshot.h"
 #include "manager/vmproc.h"
 #include "util/err.h"
 
-#define MAX_MEMBERS (3 + CV_MAX_DISKS)
+/* vm.json's files, disk layers and snapshots' files. */
+#define MAX_MEMBERS 1024
 
 /* A name that stays inside the bundle directory. */
 static bool plain_name(const char *s)
@@ -33,8 +37,47 @@ static bool plain_name(const char *s)
 
 struct member {
 	char src[PATH_MAX]; /* where the file is now */
-	char name[128];     /* its name in the archive, under NAME/ */
+	char name[192];     /* its name in the archive, under NAME/ */
 };
+
+struct members {
+	struct member *m;
+	unsigned n;
+};
+
+/* Adds src as `name`; the same file reached twice (a layer under two
+ * images) is added once. */
+static int add_member(struct members *ms, const char *src, const char *name)
+{
+	for (unsigned i = 0; i < ms->n; i++) {
+		if (strcmp(ms->m[i].name, name))
+			continue;
+		if (!strcmp(ms->m[i].src, src))
+			return 0;
+		cv_err("cannot export: two files would be called '%s'", name);
+		return CV_EFAIL;
+	}
+	if (ms->n == MAX_MEMBERS) {
+		cv_err("cannot export: more than %d files", MAX_MEMBERS);
+		return CV_EFAIL;
+	}
+	if (path_fmt(ms->m[ms->n].src, sizeof(ms->m[0].src), "%s", src) ||
+	    path_fmt(ms->m[ms->n].name, sizeof(ms->m[0].name), "%s", name))
+		return CV_EINPUT;
+	ms->n++;
+	return 0;
+}
+
+/* A backing file named by its base name travels with its image; one named
+ * by a path stays where it is. */
+static int add_layer(void *ctx, const char *path, const char *name)
+{
+	if (!plain_name(name)) {
+		cv_warn("the exported disk refers to '%s', which stays outside the archive", path);
+		return 0;
+	}
+	return add_member(ctx, path, name);
+}
 
 struct writer {
 	struct archive *a;
@@ -124,6 +167,8 @@ static int add_file(struct archive *a, const char *top, const struct member *m)
 		return CV_EFAIL;
 	}
 	e = entry(top, m->name, AE_IFREG, st.st_size);
+	/* Snapshots know their disks by size and modification time. */
+	archive_entry_set_mtime(e, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 	/* A map only for files with holes; an all-hole file is described by
 	 * one empty extent at its end (GNU tar's convention). */
 	struct sparse_map map = { .e = e };
@@ -157,69 +202,112 @@ static int add_buffer(struct archive *a, const char *top, const char *name, cons
 
 /* Points a path field of vm.json at a member: relative paths are bundle
  * files, absolute ones (referenced disks) are copied in as `as`. */
-static int take(json_t *obj, const char *field, const char *dir, const char *as, struct member *m, unsigned *n)
+static int take(json_t *obj, const char *field, const char *dir, const char *as, struct members *ms)
 {
 	const char *p = json_string_value(json_object_get(obj, field));
+	char src[PATH_MAX];
+	int rc;
 
 	if (!p)
 		return 0;
-	if (*p == '/')
-		snprintf(m[*n].src, sizeof(m[*n].src), "%s", p);
-	else if (!plain_name(p)) {
+	if (*p != '/' && !plain_name(p)) {
 		cv_err("broken bundle: '%s' is not a file of the bundle", p);
 		return CV_EFAIL;
-	} else
-		snprintf(m[*n].src, sizeof(m[*n].src), "%s/%s", dir, p);
-	snprintf(m[*n].name, sizeof(m[*n].name), "%s", *p == '/' ? as : p);
-	json_object_set_new(obj, field, json_string(m[*n].name));
-	(*n)++;
+	}
+	if ((rc = *p == '/' ? path_fmt(src, sizeof(src), "%s", p) : path_fmt(src, sizeof(src), "%s/%s", dir, p)) ||
+	    (rc = add_member(ms, src, *p == '/' ? as : p)))
+		return rc;
+	json_object_set_new(obj, field, json_string(ms->m[ms->n - 1].name));
 	return 0;
 }
 
-static int collect(json_t *doc, const char *dir, struct member *m, unsigned *n)
+/* Each live snapshot's files, and the disk layers it froze. Their state
+ * names the disks by the paths the VM had: referenced disks would not be
+ * found under their new names. */
+static int take_snapshots(const char *name, const char *dir, json_t *drives, bool referenced, struct members *ms)
+{
+	static const char *const files[] = { "state", "memory", SNAPSHOT_META };
+	json_t *names, *v, *d;
+	size_t i, k;
+	int rc;
+
+	if ((rc = snapshot_names(name, &names)))
+		return rc;
+	if (json_array_size(names) && referenced) {
+		cv_err("cannot export VM '%s' with snapshots: it has referenced disks, which its snapshots name by "
+		       "their paths on this host (delete the snapshots, or create the VM with copied disks)",
+		       name);
+		rc = CV_EINPUT;
+	}
+	json_array_foreach(names, i, v)
+	{
+		const char *snap = json_string_value(v);
+		char src[PATH_MAX], as[192];
+
+		for (unsigned f = 0; !rc && f < sizeof(files) / sizeof(files[0]); f++)
+			if (!(rc = path_fmt(src, sizeof(src), "%s/%s/%s/%s", dir, BUNDLE_SNAPSHOTS, snap, files[f])) &&
+			    !(rc = path_fmt(as, sizeof(as), "%s/%s/%s", BUNDLE_SNAPSHOTS, snap, files[f])))
+				rc = add_member(ms, src, as);
+		json_array_foreach(drives, k, d)
+		{
+			struct stat st;
+
+			if (rc || (rc = path_fmt(as, sizeof(as), "%s.%s",
+						 json_string_value(json_object_get(d, "path_on_host")), snap)) ||
+			    (rc = path_fmt(src, sizeof(src), "%s/%s", dir, as)))
+				break;
+			if (stat(src, &st) == 0 && !(rc = add_member(ms, src, as)))
+				rc = image_walk_backing(src, add_layer, ms);
+		}
+		if (rc)
+			break;
+	}
+	json_decref(names);
+	return rc;
+}
+
+static int collect(const char *name, json_t *doc, const char *dir, struct members *ms)
 {
 	json_t *boot = json_object_get(doc, "boot-source"), *drives = json_object_get(doc, "drives"), *d;
 	json_t *storage = json_object_get(json_object_get(doc, "cellvm"), "drives");
+	bool referenced = false;
 	size_t i;
 	int rc;
 
-	*n = 0;
-	if ((rc = take(boot, "kernel_image_path", dir, "kernel", m, n)) ||
-	    (rc = take(boot, "initrd_path", dir, "initrd", m, n)))
+	ms->n = 0;
+	if ((rc = take(boot, "kernel_image_path", dir, "kernel", ms)) ||
+	    (rc = take(boot, "initrd_path", dir, "initrd", ms)))
 		return rc;
 	json_array_foreach(drives, i, d)
 	{
 		const char *id = json_string_value(json_object_get(d, "drive_id"));
+		const char *p = json_string_value(json_object_get(d, "path_on_host"));
 		char as[128];
 
-		if (!plain_name(id) || *n == MAX_MEMBERS) {
+		if (!plain_name(id)) {
 			cv_err("broken bundle: bad drive_id");
 			return CV_EFAIL;
 		}
-		if ((rc = path_fmt(as, sizeof(as), "%s.img", id)) || (rc = take(d, "path_on_host", dir, as, m, n)))
+		referenced = referenced || (p && *p == '/');
+		if ((rc = path_fmt(as, sizeof(as), "%s.img", id)) || (rc = take(d, "path_on_host", dir, as, ms)) ||
+		    (rc = image_walk_backing(ms->m[ms->n - 1].src, add_layer, ms)))
 			return rc;
 		if (storage)
 			json_object_set_new(storage, id, json_string("copied"));
 	}
-	for (unsigned a = 0; a < *n; a++)
-		for (unsigned b = a + 1; b < *n; b++)
-			if (!strcmp(m[a].name, m[b].name)) {
-				cv_err("cannot export: two files would be called '%s'", m[a].name);
-				return CV_EFAIL;
-			}
-	return 0;
+	return take_snapshots(name, dir, drives, referenced, ms);
 }
 
 int bundle_export(const char *name, const char *file)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX];
 	static struct member m[MAX_MEMBERS];
+	struct members ms = { .m = m };
 	struct vm_status st;
 	struct archive *a = NULL;
 	struct archive_entry *e;
 	json_t *doc = NULL;
 	char *text = NULL;
-	unsigned n;
 	int rc, fd;
 
 	if ((rc = bundle_require(name)) || (rc = bundle_dir(name, dir, sizeof(dir))) ||
@@ -229,7 +317,7 @@ int bundle_export(const char *name, const char *file)
 		cv_err("VM '%s' is %s: stop it before exporting (its disks are in use)", name, vm_state_name(st.state));
 		return CV_EINPUT;
 	}
-	if ((rc = bundle_load(name, &doc)) || (rc = collect(doc, dir, m, &n)))
+	if ((rc = bundle_load(name, &doc)) || (rc = collect(name, doc, dir, &ms)))
 		goto out;
 	if (!(text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS))) {
 		rc = CV_EFAIL;
@@ -251,7 +339,7 @@ int bundle_export(const char *name, const char *file)
 	archive_entry_free(e);
 	if (!rc)
 		rc = add_buffer(a, name, BUNDLE_CONFIG, text);
-	for (unsigned i = 0; !rc && i < n; i++)
+	for (unsigned i = 0; !rc && i < ms.n; i++)
 		rc = add_file(a, name, &m[i]);
 	if (archive_write_close(a) != ARCHIVE_OK && !rc)
 		rc = CV_EFAIL;
@@ -302,6 +390,55 @@ static bool all_zero(const void *buf, size_t len)
 	return !len || (p[0] == 0 && !memcmp(p, p + 1, len - 1));
 }
 
+/* What a member under the VM's directory may be: a plain file of the
+ * bundle, the snapshots directory, a snapshot's directory or one of its
+ * files. Returns the file type it must have, or 0 if it may not exist. */
+static mode_t member_type(const char *base)
+{
+	static const char *const files[] = { "state", "memory", SNAPSHOT_META };
+	size_t top = strlen(BUNDLE_SNAPSHOTS);
+	const char *snap, *slash;
+	char name[BUNDLE_NAME_MAX + 1];
+
+	if (!*base)
+		return AE_IFDIR;
+	if (plain_name(base))
+		return AE_IFREG;
+	if (strncmp(base, BUNDLE_SNAPSHOTS, top) || base[top] != '/')
+		return 0;
+	snap = base + top + 1;
+	if (!*snap)
+		return AE_IFDIR;
+	slash = strchr(snap, '/');
+	if ((size_t)((slash ? slash : snap + strlen(snap)) - snap) > BUNDLE_NAME_MAX)
+		return 0;
+	snprintf(name, sizeof(name), "%.*s", (int)((slash ? slash : snap + strlen(snap)) - snap), snap);
+	if (!layer_name_ok(name))
+		return 0;
+	if (!slash || !slash[1])
+		return AE_IFDIR;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (!strcmp(slash + 1, files[i]))
+			return AE_IFREG;
+	return 0;
+}
+
+/* mkdir -p of the directories in `base` (relative to dir). */
+static int make_parents(const char *dir, const char *base)
+{
+	char path[PATH_MAX];
+
+	for (const char *p = strchr(base, '/'); p; p = strchr(p + 1, '/')) {
+		if (path_fmt(path, sizeof(path), "%s/%.*s", dir, (int)(p - base), base))
+			return CV_EINPUT;
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			cv_err("cannot create '%s': %s", path, strerror(errno));
+			return CV_EFAIL;
+		}
+	}
+	return 0;
+}
+
 static int extract(struct archive *a, struct archive_entry *e, const char *dir, const char *base)
 {
 	char path[PATH_MAX];
@@ -310,8 +447,8 @@ static int extract(struct archive *a, struct archive_entry *e, const char *dir, 
 	la_int64_t off;
 	int fd, r, rc = 0;
 
-	if (path_fmt(path, sizeof(path), "%s/%s", dir, base))
-		return CV_EINPUT;
+	if (path_fmt(path, sizeof(path), "%s/%s", dir, base) || (rc = make_parents(dir, base)))
+		return rc ? rc : CV_EINPUT;
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
 		cv_err("invalid archive: member '%s' %s", base, errno == EEXIST ? "appears twice" : strerror(errno));
 		return errno == EEXIST ? CV_EINPUT : CV_EFAIL;
@@ -340,6 +477,10 @@ static int extract(struct archive *a, struct archive_entry *e, const char *dir, 
 		rc = CV_EINPUT;
 	}
 	if (!rc && ftruncate(fd, archive_entry_size(e)) < 0)
+		rc = CV_EFAIL;
+	if (!rc && archive_entry_mtime_is_set(e) &&
+	    futimens(fd, (struct timespec[]){ { .tv_nsec = UTIME_OMIT },
+					      { archive_entry_mtime(e), archive_entry_mtime_nsec(e) } }) < 0)
 		rc = CV_EFAIL;
 	close(fd);
 	return rc;
@@ -428,14 +569,13 @@ int bundle_import(const char *file, const char *name)
 		mode_t type = archive_entry_filetype(e);
 
 		if (!path || split_member(path, t, sizeof(t), &base) || (*top && strcmp(t, top)) ||
-		    (*base && !plain_name(base)) || strchr(base, '/') || archive_entry_hardlink(e) ||
-		    archive_entry_symlink(e) || (*base ? type != AE_IFREG : type != AE_IFDIR)) {
+		    archive_entry_hardlink(e) || archive_entry_symlink(e) || type != member_type(base)) {
 			cv_err("invalid archive: member '%s' is not a plain file of one VM directory", path ? path : "?");
 			rc = CV_EINPUT;
 			break;
 		}
 		snprintf(top, sizeof(top), "%s", t);
-		if (*base)
+		if (type == AE_IFREG)
 			rc = extract(a, e, tmp, base);
 	}
 	if (!rc && r != ARCHIVE_EOF) {

@@ -169,24 +169,23 @@ static int layer_of(const char *img, const char *snap, char *buf, size_t cap)
 	return path_fmt(buf, cap, "%s.%s", img, snap);
 }
 
+static bool same_file(const char *path, const struct stat *file)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && st.st_dev == file->st_dev && st.st_ino == file->st_ino;
+}
+
+static int is_file(void *ctx, const char *path, const char *name)
+{
+	(void)name;
+	return same_file(path, ctx);
+}
+
 /* Whether `file` is `root` or in root's backing chain. */
 static bool in_chain(const char *root, const struct stat *file)
 {
-	char cur[PATH_MAX], next[PATH_MAX], name[PATH_MAX];
-	struct stat st;
-
-	snprintf(cur, sizeof(cur), "%s", root);
-	for (int depth = 0; depth < IMAGE_MAX_CHAIN; depth++) {
-		if (stat(cur, &st) < 0)
-			return false;
-		if (st.st_dev == file->st_dev && st.st_ino == file->st_ino)
-			return true;
-		if (image_backing_name(cur, name, sizeof(name)) || !*name ||
-		    !image_backing_path(cur, name, next, sizeof(next)))
-			return false;
-		memcpy(cur, next, sizeof(cur));
-	}
-	return false;
+	return same_file(root, file) || image_walk_backing(root, is_file, (void *)file) == 1;
 }
 
 /* Whether a disk or a live snapshot of disk `img` is built on `layer`. */

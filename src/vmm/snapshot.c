@@ -354,8 +354,12 @@ int vm_restore_open(struct vm_restore *rs, const char *state_path, const char *m
 	/* Before the VM opens (and locks) its disks. */
 	if (!rc)
 		rc = find_section(rs, state_path, DISKS_SECTION, DISKS_VERSION, &r);
-	if (!rc)
-		rc = section_done(state_path, DISKS_SECTION, &r, vm_disks_check(&rs->config.cfg, &r));
+	if (!rc) {
+		int bad = vm_disks_check(&rs->config.cfg, &r);
+
+		/* A disk that changed is reported already; a bad section is not. */
+		rc = bad && snap_reader_ok(&r) ? bad : section_done(state_path, DISKS_SECTION, &r, bad);
+	}
 	if (!rc)
 		rc = find_section(rs, state_path, MEMCHAIN_SECTION, MEMCHAIN_VERSION, &r);
 	if (!rc) {
