@@ -1,7 +1,7 @@
 /* libFuzzer target: a snapshot state file as a restoring cellvm reads it.
  * The file parser first; then every section is fed to every section
- * decoder (configuration, vCPU, platform devices, PCI config space,
- * virtio device), as a hostile file could label any bytes as any section. */
+ * decoder (configuration, disks, vCPU, platform devices, PCI config
+ * space, virtio device), as a hostile file could label any bytes as any section. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +16,7 @@
 #include "snapshot/file.h"
 #include "snapshot/memchain.h"
 #include "virtio/device.h"
+#include "vmm/disks.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -59,6 +60,10 @@ static void decode_all(const struct snap_section *s)
 	static struct pci_dev pci;
 	static struct virtio_dev dev;
 	static uint8_t config[8];
+	/* Disks that are not there: the section decodes, the check refuses. */
+	static const struct vm_config disks = { .ndisks = 2,
+						.disks = { { .path = "/nonexistent/a.img" },
+							   { .path = "/nonexistent/b.img" } } };
 	static int ready;
 	struct snap_reader r;
 
@@ -92,6 +97,8 @@ static void decode_all(const struct snap_section *s)
 	pci_dev_load(&pci, &r);
 	snap_reader_init(&r, s->data, s->len);
 	virtio_dev_load(&dev, &r);
+	snap_reader_init(&r, s->data, s->len);
+	vm_disks_check(&disks, &r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -42,6 +42,21 @@ static int m_pause(void *ctx, bool pause, char *err, size_t errlen)
 	return 0;
 }
 
+static char snap_layer[80];
+
+static int m_snapshot_create(void *ctx, const char *state_path, const char *mem_path, bool diff,
+			     const char *disk_layer, char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)state_path;
+	(void)mem_path;
+	(void)diff;
+	(void)err;
+	(void)errlen;
+	snprintf(snap_layer, sizeof(snap_layer), "%s", disk_layer ? disk_layer : "(none)");
+	return 0;
+}
+
 static int m_cad(void *ctx, char *err, size_t errlen)
 {
 	(void)ctx;
@@ -51,7 +66,9 @@ static int m_cad(void *ctx, char *err, size_t errlen)
 	return 0;
 }
 
-static const struct fc_ops ops = { .start = m_start, .pause = m_pause, .ctrl_alt_del = m_cad };
+static const struct fc_ops ops = {
+	.start = m_start, .pause = m_pause, .ctrl_alt_del = m_cad, .snapshot_create = m_snapshot_create
+};
 static struct fc_api api;
 static char kernel[64], disk[64], disk2[64];
 
@@ -238,6 +255,49 @@ static void test_root_drive_goes_first_and_into_cmdline(void **state)
 	assert_true(mock.vm->nics[0].mac_set);
 }
 
+/* cellvm's own drive field: a qcow2 drive says so; Firecracker's are raw. */
+static void test_drive_format(void **state)
+{
+	char body[256], *msg, *before;
+
+	(void)state;
+	configure();
+	before = config_snapshot();
+	snprintf(body, sizeof(body), "{\"drive_id\": \"data\", \"path_on_host\": \"%s\", \"is_root_device\": false, "
+		 "\"format\": \"vmdk\"}", disk2);
+	assert_int_equal(req("PUT", "/drives/data", body, &msg), 400);
+	assert_non_null(strstr(msg, "invalid format 'vmdk'"));
+	assert_string_equal(config_snapshot(), before);
+	free(before);
+	snprintf(body, sizeof(body), "{\"drive_id\": \"data\", \"path_on_host\": \"%s\", \"is_root_device\": false, "
+		 "\"format\": \"qcow2\"}", disk2);
+	assert_int_equal(req("PUT", "/drives/data", body, NULL), 204);
+	assert_int_equal(req("GET", "/vm/config", NULL, &msg), 200);
+	assert_non_null(strstr(msg, "qcow2"));
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", NULL), 204);
+	assert_int_equal(mock.vm->disks[0].format, DISK_FORMAT_RAW);
+	assert_int_equal(mock.vm->disks[1].format, DISK_FORMAT_QCOW2);
+}
+
+static void test_snapshot_disk_layer(void **state)
+{
+	char *msg;
+
+	(void)state;
+	configure();
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", NULL), 204);
+	assert_int_equal(req("PATCH", "/vm", "{\"state\": \"Paused\"}", NULL), 204);
+	assert_int_equal(req("PUT", "/snapshot/create", "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\", "
+			     "\"disk_layer\": \"../x\"}", &msg), 400);
+	assert_non_null(strstr(msg, "invalid disk_layer '../x'"));
+	assert_int_equal(req("PUT", "/snapshot/create", "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\"}", NULL),
+			 204);
+	assert_string_equal(snap_layer, "(none)");
+	assert_int_equal(req("PUT", "/snapshot/create", "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\", "
+			     "\"disk_layer\": \"s1\"}", NULL), 204);
+	assert_string_equal(snap_layer, "s1");
+}
+
 static void test_second_root_refused(void **state)
 {
 	char body[256], *msg;
@@ -331,6 +391,8 @@ int main(void)
 		T(test_malformed_requests_change_nothing),
 		T(test_root_drive_goes_first_and_into_cmdline),
 		T(test_second_root_refused),
+		T(test_drive_format),
+		T(test_snapshot_disk_layer),
 		T(test_post_boot_rules),
 		T(test_start_needs_kernel),
 		T(test_config_file),
