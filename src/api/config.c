@@ -519,6 +519,49 @@ void api_metrics_set(struct api_config *c, struct api_metrics *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* ------------------------------------------------------------- from cellvm */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int api_config_describe(struct api_config *c, const struct vm_config *vm)
+{
+	api_config_free(c);
+	c->boot_set = vm->kernel != NULL;
+	c->kernel = dup_or_null(vm->kernel);
+	c->initrd = dup_or_null(vm->initrd);
+	c->boot_args = dup_or_null(vm->cmdline);
+	c->vcpus = vm->cpus;
+	c->mem_mib = (unsigned)(vm->memory >> 20);
+	c->track_dirty_pages = vm->track_dirty_pages;
+	for (unsigned i = 0; i < vm->ndisks; i++) {
+		struct api_drive *d = &c->drives[c->ndrives++];
+
+		snprintf(d->id, sizeof(d->id), "%s", vm->disks[i].id);
+		d->path = dup_or_null(vm->disks[i].path);
+		d->ro = vm->disks[i].readonly;
+		d->qcow2 = vm->disks[i].format == DISK_FORMAT_QCOW2;
+		if (!d->path)
+			return CV_EFAIL;
+	}
+	/* Firecracker's NICs are taps; other modes show their tap, if any. */
+	for (unsigned i = 0; i < vm->nnics; i++) {
+		struct api_nic *n = &c->nics[c->nnics++];
+
+		snprintf(n->id, sizeof(n->id), "net%u", i);
+		memcpy(n->tap, vm->nics[i].tap, sizeof(n->tap));
+		if (vm->nics[i].mac_set)
+			memcpy(n->mac, vm->nics[i].mac, 6);
+		else
+			mac_derive(vm->name, i, n->mac);
+		n->mac_set = true;
+	}
+	return (vm->kernel && !c->kernel) || (vm->cmdline && !c->boot_args) || (vm->initrd && !c->initrd) ? CV_EFAIL
+													     : 0;
+}
+
 /* ------------------------------------------------------------- to cellvm */
 
 int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size_t errlen)

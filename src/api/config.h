@@ -96,6 +96,10 @@ void api_metrics_set(struct api_config *c, struct api_metrics *m);
 /* "The ID cannot be empty." / only [A-Za-z0-9_]: Firecracker's rule. */
 int api_check_id(const char *id, char *err, size_t errlen);
 
+/* The other way: c describes a VM built from the command line or a
+ * snapshot, for GET /vm/config and later PATCHes. 0 or CV_EFAIL. */
+int api_config_describe(struct api_config *c, const struct vm_config *vm);
+
 /* Fills vm (whose strings point into c) for vm_create. */
 int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size_t errlen);
 

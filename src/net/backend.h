@@ -12,6 +12,9 @@
 
 #define NET_HDR_LEN 12
 
+struct snap_writer;
+struct snap_reader;
+
 struct net_backend;
 
 struct net_backend_ops {
@@ -26,6 +29,11 @@ struct net_backend_ops {
 	/* Which readiness the NIC wants to hear about through ready(). */
 	void (*want)(struct net_backend *b, bool rx, bool tx);
 	void (*close)(struct net_backend *b);
+	/* State of the back-end's own that a snapshot keeps (NULL: none):
+	 * save into w; load from r into a back-end just opened with the same
+	 * configuration. 0, or CV_EINPUT with r marked bad. */
+	int (*save)(struct net_backend *b, struct snap_writer *w);
+	int (*load)(struct net_backend *b, struct snap_reader *r);
 };
 
 struct net_backend {

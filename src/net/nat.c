@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "net/frameq.h"
+#include "snapshot/stream.h"
 #include "util/err.h"
 
 /* Frames for the guest that wait while it has no buffers (or is
@@ -329,12 +330,54 @@ static void nat_close(struct net_backend *b)
 	free(n);
 }
 
+/* libslirp keeps its DHCP leases and IP id counter, and the sockets of
+ * guest forwards (which cellvm has none of). Its host sockets cannot be
+ * kept: connections through the NAT end with the process that held them,
+ * and the guest sees them reset; port forwards listen again. */
+static ssize_t put_state(const void *buf, size_t len, void *opaque)
+{
+	snap_put_bytes(opaque, buf, len);
+	return (ssize_t)len;
+}
+
+static ssize_t get_state(void *buf, size_t len, void *opaque)
+{
+	snap_get_bytes(opaque, buf, len);
+	return snap_reader_ok(opaque) ? (ssize_t)len : -1;
+}
+
+static int nat_save(struct net_backend *b, struct snap_writer *w)
+{
+	snap_put_u32(w, (uint32_t)slirp_state_version());
+	slirp_state_save(((struct nat *)b)->slirp, put_state, w);
+	return 0;
+}
+
+static int nat_load(struct net_backend *b, struct snap_reader *r)
+{
+	uint32_t version = snap_get_u32(r);
+	const uint8_t *sockets = snap_reader_ok(r) && snap_reader_left(r) ? r->p + r->off : NULL;
+
+	if (snap_reader_ok(r) && (!version || version > (uint32_t)slirp_state_version()))
+		snap_reader_fail(r, "NAT state of another libslirp version");
+	/* What slirp loads comes first: a list of forward sockets, which
+	 * cellvm never saves; refusing one here keeps slirp from parsing
+	 * (and allocating for) a hostile socket record. */
+	else if (snap_reader_ok(r) && (!sockets || *sockets))
+		snap_reader_fail(r, "NAT state with sockets cellvm does not make");
+	if (snap_reader_ok(r) && slirp_state_load(((struct nat *)b)->slirp, (int)version, get_state, r) < 0)
+		snap_reader_fail(r, "NAT state libslirp does not accept");
+	return snap_reader_ok(r) ? 0 : CV_EINPUT;
+}
+
 static const struct net_backend_ops nat_ops = {
 	.send = nat_send,
 	.recv = nat_recv,
 	.set_offload = nat_offload,
 	.want = nat_want,
 	.close = nat_close,
+	.save = nat_save,
+	.load = nat_load,
 };
 
 static int add_forwards(struct nat *n, const struct net_config *nc)

@@ -14,6 +14,20 @@
 #include "virtio/rng.h"
 #include "vmm/vm.h"
 
+static int backend_save(void *opaque, struct snap_writer *w)
+{
+	struct net_backend *be = opaque;
+
+	return be->ops->save(be, w);
+}
+
+static int backend_load(void *opaque, struct snap_reader *r)
+{
+	struct net_backend *be = opaque;
+
+	return be->ops->load(be, r);
+}
+
 /* ISA IRQs no platform device uses; one per virtio-mmio device. */
 static const unsigned mmio_irqs[] = { 5, 6, 7, 10, 11, 12, 14, 15, 3 };
 
@@ -123,6 +137,14 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 			return rc;
 		if ((rc = attach(vm, virtio_net_new(&vm->mem, &vm->loop, be, mac, &nc->rx, &nc->tx), cmdline, cap)))
 			return rc;
+		/* The NIC owns the back-end, which lives as long as the VM. */
+		if (be->ops->save) {
+			char id[SNAP_ID_MAX];
+
+			snprintf(id, sizeof(id), "net%u-backend", i);
+			if ((rc = state_register(&vm->state, id, 1, backend_save, backend_load, be, NULL, NULL)))
+				return rc;
+		}
 	}
 	if (cfg->console == CONSOLE_VIRTIO) {
 		if ((rc = attach(vm, virtio_console_new(&vm->mem, &vm->loop, vm->console_out), cmdline, cap)))

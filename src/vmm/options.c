@@ -28,8 +28,9 @@ const char options_run_usage[] =
 	"                       rx_burst=SIZE, tx_burst=SIZE\n"
 	"  --console serial|virtio  where this terminal's input goes: ttyS0 or hvc0 (default serial)\n"
 	"  --name NAME          the VM's name; NIC MAC addresses derive from it (default cellvm)\n"
-	"  --api-sock PATH      serve Firecracker's API on this Unix socket; without --kernel or\n"
-	"                       --config-file the VM waits for its configuration and InstanceStart\n"
+	"  --api-sock PATH      serve Firecracker's API on this Unix socket (pause, snapshots, ...);\n"
+	"                       without --kernel, --config-file or --restore the VM waits for its\n"
+	"                       configuration and InstanceStart\n"
 	"  --config-file FILE   the VM in Firecracker's JSON config format (boot-source, drives, ...)\n"
 	"  --console-sock PATH  the serial console on this Unix socket instead of stdin/stdout\n"
 	"  --pid-file PATH      write the PID here and hold a lock on it while running\n"
@@ -295,9 +296,9 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 	if (cfg->restore_dir && (vm_option || cfg->config_file || transport_or_console))
 		return cv_fmt(err, errlen, "'%s' cannot be combined with --restore: the snapshot describes the VM",
 			      vm_option ? vm_option : cfg->config_file ? "--config-file" : transport_or_console);
-	if (vm_option && (cfg->api_sock || cfg->config_file))
-		return cv_fmt(err, errlen, "'%s' cannot be combined with %s: the VM is described there", vm_option,
-			      cfg->config_file ? "--config-file" : "--api-sock");
+	if (vm_option && cfg->config_file)
+		return cv_fmt(err, errlen, "'%s' cannot be combined with --config-file: the VM is described there",
+			      vm_option);
 	if (!cfg->kernel && !cfg->api_sock && !cfg->config_file && !cfg->restore_dir)
 		return cv_fmt(err, errlen, "missing --kernel PATH (see cellvm run --help)");
 	return 0;

@@ -295,7 +295,7 @@ static int restore_up(struct runner *r, const char *state_path, const char *mem_
 	r->restore_open = r->restoring = true;
 	r->restore.config.cfg.track_dirty_pages = track;
 	r->vm_cfg = &r->restore.config.cfg;
-	if ((rc = vm_up(r, paused)))
+	if ((rc = vm_up(r, paused)) || (rc = api_config_describe(&r->fc.cfg, r->vm_cfg)))
 		vm_down(r);
 	return rc;
 }
@@ -477,8 +477,11 @@ static int setup(struct runner *r)
 		return 0;
 	}
 	if (r->cfg->kernel) {
+		/* Described on the command line; the API serves it running. */
 		r->vm_cfg = r->cfg;
-		return vm_up(r, false);
+		if ((rc = vm_up(r, false)) || (rc = api_config_describe(&r->fc.cfg, r->cfg)))
+			return rc;
+		r->fc.state = FC_RUNNING;
 	}
 	return 0;
 }

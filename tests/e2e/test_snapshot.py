@@ -6,6 +6,7 @@ appends to stays consistent, and the guest's clock never runs backwards.
 Broken snapshots are refused with one line and exit status 2."""
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -16,7 +17,9 @@ import time
 import pytest
 
 from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, PROMPT_RE, require_bin
+from net_helpers import dhcp, netns_factory, procs, sh, vm_args, wait_port  # noqa: F401 (fixtures)
 from test_api import curl, wait_sock
+from test_net_nat import guest_httpd, host_get, http_server
 from test_virtio_net import host_py, netns  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.vm
@@ -473,3 +476,38 @@ def test_tcp_connection_survives_restore(netns, spawn, tmp_path, kernel, initrd,
     finally:
         sink.kill()
         sink.communicate()
+
+
+def test_nat_vm_restores_with_its_forwards(netns_factory, procs, spawn, tmp_path, kernel, initrd, kvm_available):
+    """A VM on the NAT, built from the command line with an API socket:
+    snapshotted and restored, it keeps its DHCP lease and address, its port
+    forward listens again and reaches the guest's server (which lived on in
+    its memory), and it reaches the host through the NAT."""
+    ns = netns_factory()
+    hport, port = random.randint(30000, 39999), random.randint(20000, 29999)
+    sock = tmp_path / "nat.sock"
+    g = spawn(ns.args(*vm_args(kernel, initrd, DEFAULT_CMDLINE, "256M",
+                                extra=["--net", f"nat,hostfwd=tcp::{hport}-:8080", "--api-sock", str(sock)])))
+    g.wait_ready()
+    assert dhcp(g) == ("10.0.2.15", 24)
+    md5 = guest_httpd(g)
+    wait_port(ns, "127.0.0.1", hport)
+    assert host_get(ns, f"http://127.0.0.1:{hport}/blob") == md5
+    # The API describes the VM the command line built.
+    status, cfg = curl(sock, "GET", "/vm/config")
+    assert status == 200 and cfg["machine-config"]["mem_size_mib"] == 256, cfg
+    assert [n["iface_id"] for n in cfg["network-interfaces"]] == ["net0"], cfg
+
+    snap = tmp_path / "snap"
+    snapshot_and_kill(g, sock, snap)
+    assert b"net0-backend" in (snap / "state").read_bytes()  # libslirp's own state
+    r = spawn(ns.args(require_bin(), "run", "--restore", str(snap)))
+    wait_port(ns, "127.0.0.1", hport)
+    assert host_get(ns, f"http://127.0.0.1:{hport}/blob") == md5, r.describe()
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "hello").write_text("through-the-nat\n")
+    http_server(ns, procs, tmp_path / "www", str(port))
+    out = sh(r, f"ip -4 addr show eth0; timeout 60 wget -q -O - http://10.0.2.2:{port}/hello")
+    assert "10.0.2.15/24" in out and "through-the-nat" in out, f"{out}\n{r.describe()}"
+    r.send("poweroff")
+    assert r.wait_exit(120) == 0, r.describe()
