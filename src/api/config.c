@@ -550,7 +550,7 @@ int api_config_describe(struct api_config *c, const struct vm_config *vm)
 	for (unsigned i = 0; i < vm->nnics; i++) {
 		struct api_nic *n = &c->nics[c->nnics++];
 
-		snprintf(n->id, sizeof(n->id), "net%u", i);
+		snprintf(n->id, sizeof(n->id), "%s", vm->nics[i].id);
 		memcpy(n->tap, vm->nics[i].tap, sizeof(n->tap));
 		if (vm->nics[i].mac_set)
 			memcpy(n->mac, vm->nics[i].mac, 6);
@@ -604,6 +604,7 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 
 		memset(n, 0, sizeof(*n));
 		n->mode = NET_TAP;
+		snprintf(n->id, sizeof(n->id), "%s", c->nics[i].id);
 		memcpy(n->tap, c->nics[i].tap, sizeof(n->tap));
 		memcpy(n->mac, c->nics[i].mac, 6);
 		n->mac_set = c->nics[i].mac_set;

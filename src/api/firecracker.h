@@ -18,6 +18,15 @@ enum fc_state { FC_NOT_STARTED, FC_RUNNING, FC_PAUSED };
 
 /* What the API asks of the process that owns the VM. Each returns 0, or
  * an error code with a one-line reason in err. */
+/* PUT /snapshot/load: the files, whether to resume and track dirty pages,
+ * and new taps for NICs (network_overrides). */
+struct fc_snapshot_load {
+	const char *state_path, *mem_path;
+	bool resume, track;
+	struct net_override overrides[CV_MAX_NICS];
+	unsigned noverrides;
+};
+
 struct fc_ops {
 	/* Builds and starts the VM described by vm (InstanceStart); vm stays
 	 * valid for the VM's lifetime. */
@@ -30,8 +39,7 @@ struct fc_ops {
 	 * `disk_layer`, if not NULL, freezes the qcow2 disks as IMG.NAME). */
 	int (*snapshot_create)(void *ctx, const char *state_path, const char *mem_path, bool diff,
 			       const char *disk_layer, char *err, size_t errlen);
-	int (*snapshot_load)(void *ctx, const char *state_path, const char *mem_path, bool resume, bool track,
-			     char *err, size_t errlen);
+	int (*snapshot_load)(void *ctx, const struct fc_snapshot_load *l, char *err, size_t errlen);
 	/* Adds the VMM's own counters to a metrics line (may be NULL). */
 	void (*metrics)(void *ctx, json_t *line);
 };

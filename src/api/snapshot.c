@@ -5,6 +5,7 @@
 #include "api/firecracker.h"
 #include "api/json.h"
 #include "block/layer.h"
+#include "net/netopt.h"
 #include "util/err.h"
 
 static int create(struct fc_api *a, json_t *body, char *err, size_t errlen)
@@ -36,20 +37,40 @@ static int create(struct fc_api *a, json_t *body, char *err, size_t errlen)
 				       layer ? json_string_value(layer) : NULL, err, errlen);
 }
 
+static int overrides(json_t *list, struct fc_snapshot_load *l, char *err, size_t errlen)
+{
+	json_t *o, *id, *tap;
+	size_t i;
+	int rc;
+
+	json_array_foreach(list, i, o)
+	{
+		if ((rc = json_fields(o, "network override",
+				      (const struct jfield[]){ { "iface_id", JF_STRING, true, &id },
+							       { "host_dev_name", JF_STRING, true, &tap } },
+				      2, err, errlen)) ||
+		    (rc = netopt_override(l->overrides, &l->noverrides, json_string_value(id), json_string_value(tap),
+					  err, errlen)))
+			return rc;
+	}
+	return 0;
+}
+
 static int load(struct fc_api *a, json_t *body, char *err, size_t errlen)
 {
-	json_t *state, *mem_file, *backend, *diff, *track, *resume, *btype = NULL, *bpath = NULL;
-	const char *mem;
+	json_t *state, *mem_file, *backend, *diff, *track, *resume, *nets, *btype = NULL, *bpath = NULL;
+	struct fc_snapshot_load l = { 0 };
 	int rc = json_fields(body, "snapshot load",
 			     (const struct jfield[]){ { "snapshot_path", JF_STRING, true, &state },
 						      { "mem_file_path", JF_STRING, false, &mem_file },
 						      { "mem_backend", JF_OBJECT, false, &backend },
 						      { "enable_diff_snapshots", JF_BOOL, false, &diff },
 						      { "track_dirty_pages", JF_BOOL, false, &track },
-						      { "resume_vm", JF_BOOL, false, &resume } },
-			     6, err, errlen);
+						      { "resume_vm", JF_BOOL, false, &resume },
+						      { "network_overrides", JF_ARRAY, false, &nets } },
+			     7, err, errlen);
 
-	if (rc)
+	if (rc || (rc = overrides(nets, &l, err, errlen)))
 		return rc;
 	if (!mem_file == !backend)
 		return cv_fmt(err, errlen, "give exactly one of mem_backend and mem_file_path");
@@ -64,12 +85,14 @@ static int load(struct fc_api *a, json_t *body, char *err, size_t errlen)
 	if (a->state != FC_NOT_STARTED || a->cfg.boot_set || a->cfg.ndrives || a->cfg.nnics)
 		return cv_fmt(err, errlen, "Loading a microVM snapshot not allowed after configuring boot-specific "
 					   "resources.");
-	mem = json_string_value(bpath ? bpath : mem_file);
+	l.state_path = json_string_value(state);
+	l.mem_path = json_string_value(bpath ? bpath : mem_file);
+	l.resume = resume && json_is_true(resume);
 	/* enable_diff_snapshots is Firecracker's older name of track_dirty_pages. */
-	if ((rc = a->ops->snapshot_load(a->ctx, json_string_value(state), mem, resume && json_is_true(resume),
-					(diff && json_is_true(diff)) || (track && json_is_true(track)), err, errlen)))
+	l.track = (diff && json_is_true(diff)) || (track && json_is_true(track));
+	if ((rc = a->ops->snapshot_load(a->ctx, &l, err, errlen)))
 		return rc;
-	a->state = resume && json_is_true(resume) ? FC_RUNNING : FC_PAUSED;
+	a->state = l.resume ? FC_RUNNING : FC_PAUSED;
 	return 0;
 }
 

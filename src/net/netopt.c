@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "net/mac.h"
@@ -244,5 +245,27 @@ int netopt_parse(const char *v, struct net_config *n, char *err, size_t errlen)
 		if (p[-1] == ',' && !*p)
 			return cv_fmt(err, errlen, "invalid --net '%s': empty option", v);
 	}
+	return 0;
+}
+
+int netopt_override(struct net_override *list, unsigned *n, const char *id, const char *tap, char *err,
+		    size_t errlen)
+{
+	struct net_override *o = &list[*n];
+
+	if (*n == CV_MAX_NICS)
+		return cv_fmt(err, errlen, "too many network overrides (at most %d)", CV_MAX_NICS);
+	if (!*id || strlen(id) > CV_NIC_ID_MAX)
+		return cv_fmt(err, errlen, "invalid network override: iface_id '%.64s' must have 1 to %d characters",
+			      id, CV_NIC_ID_MAX);
+	if (!*tap || strlen(tap) >= sizeof(o->tap) || strchr(tap, '/') || strchr(tap, ' '))
+		return cv_fmt(err, errlen, "invalid network override: host_dev_name '%.32s' is not a tap name (1 to "
+					   "15 characters)", tap);
+	for (unsigned i = 0; i < *n; i++)
+		if (!strcmp(list[i].id, id))
+			return cv_fmt(err, errlen, "network override for '%s' given twice", id);
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	snprintf(o->tap, sizeof(o->tap), "%s", tap);
+	(*n)++;
 	return 0;
 }

@@ -28,4 +28,10 @@ bool netopt_parse_hostfwd(const char *s, struct net_hostfwd *f);
  * form is exact, the prefix in [min, max] and no host bits are set. */
 bool netopt_parse_cidr(const char *s, unsigned min, unsigned max, uint32_t *addr, unsigned *prefix);
 
+/* Appends a NIC's new host device for a restore (--net-override, the
+ * API's network_overrides) to list (*n entries, at most CV_MAX_NICS):
+ * 0, or CV_EINPUT with the reason in err. */
+int netopt_override(struct net_override *list, unsigned *n, const char *id, const char *tap, char *err,
+		    size_t errlen);
+
 #endif

@@ -51,6 +51,7 @@ void snap_config_encode(struct snap_writer *w, const struct vm_config *c)
 	for (unsigned i = 0; i < c->nnics; i++) {
 		const struct net_config *n = &c->nics[i];
 
+		snap_put_str(w, n->id);
 		snap_put_str(w, n->tap);
 		snap_put_str(w, n->name);
 		snap_put_str(w, n->path);
@@ -113,6 +114,7 @@ int snap_config_decode(struct snap_reader *r, struct snap_config *out)
 	for (unsigned i = 0; i < c->nnics && snap_reader_ok(r); i++) {
 		struct net_config *n = &c->nics[i];
 
+		snap_get_str(r, n->id, sizeof(n->id), NULL);
 		snap_get_str(r, n->tap, sizeof(n->tap), NULL);
 		snap_get_str(r, n->name, sizeof(n->name), NULL);
 		snap_get_str(r, n->path, sizeof(n->path), NULL);
@@ -125,4 +127,27 @@ int snap_config_decode(struct snap_reader *r, struct snap_config *out)
 		snap_get_fields(r, &n->tx, limit_fields, SNAP_NFIELDS(limit_fields));
 	}
 	return snap_reader_ok(r) ? 0 : CV_EINPUT;
+}
+
+int snap_config_override_nics(struct vm_config *c, const struct net_override *o, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct net_config *nic = NULL;
+
+		for (unsigned k = 0; k < c->nnics && !nic; k++)
+			if (!strcmp(c->nics[k].id, o[i].id))
+				nic = &c->nics[k];
+		if (!nic) {
+			cv_err("invalid network override: the snapshot has no network interface '%s'", o[i].id);
+			return CV_EINPUT;
+		}
+		/* Tap, bridge and host-only NICs have a tap; NAT and switch none. */
+		if (nic->mode == NET_NAT || nic->mode == NET_SWITCH) {
+			cv_err("invalid network override: network interface '%s' has no tap (it is on a %s)", o[i].id,
+			       nic->mode == NET_NAT ? "NAT" : "switch");
+			return CV_EINPUT;
+		}
+		memcpy(nic->tap, o[i].tap, sizeof(nic->tap));
+	}
+	return 0;
 }

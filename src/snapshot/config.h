@@ -8,7 +8,7 @@
 #include "snapshot/stream.h"
 #include "vmm/config.h"
 
-#define SNAP_CONFIG_VERSION 1
+#define SNAP_CONFIG_VERSION 2
 
 /* A decoded configuration and the strings it points to. */
 struct snap_config {
@@ -19,5 +19,9 @@ struct snap_config {
 void snap_config_encode(struct snap_writer *w, const struct vm_config *cfg);
 /* 0, or CV_EINPUT with r marked bad. */
 int snap_config_decode(struct snap_reader *r, struct snap_config *out);
+
+/* Gives the NICs named in o their new taps (a restore's overrides): 0,
+ * or CV_EINPUT reported (no such NIC, or one without a tap). */
+int snap_config_override_nics(struct vm_config *c, const struct net_override *o, unsigned n);
 
 #endif

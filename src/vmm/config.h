@@ -14,6 +14,7 @@
 #define CV_MAX_DISKS 8
 #define CV_MAX_NICS 4
 #define CV_DISK_ID_MAX 20
+#define CV_NIC_ID_MAX 64
 
 enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
 enum virtio_transport_kind { TRANSPORT_PCI, TRANSPORT_MMIO };
@@ -33,6 +34,7 @@ struct net_hostfwd {
 };
 
 struct net_config {
+	char id[CV_NIC_ID_MAX + 1]; /* the API's iface_id; netN from the command line */
 	enum net_mode mode;
 	char tap[16];   /* tap: the device; bridge, hostonly: its name (empty: cv<pid>-<nic>) */
 	char name[16];  /* bridge: the bridge; hostonly: the network */
@@ -76,6 +78,13 @@ struct vm_config {
 	struct net_config nics[CV_MAX_NICS];
 	unsigned nnics;
 	bool track_dirty_pages; /* for diff snapshots */
+	/* A restore's new host devices for NICs (Firecracker's
+	 * network_overrides: clones of one snapshot each need their own tap). */
+	struct net_override {
+		char id[CV_NIC_ID_MAX + 1];
+		char tap[16];
+	} overrides[CV_MAX_NICS];
+	unsigned noverrides;
 	/* How the process is driven rather than what the VM is (src/vmm/run.c):
 	 * a Firecracker API socket, a Firecracker config file, the serial
 	 * console on a socket instead of stdio, a locked pid file, a snapshot

@@ -36,6 +36,8 @@ const char options_run_usage[] =
 	"  --pid-file PATH      write the PID here and hold a lock on it while running\n"
 	"  --restore DIR        continue the VM snapshotted into DIR (DIR/state, DIR/memory; made by\n"
 	"                       the API's PUT /snapshot/create); the VM's options come from the snapshot\n"
+	"  --net-override IFACE=TAP  with --restore: NIC IFACE (netN, or the API's iface_id) uses tap\n"
+	"                       TAP instead of the snapshot's (each clone of a snapshot needs its own)\n"
 	"  --track-dirty-pages  track the pages the guest writes, so that the API can take Diff\n"
 	"                       snapshots (only what changed since the previous snapshot)\n"
 	"Console: the guest's ttyS0 is this terminal; Ctrl-A x quits, Ctrl-A h helps.\n";
@@ -121,8 +123,21 @@ static int parse_net(const char *v, struct vm_config *cfg, char *err, size_t err
 		return cv_fmt(err, errlen, "too many --net options (at most %d)", CV_MAX_NICS);
 	if ((rc = netopt_parse(v, &cfg->nics[cfg->nnics], err, errlen)))
 		return rc;
+	snprintf(cfg->nics[cfg->nnics].id, sizeof(cfg->nics[0].id), "net%u", cfg->nnics);
 	cfg->nnics++;
 	return 0;
+}
+
+/* --net-override ID=TAP */
+static int parse_override(const char *v, struct vm_config *cfg, char *err, size_t errlen)
+{
+	const char *eq = strchr(v, '=');
+	char id[CV_NIC_ID_MAX + 2];
+
+	if (!eq || (size_t)(eq - v) >= sizeof(id))
+		return cv_fmt(err, errlen, "invalid --net-override '%s': use IFACE=TAP (e.g. net0=tap7)", v);
+	snprintf(id, sizeof(id), "%.*s", (int)(eq - v), v);
+	return netopt_override(cfg->overrides, &cfg->noverrides, id, eq + 1, err, errlen);
 }
 
 /* iops=N / iops_burst=N: a positive count. */
@@ -249,7 +264,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		if (strcmp(name, "--kernel") && strcmp(name, "--initrd") && strcmp(name, "--cmdline") &&
 		    strcmp(name, "--cpus") && strcmp(name, "--memory") && strcmp(name, "--reboot") &&
 		    strcmp(name, "--disk") && strcmp(name, "--transport") && strcmp(name, "--net") &&
-		    strcmp(name, "--console") && strcmp(name, "--name") && !process_option(name, cfg))
+		    strcmp(name, "--console") && strcmp(name, "--name") && strcmp(name, "--net-override") &&
+		    !process_option(name, cfg))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		if (is_vm_option(name))
 			vm_option = arg;
@@ -278,6 +294,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			rc = parse_transport(val, &cfg->transport, err, errlen);
 		else if (!strcmp(name, "--net"))
 			rc = parse_net(val, cfg, err, errlen);
+		else if (!strcmp(name, "--net-override"))
+			rc = parse_override(val, cfg, err, errlen);
 		else if (!strcmp(name, "--console"))
 			rc = parse_console(val, &cfg->console, err, errlen);
 		else if (process_option(name, cfg) && !*val)
@@ -296,6 +314,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 	if (cfg->restore_dir && (vm_option || cfg->config_file || transport_or_console))
 		return cv_fmt(err, errlen, "'%s' cannot be combined with --restore: the snapshot describes the VM",
 			      vm_option ? vm_option : cfg->config_file ? "--config-file" : transport_or_console);
+	if (cfg->noverrides && !cfg->restore_dir)
+		return cv_fmt(err, errlen, "--net-override is for --restore: a new VM names its taps in --net");
 	if (vm_option && cfg->config_file)
 		return cv_fmt(err, errlen, "'%s' cannot be combined with --config-file: the VM is described there",
 			      vm_option);

@@ -286,26 +286,27 @@ static int api_snapshot_create(void *ctx, const char *state_path, const char *me
 }
 
 /* Opens a snapshot and builds the VM from it. */
-static int restore_up(struct runner *r, const char *state_path, const char *mem_path, bool paused, bool track)
+static int restore_up(struct runner *r, const struct fc_snapshot_load *l)
 {
 	int rc;
 
-	if ((rc = vm_restore_open(&r->restore, state_path, mem_path)))
+	if ((rc = vm_restore_open(&r->restore, l->state_path, l->mem_path)))
 		return rc;
 	r->restore_open = r->restoring = true;
-	r->restore.config.cfg.track_dirty_pages = track;
+	r->restore.config.cfg.track_dirty_pages = l->track;
+	if ((rc = snap_config_override_nics(&r->restore.config.cfg, l->overrides, l->noverrides)))
+		return rc;
 	r->vm_cfg = &r->restore.config.cfg;
-	if ((rc = vm_up(r, paused)) || (rc = api_config_describe(&r->fc.cfg, r->vm_cfg)))
+	if ((rc = vm_up(r, !l->resume)) || (rc = api_config_describe(&r->fc.cfg, r->vm_cfg)))
 		vm_down(r);
 	return rc;
 }
 
-static int api_snapshot_load(void *ctx, const char *state_path, const char *mem_path, bool resume, bool track,
-			     char *err, size_t errlen)
+static int api_snapshot_load(void *ctx, const struct fc_snapshot_load *l, char *err, size_t errlen)
 {
 	struct runner *r = ctx;
 
-	if (restore_up(r, state_path, mem_path, !resume, track))
+	if (restore_up(r, l))
 		return cv_fmt(err, errlen, "Load snapshot error: %s", cv_last_error());
 	return 0;
 }
@@ -471,7 +472,13 @@ static int setup(struct runner *r)
 			cv_err("invalid --restore '%s': path too long", r->cfg->restore_dir);
 			return CV_EINPUT;
 		}
-		if ((rc = restore_up(r, state, mem, false, r->cfg->track_dirty_pages)))
+		struct fc_snapshot_load l = {
+			.state_path = state, .mem_path = mem, .resume = true, .track = r->cfg->track_dirty_pages
+		};
+
+		memcpy(l.overrides, r->cfg->overrides, sizeof(l.overrides));
+		l.noverrides = r->cfg->noverrides;
+		if ((rc = restore_up(r, &l)))
 			return rc;
 		r->fc.state = FC_RUNNING;
 		return 0;

@@ -511,3 +511,51 @@ def test_nat_vm_restores_with_its_forwards(netns_factory, procs, spawn, tmp_path
     assert "10.0.2.15/24" in out and "through-the-nat" in out, f"{out}\n{r.describe()}"
     r.send("poweroff")
     assert r.wait_exit(120) == 0, r.describe()
+
+
+def tap_rx(ns, tap):
+    """Frames the host received on tap (what the guest behind it sent)."""
+    out = subprocess.run(["ip", "netns", "exec", ns.name, "cat", f"/sys/class/net/{tap}/statistics/rx_packets"],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out)
+
+
+def test_clones_get_their_own_taps(netns, spawn, tmp_path, kernel, initrd, kvm_available):
+    """Two clones of one snapshot of a tap VM run at once, each on a tap of
+    its own: one by --net-override, one by PUT /snapshot/load's
+    network_overrides (Firecracker's field). Overrides that name no NIC
+    are refused with exit 2."""
+    ns = netns
+    prefix = ns.exec_args()
+    g, sock = api_boot(spawn, tmp_path, kernel, initrd, prefix=prefix, tap=ns.tap)
+    _, status = g.run(f"ip link set eth0 up && ip addr add {ns.guest_ip}/24 dev eth0")
+    assert status == 0, g.describe()
+    snap = tmp_path / "snap"
+    snapshot_and_kill(g, sock, snap)
+
+    bad = subprocess.run([*prefix, str(require_bin()), "run", "--restore", str(snap), "--net-override", "eth7=tapz"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "has no network interface 'eth7'" in bad.stderr, bad.stderr
+
+    tap_a, tap_b = f"{ns.tap[:9]}a", f"{ns.tap[:9]}b"
+    for tap in (tap_a, tap_b):  # up, so that what the guest sends is counted
+        subprocess.run(["ip", "netns", "exec", ns.name, "sh", "-c",
+                        f"ip tuntap add dev {tap} mode tap && ip link set {tap} up"], check=True)
+    a = restore(spawn, snap, extra=["--net-override", f"eth0={tap_a}"], prefix=prefix)
+    sock_b = tmp_path / "b.sock"
+    b = spawn([*prefix, require_bin(), "run", "--api-sock", str(sock_b)])
+    wait_sock(b, sock_b)
+    status, body = curl(sock_b, "PUT", "/snapshot/load", {
+        "snapshot_path": f"{snap}/state", "mem_backend": {"backend_type": "File", "backend_path": f"{snap}/memory"},
+        "network_overrides": [{"iface_id": "eth0", "host_dev_name": tap_b}], "resume_vm": True})
+    assert status == 204, body
+    status, cfg = curl(sock_b, "GET", "/vm/config")
+    assert cfg["network-interfaces"][0]["host_dev_name"] == tap_b, cfg
+    for clone, tap in ((a, tap_a), (b, tap_b)):
+        before = tap_rx(ns, tap)
+        # ARP for an address nobody has, on the clone's own segment.
+        clone.run(f"ping -c 3 -W 1 {ns.host_ip.rsplit('.', 1)[0]}.77 >/dev/null 2>&1; true")
+        assert tap_rx(ns, tap) > before, f"nothing arrived on {tap}\n{clone.describe()}"
+    for clone in (a, b):
+        clone.send("poweroff")
+        assert clone.wait_exit(120) == 0, clone.describe()

@@ -19,6 +19,7 @@
 #include "hw/i8042.h"
 #include "hw/pci.h"
 #include "hw/serial.h"
+#include "net/netopt.h"
 #include "snapshot/config.h"
 #include "snapshot/fields.h"
 #include "snapshot/file.h"
@@ -418,7 +419,9 @@ static void test_config_round_trip(void **state)
 	c.disks[0] = (struct disk_config){ .path = "/d/root.qcow2", .readonly = true, .format = DISK_FORMAT_QCOW2,
 					   .id = "root", .limit = { .bps = 1 << 20, .ops = 100 } };
 	c.nnics = 1;
-	c.nics[0] = (struct net_config){ .mode = NET_NAT, .mac = { 2, 0, 0, 0, 0, 9 }, .mac_set = true, .nfwd = 1 };
+	c.nics[0] = (struct net_config){
+		.id = "eth0", .mode = NET_NAT, .mac = { 2, 0, 0, 0, 0, 9 }, .mac_set = true, .nfwd = 1
+	};
 	c.nics[0].fwd[0] = (struct net_hostfwd){ .host_port = 8080, .guest_port = 80 };
 	snap_writer_init(&w);
 	snap_config_encode(&w, &c);
@@ -438,6 +441,7 @@ static void test_config_round_trip(void **state)
 	assert_int_equal(out.cfg.nics[0].mode, NET_NAT);
 	assert_int_equal(out.cfg.nics[0].fwd[0].host_port, 8080);
 	assert_int_equal(out.cfg.nics[0].mac[5], 9);
+	assert_string_equal(out.cfg.nics[0].id, "eth0");
 	/* Every truncation is refused. */
 	for (size_t len = 0; len < w.len; len++) {
 		snap_reader_init(&r, w.buf, len);
@@ -451,6 +455,35 @@ static void test_config_round_trip(void **state)
 	snap_reader_init(&r, w.buf, w.len);
 	assert_int_equal(snap_config_decode(&r, &out), CV_EINPUT);
 	snap_writer_free(&w);
+}
+
+/* A restore's network overrides: the named NIC gets the new tap; an
+ * unknown NIC, or one with no tap, is refused with nothing changed. */
+static void test_network_overrides(void **state)
+{
+	static struct vm_config c;
+	struct net_override o[CV_MAX_NICS];
+	unsigned n = 0;
+	char err[256];
+
+	(void)state;
+	vm_config_defaults(&c);
+	c.nnics = 2;
+	c.nics[0] = (struct net_config){ .id = "eth0", .mode = NET_TAP, .tap = "tap0" };
+	c.nics[1] = (struct net_config){ .id = "net1", .mode = NET_NAT };
+	assert_int_equal(netopt_override(o, &n, "eth0", "clone7", err, sizeof(err)), 0);
+	assert_int_equal(netopt_override(o, &n, "eth0", "clone8", err, sizeof(err)), CV_EINPUT);
+	assert_non_null(strstr(err, "given twice"));
+	assert_int_equal(netopt_override(o, &n, "net1", "a-tap-name-too-long", err, sizeof(err)), CV_EINPUT);
+	assert_non_null(strstr(err, "is not a tap name"));
+	assert_int_equal(n, 1);
+	assert_int_equal(snap_config_override_nics(&c, o, n), 0);
+	assert_string_equal(c.nics[0].tap, "clone7");
+	assert_int_equal(netopt_override(o, &n, "net1", "tapx", err, sizeof(err)), 0);
+	assert_int_equal(snap_config_override_nics(&c, o + 1, 1), CV_EINPUT); /* NAT has no tap */
+	assert_string_equal(c.nics[1].tap, "");
+	snprintf(o[1].id, sizeof(o[1].id), "eth9");
+	assert_int_equal(snap_config_override_nics(&c, o + 1, 1), CV_EINPUT);
 }
 
 /* A chain of a full layer and two diffs round-trips; truncations, a chain
@@ -592,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_pci_config_of_another_device),
 		cmocka_unit_test(test_cpuid_check),
 		cmocka_unit_test(test_config_round_trip),
+		cmocka_unit_test(test_network_overrides),
 		cmocka_unit_test(test_vcpu_encoding),
 		cmocka_unit_test(test_mem_chain),
 	};
