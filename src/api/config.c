@@ -343,7 +343,8 @@ static bool limiter_eq(const struct api_limiter *a, const struct api_limiter *b)
 	return !memcmp(a, b, sizeof(*a));
 }
 
-int api_patch_drive(const struct api_config *c, const char *id, json_t *body, char *err, size_t errlen)
+int api_patch_drive(const struct api_config *c, const char *id, json_t *body, int *index, const char **path_out,
+		    char *err, size_t errlen)
 {
 	json_t *jid, *path, *limit;
 	struct api_limiter l;
@@ -359,8 +360,13 @@ int api_patch_drive(const struct api_config *c, const char *id, json_t *body, ch
 	if ((at = find_drive(c, json_string_value(jid))) < 0)
 		return cv_fmt(err, errlen, "Unable to patch the block device: drive '%s' not found.",
 			      json_string_value(jid));
-	if (path && strcmp(json_string_value(path), c->drives[at].path))
-		return cv_fmt(err, errlen, "changing path_on_host of a running drive is not supported by this build of cellvm");
+	*index = at;
+	*path_out = NULL;
+	if (path && strcmp(json_string_value(path), c->drives[at].path)) {
+		if ((rc = check_file(path, "path_on_host", !c->drives[at].ro, err, errlen)))
+			return rc;
+		*path_out = json_string_value(path);
+	}
 	if (limit && !(c->drives[at].has_limit && limiter_eq(&l, &c->drives[at].limit)))
 		return cv_fmt(err, errlen, "changing rate_limiter of a running drive is not supported by this build of cellvm");
 	return 0;

@@ -81,10 +81,13 @@ int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, s
 int api_put_boot(struct api_config *c, json_t *body, char *err, size_t errlen);
 int api_put_drive(struct api_config *c, const char *id, json_t *body, char *err, size_t errlen);
 int api_put_nic(struct api_config *c, const char *id, json_t *body, char *err, size_t errlen);
-/* After boot only rate limiters (and a drive's path) may change, which
- * cellvm cannot do on a running device: a PATCH is validated like
- * Firecracker's and then accepted only if it changes nothing. */
-int api_patch_drive(const struct api_config *c, const char *id, json_t *body, char *err, size_t errlen);
+/* After boot a drive's path and the rate limiters may change; cellvm
+ * cannot change a running device's limiter: a PATCH is validated like
+ * Firecracker's and then accepted only if it changes no limiter. A new
+ * path_on_host is handed back (*path_out, else NULL) for the VMM to switch
+ * drive *index to. */
+int api_patch_drive(const struct api_config *c, const char *id, json_t *body, int *index, const char **path_out,
+		    char *err, size_t errlen);
 int api_patch_nic(const struct api_config *c, const char *id, json_t *body, char *err, size_t errlen);
 /* Parse only: the caller opens the files before committing with
  * api_logger_set / api_metrics_set (which take ownership). */

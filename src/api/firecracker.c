@@ -268,6 +268,27 @@ static bool is_unsupported(const char *name)
 	return false;
 }
 
+static int patch_drive(struct fc_api *a, const char *id, json_t *body, char *err, size_t errlen)
+{
+	const char *path;
+	char *copy;
+	int rc, at;
+
+	if ((rc = api_patch_drive(&a->cfg, id, body, &at, &path, err, errlen)) || !path)
+		return rc;
+	if (!a->ops->drive_path)
+		return cv_fmt(err, errlen, "changing path_on_host is not supported by this VMM");
+	if (!(copy = strdup(path)))
+		return cv_fmt(err, errlen, "out of memory");
+	if ((rc = a->ops->drive_path(a->ctx, (unsigned)at, copy, err, errlen))) {
+		free(copy);
+		return rc;
+	}
+	free(a->cfg.drives[at].path);
+	a->cfg.drives[at].path = copy;
+	return 0;
+}
+
 /* A PUT or PATCH with a parsed body. Returns 0 or CV_E* with err set. */
 static int modify(struct fc_api *a, bool patch, const char **tok, int n, json_t *body, char *err, size_t errlen)
 {
@@ -292,7 +313,7 @@ static int modify(struct fc_api *a, bool patch, const char **tok, int n, json_t 
 	if (!patch && !strcmp(res, "metrics"))
 		return (rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : put_metrics(a, body, err, errlen);
 	if (!strcmp(res, "drives"))
-		return patch ? ((rc = check_when(a, POST_BOOT, err, errlen)) ? rc : api_patch_drive(&a->cfg, id, body, err, errlen))
+		return patch ? ((rc = check_when(a, POST_BOOT, err, errlen)) ? rc : patch_drive(a, id, body, err, errlen))
 			     : ((rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_put_drive(&a->cfg, id, body, err, errlen));
 	if (!strcmp(res, "network-interfaces"))
 		return patch ? ((rc = check_when(a, POST_BOOT, err, errlen)) ? rc : api_patch_nic(&a->cfg, id, body, err, errlen))

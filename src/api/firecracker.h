@@ -40,6 +40,10 @@ struct fc_ops {
 	int (*snapshot_create)(void *ctx, const char *state_path, const char *mem_path, bool diff,
 			       const char *disk_layer, char *err, size_t errlen);
 	int (*snapshot_load)(void *ctx, const struct fc_snapshot_load *l, char *err, size_t errlen);
+	/* PATCH /drives/ID with a new path_on_host: drive `index` (in the
+	 * configuration's order) continues on the file at path, which stays
+	 * valid as long as the VM. */
+	int (*drive_path)(void *ctx, unsigned index, const char *path, char *err, size_t errlen);
 	/* Adds the VMM's own counters to a metrics line (may be NULL). */
 	void (*metrics)(void *ctx, json_t *line);
 };

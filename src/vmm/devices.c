@@ -92,7 +92,7 @@ static int attach(struct vm *vm, struct virtio_dev *dev, char *cmdline, size_t c
 	return virtio_mmio_cmdline(&d->t.mmio, cmdline, cap);
 }
 
-int devices_open_disk(struct vm *vm, unsigned i, struct block **out)
+int devices_open_disk(struct vm *vm, unsigned i, const char *path, struct block **out)
 {
 	static const enum block_format formats[] = {
 		[DISK_FORMAT_AUTO] = BLOCK_FORMAT_AUTO,
@@ -101,7 +101,7 @@ int devices_open_disk(struct vm *vm, unsigned i, struct block **out)
 	};
 	const struct disk_config *dc = &vm->cfg->disks[i];
 
-	return block_open(dc->path, formats[dc->format], dc->readonly, DISK_MAX_INFLIGHT, &vm->loop, out);
+	return block_open(path, formats[dc->format], dc->readonly, DISK_MAX_INFLIGHT, &vm->loop, out);
 }
 
 struct virtio_dev *devices_disk(struct vm *vm, unsigned i)
@@ -119,7 +119,7 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 		const struct disk_config *dc = &cfg->disks[i];
 		struct block *disk;
 
-		if ((rc = devices_open_disk(vm, i, &disk)))
+		if ((rc = devices_open_disk(vm, i, dc->path, &disk)))
 			return rc;
 		if ((rc = attach(vm, virtio_blk_new(&vm->mem, &vm->loop, disk, dc->id, &dc->limit), cmdline, cap)))
 			return rc;

@@ -29,8 +29,8 @@ struct vm_device {
 /* Creates the devices and appends what the guest must be told (MMIO
  * device entries) to cmdline. */
 int devices_create(struct vm *vm, char *cmdline, size_t cap);
-/* Opens disk i's configured path as its block back-end. */
-int devices_open_disk(struct vm *vm, unsigned i, struct block **out);
+/* Opens path as disk i's block back-end (in disk i's format and mode). */
+int devices_open_disk(struct vm *vm, unsigned i, const char *path, struct block **out);
 /* Disk i's virtio-blk device. */
 struct virtio_dev *devices_disk(struct vm *vm, unsigned i);
 void devices_destroy(struct vm *vm);

@@ -46,7 +46,7 @@ static int beside(const char *path, const char *name, char *buf, size_t cap)
 static int reopen(struct vm *vm, unsigned i)
 {
 	struct block *b;
-	int rc = devices_open_disk(vm, i, &b);
+	int rc = devices_open_disk(vm, i, vm->cfg->disks[i].path, &b);
 
 	if (rc) {
 		cv_err("disk '%s' is detached from the guest: %s", vm->cfg->disks[i].path, cv_last_error());
@@ -201,4 +201,24 @@ int vm_disks_check(const struct vm_config *cfg, struct snap_reader *r)
 			return rc;
 	}
 	return snap_reader_ok(r) ? 0 : CV_EINPUT;
+}
+
+int vm_disk_replace(struct vm *vm, unsigned i, const char *path)
+{
+	struct block *b, *old;
+	int rc;
+
+	if (i >= vm->cfg->ndisks) {
+		cv_err("no disk %u", i);
+		return CV_EINPUT;
+	}
+	/* The new file opens first: on failure the guest keeps its disk. */
+	if ((rc = devices_open_disk(vm, i, path, &b)))
+		return rc;
+	old = virtio_blk_detach(devices_disk(vm, i));
+	virtio_blk_attach(devices_disk(vm, i), b);
+	/* Its requests still in flight complete to the guest as they end. */
+	if (old->ops->close(old))
+		cv_warn("disk '%s': writing its metadata back failed", vm->cfg->disks[i].path);
+	return 0;
 }

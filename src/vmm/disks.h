@@ -34,6 +34,12 @@ int vm_disks_freeze(struct vm *vm, struct disk_layers *dl);
 /* Undoes vm_disks_freeze (the new deltas are still empty). */
 void vm_disks_thaw(struct vm *vm, struct disk_layers *dl);
 
+/* Disk i continues on the file at path (PATCH /drives path_on_host): the
+ * guest is told if its size changed. The caller then points the
+ * configuration's path at it. 0 or CV_E*, reported; on failure the disk is
+ * unchanged. */
+int vm_disk_replace(struct vm *vm, unsigned i, const char *path);
+
 void vm_disks_encode(struct vm *vm, const struct disk_layers *dl, struct snap_writer *w);
 /* Checks each disk of cfg (not opened yet) against the section: 0, or
  * CV_EINPUT reported naming the disk and what differs. */

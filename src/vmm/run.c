@@ -15,6 +15,7 @@
 #include "util/err.h"
 #include "vmm/console.h"
 #include "vmm/console_sock.h"
+#include "vmm/disks.h"
 #include "vmm/kvm.h"
 #include "vmm/vm.h"
 
@@ -26,7 +27,7 @@ enum { EXIT_OK = 0, EXIT_VM_FAILED = 1, EXIT_USAGE = 2 };
 
 struct runner {
 	struct vm_config *cfg;      /* the command line's */
-	const struct vm_config *vm_cfg; /* what the VM is built from */
+	struct vm_config *vm_cfg; /* what the VM is built from */
 	struct event_loop loop;
 	int sig_fd;
 	struct kvm kvm;
@@ -311,6 +312,18 @@ static int api_snapshot_load(void *ctx, const struct fc_snapshot_load *l, char *
 	return 0;
 }
 
+static int api_drive_path(void *ctx, unsigned index, const char *path, char *err, size_t errlen)
+{
+	struct runner *r = ctx;
+
+	if (!r->vm_built || index >= r->vm_cfg->ndisks)
+		return cv_fmt(err, errlen, "Unable to patch the block device: the VM has no drive %u", index);
+	if (vm_disk_replace(&r->vm, index, path))
+		return cv_fmt(err, errlen, "Unable to patch the block device: %s", cv_last_error());
+	r->vm_cfg->disks[index].path = path;
+	return 0;
+}
+
 static int api_ctrl_alt_del(void *ctx, char *err, size_t errlen)
 {
 	struct runner *r = ctx;
@@ -343,6 +356,7 @@ static const struct fc_ops api_ops = {
 	.ctrl_alt_del = api_ctrl_alt_del,
 	.snapshot_create = api_snapshot_create,
 	.snapshot_load = api_snapshot_load,
+	.drive_path = api_drive_path,
 	.metrics = api_metrics,
 };
 

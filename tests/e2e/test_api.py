@@ -259,3 +259,32 @@ def test_network_interface_session(spawn, tmp_path, kernel, initrd, kvm_availabl
     assert "06:00:ac:10:00:02" in out and status == 0, g.describe()
     g.send("poweroff")
     assert g.wait_exit() == 0, g.describe()
+
+
+def test_patch_drive_path_switches_the_running_disk(api_vm, kernel, initrd, tmp_path):
+    """Firecracker's PATCH /drives/ID with a new path_on_host: the running
+    guest reads the new file, is told its new size, and a snapshot taken
+    afterwards names the new file."""
+    g, sock = api_vm
+    old, new = tmp_path / "old.img", tmp_path / "new.img"
+    old.write_bytes(b"OLD-CONTENT".ljust(1 << 20, b"\0"))
+    new.write_bytes(b"NEW-CONTENT".ljust(3 << 20, b"\0"))
+    configure(sock, kernel, initrd)
+    assert curl(sock, "PUT", "/drives/data", {"drive_id": "data", "path_on_host": str(old),
+                                              "is_root_device": False, "is_read_only": False})[0] == 204
+    assert curl(sock, "PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
+    g.wait_ready()
+    out, _ = g.run("head -c 11 /dev/vda; echo; cat /sys/block/vda/size")
+    assert "OLD-CONTENT" in out and "2048" in out.split(), out
+    status, body = curl(sock, "PATCH", "/drives/data", {"drive_id": "data", "path_on_host": str(tmp_path / "nope")})
+    assert status == 400 and "nope" in body["fault_message"], body
+    assert curl(sock, "PATCH", "/drives/data", {"drive_id": "data", "path_on_host": str(new)})[0] == 204
+    # The guest hears of the new size through a configuration interrupt.
+    out, _ = g.run("for i in $(seq 50); do [ $(cat /sys/block/vda/size) = 6144 ] && break; sleep 0.1; done; "
+                   "echo 3 > /proc/sys/vm/drop_caches; head -c 11 /dev/vda; echo; cat /sys/block/vda/size")
+    assert "NEW-CONTENT" in out and "6144" in out.split(), out
+    status, cfg = curl(sock, "GET", "/vm/config")
+    assert cfg["drives"][0]["path_on_host"] == str(new), cfg
+    _, status = g.run("echo written-after > /tmp/x && dd if=/tmp/x of=/dev/vda bs=512 seek=100 conv=fsync 2>/dev/null")
+    assert status == 0, g.describe()
+    assert b"written-after" in new.read_bytes() and b"written-after" not in old.read_bytes()

@@ -57,6 +57,19 @@ static int m_snapshot_create(void *ctx, const char *state_path, const char *mem_
 	return 0;
 }
 
+static char drive_path[80];
+static unsigned drive_index;
+
+static int m_drive_path(void *ctx, unsigned index, const char *path, char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)err;
+	(void)errlen;
+	drive_index = index;
+	snprintf(drive_path, sizeof(drive_path), "%s", path);
+	return 0;
+}
+
 static int m_cad(void *ctx, char *err, size_t errlen)
 {
 	(void)ctx;
@@ -67,7 +80,11 @@ static int m_cad(void *ctx, char *err, size_t errlen)
 }
 
 static const struct fc_ops ops = {
-	.start = m_start, .pause = m_pause, .ctrl_alt_del = m_cad, .snapshot_create = m_snapshot_create
+	.start = m_start,
+	.pause = m_pause,
+	.ctrl_alt_del = m_cad,
+	.snapshot_create = m_snapshot_create,
+	.drive_path = m_drive_path,
 };
 static struct fc_api api;
 static char kernel[64], disk[64], disk2[64];
@@ -258,7 +275,7 @@ static void test_root_drive_goes_first_and_into_cmdline(void **state)
 /* cellvm's own drive field: a qcow2 drive says so; Firecracker's are raw. */
 static void test_drive_format(void **state)
 {
-	char body[256], *msg, *before;
+	char body[256], *msg, *before, *after;
 
 	(void)state;
 	configure();
@@ -267,8 +284,10 @@ static void test_drive_format(void **state)
 		 "\"format\": \"vmdk\"}", disk2);
 	assert_int_equal(req("PUT", "/drives/data", body, &msg), 400);
 	assert_non_null(strstr(msg, "invalid format 'vmdk'"));
-	assert_string_equal(config_snapshot(), before);
+	after = config_snapshot();
+	assert_string_equal(after, before);
 	free(before);
+	free(after);
 	snprintf(body, sizeof(body), "{\"drive_id\": \"data\", \"path_on_host\": \"%s\", \"is_root_device\": false, "
 		 "\"format\": \"qcow2\"}", disk2);
 	assert_int_equal(req("PUT", "/drives/data", body, NULL), 204);
@@ -311,7 +330,7 @@ static void test_second_root_refused(void **state)
 
 static void test_post_boot_rules(void **state)
 {
-	char *msg, body[256];
+	char *msg, body[256], disk3[64];
 
 	(void)state;
 	configure();
@@ -329,12 +348,23 @@ static void test_post_boot_rules(void **state)
 	assert_int_equal(mock.resumes, 1);
 	assert_int_equal(req("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", NULL), 204);
 	assert_int_equal(mock.cads, 1);
-	/* A PATCH that changes nothing is fine; changing a running drive is
-	 * refused with a reason. */
+	/* A PATCH that changes nothing is fine; a new path goes to the VMM,
+	 * a path that is not there is refused before. */
 	snprintf(body, sizeof(body), "{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\"}", disk);
 	assert_int_equal(req("PATCH", "/drives/rootfs", body, NULL), 204);
-	snprintf(body, sizeof(body), "{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\"}", disk2);
-	assert_int_equal(req("PATCH", "/drives/rootfs", body, NULL), 400);
+	assert_string_equal(drive_path, "");
+	assert_int_equal(req("PATCH", "/drives/rootfs", "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/nonexistent\"}",
+			     NULL),
+			 400);
+	assert_string_equal(drive_path, "");
+	tmpfile_at(disk3, "/tmp/cellvm-test-disk-XXXXXX");
+	snprintf(body, sizeof(body), "{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\"}", disk3);
+	assert_int_equal(req("PATCH", "/drives/rootfs", body, NULL), 204);
+	assert_string_equal(drive_path, disk3);
+	assert_int_equal(drive_index, 0);
+	assert_int_equal(req("GET", "/vm/config", NULL, &msg), 200);
+	assert_non_null(strstr(msg, disk3));
+	unlink(disk3);
 	assert_int_equal(req("PATCH", "/drives/nope", "{\"drive_id\": \"nope\"}", NULL), 400);
 	assert_int_equal(req("PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\"}", NULL), 204);
 }
