@@ -534,7 +534,15 @@ static char *dup_or_null(const char *s)
 
 int api_config_describe(struct api_config *c, const struct vm_config *vm)
 {
+	/* The logger and metrics stay as configured: they are the process's. */
+	struct api_logger logger = c->logger;
+	struct api_metrics metrics = c->metrics;
+
+	c->logger = (struct api_logger){ 0 };
+	c->metrics = (struct api_metrics){ 0 };
 	api_config_free(c);
+	c->logger = logger;
+	c->metrics = metrics;
 	c->boot_set = vm->kernel != NULL;
 	c->kernel = dup_or_null(vm->kernel);
 	c->initrd = dup_or_null(vm->initrd);

@@ -13,7 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/config.h"
 #include "api/firecracker.h"
+#include "vmm/options.h"
 
 static struct {
 	int starts, pauses, resumes, cads;
@@ -317,6 +319,44 @@ static void test_snapshot_disk_layer(void **state)
 	assert_string_equal(snap_layer, "s1");
 }
 
+/* A VM built from the command line or a snapshot, as GET /vm/config shows
+ * it; what the process was given through the API (the logger) stays. */
+static void test_describe_vm(void **state)
+{
+	static struct vm_config vm;
+	struct api_config c;
+	json_t *j;
+	char *text;
+
+	(void)state;
+	vm_config_defaults(&vm);
+	vm.kernel = "/k/vmlinux";
+	vm.cpus = 2;
+	vm.memory = 512ULL << 20;
+	vm.ndisks = 1;
+	vm.disks[0] = (struct disk_config){ .path = "/d/root.qcow2", .format = DISK_FORMAT_QCOW2, .id = "root" };
+	vm.nnics = 1;
+	vm.nics[0] = (struct net_config){ .id = "net0", .mode = NET_NAT };
+	api_config_init(&c);
+	c.logger.set = true;
+	c.logger.path = strdup("/tmp/log");
+	assert_int_equal(api_config_describe(&c, &vm), 0);
+	assert_int_equal(c.vcpus, 2);
+	assert_int_equal(c.mem_mib, 512);
+	assert_string_equal(c.drives[0].path, "/d/root.qcow2");
+	assert_true(c.drives[0].qcow2);
+	assert_string_equal(c.nics[0].id, "net0");
+	assert_true(c.nics[0].mac_set); /* derived from the VM's name, as the NIC has it */
+	assert_string_equal(c.logger.path, "/tmp/log");
+	j = api_config_json(&c);
+	text = json_dumps(j, JSON_COMPACT);
+	assert_non_null(strstr(text, "\"path_on_host\":\"/d/root.qcow2\""));
+	assert_non_null(strstr(text, "\"kernel_image_path\":\"/k/vmlinux\""));
+	free(text);
+	json_decref(j);
+	api_config_free(&c);
+}
+
 static void test_second_root_refused(void **state)
 {
 	char body[256], *msg;
@@ -422,6 +462,7 @@ int main(void)
 		T(test_root_drive_goes_first_and_into_cmdline),
 		T(test_second_root_refused),
 		T(test_drive_format),
+		T(test_describe_vm),
 		T(test_snapshot_disk_layer),
 		T(test_post_boot_rules),
 		T(test_start_needs_kernel),
