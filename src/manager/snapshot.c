@@ -415,7 +415,7 @@ static int snap_list(const char *name)
 
 static int snap_restore(const char *name, const char *snap)
 {
-	char layer[PATH_MAX], undo[CV_MAX_DISKS][PATH_MAX], rel[PATH_MAX];
+	char layer[PATH_MAX], undo[CV_MAX_DISKS][PATH_MAX], rel[PATH_MAX], tmp[PATH_MAX];
 	bool moved[CV_MAX_DISKS] = { false };
 	struct vm_status st;
 	struct drives d;
@@ -434,8 +434,11 @@ static int snap_restore(const char *name, const char *snap)
 
 		if ((rc = layer_of(d.path[i], snap, layer, sizeof(layer))) || !exists(layer))
 			continue;
-		if ((rc = layer_tmp_name(d.path[i], undo[i], sizeof(undo[i]))))
+		/* Not layer_new_delta's own temporary name. */
+		if ((rc = layer_tmp_name(d.path[i], tmp, sizeof(tmp))) ||
+		    (rc = path_fmt(undo[i], sizeof(undo[i]), "%s-undo", tmp)))
 			break;
+		unlink(undo[i]); /* a leftover of a crashed run of ours */
 		if (link(d.path[i], undo[i]) < 0) {
 			cv_err("cannot link '%s' to '%s': %s", d.path[i], undo[i], strerror(errno));
 			rc = CV_EFAIL;

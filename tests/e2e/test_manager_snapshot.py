@@ -217,3 +217,17 @@ def test_snapshot_bad_input_exit_2_no_change(mgr, kernel, initrd, tmp_path):
     assert res.returncode == 2 and "is running: stop it first" in res.stderr, res.stderr
     con.write(b"\x01x")
     con.wait()
+    mgr("stop", "bad", "--force", check=0)
+
+    # A restore that fails (a corrupt state file) leaves the disk as it was.
+    b = mgr.bundle("bad")
+    state = b / "snapshots/s1/state"
+    data = bytearray(state.read_bytes())
+    data[len(data) // 2] ^= 0xff
+    state.write_bytes(bytes(data))
+    before = mgr.snapshot()
+    res = mgr("snapshot", "restore", "bad", "s1")
+    assert res.returncode == 2 and "did not start" in res.stderr, res.stdout + res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    after = {p: v for p, v in mgr.snapshot().items() if not p.endswith(("vm.log", "vm.pid"))}
+    assert after == {p: v for p, v in before.items() if not p.endswith(("vm.log", "vm.pid"))}
