@@ -289,6 +289,25 @@ static int patch_drive(struct fc_api *a, const char *id, json_t *body, char *err
 	return 0;
 }
 
+static int put_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)
+{
+	json_t *dest, *token, *down;
+	uint64_t ms = 50;
+	int rc = json_fields(body, "migrate",
+			     (const struct jfield[]){ { "destination", JF_STRING, true, &dest },
+						      { "token", JF_STRING, true, &token },
+						      { "downtime_ms", JF_UINT, false, &down } },
+			     3, err, errlen);
+
+	if (rc || (down && (rc = json_uint_range(down, "downtime_ms", 1, 60000, &ms, err, errlen))))
+		return rc;
+	if (!json_string_length(token) || json_string_length(token) > 256)
+		return cv_fmt(err, errlen, "invalid token: 1 to 256 characters");
+	if (!a->ops->migrate)
+		return cv_fmt(err, errlen, "migration is not supported by this VMM");
+	return a->ops->migrate(a->ctx, json_string_value(dest), json_string_value(token), (unsigned)ms, err, errlen);
+}
+
 /* A PUT or PATCH with a parsed body. Returns 0 or CV_E* with err set. */
 static int modify(struct fc_api *a, bool patch, const char **tok, int n, json_t *body, char *err, size_t errlen)
 {
@@ -320,6 +339,8 @@ static int modify(struct fc_api *a, bool patch, const char **tok, int n, json_t 
 			     : ((rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_put_nic(&a->cfg, id, body, err, errlen));
 	if (patch && !strcmp(res, "vm"))
 		return patch_vm(a, body, err, errlen);
+	if (!patch && !strcmp(res, "migrate"))
+		return (rc = check_when(a, POST_BOOT, err, errlen)) ? rc : put_migrate(a, body, err, errlen);
 	if (is_unsupported(res))
 		return cv_fmt(err, errlen, "/%s is not supported by this build of cellvm", res);
 	return cv_fmt(err, errlen, "Invalid request method and/or path: %s /%s.", patch ? "PATCH" : "PUT", res);
@@ -341,6 +362,8 @@ static void get(struct fc_api *a, const char **tok, int n, struct fc_reply *r, c
 		reply_json(r, 200, api_machine_json(&a->cfg));
 	else if (n == 2 && !strcmp(tok[0], "vm") && !strcmp(tok[1], "config"))
 		reply_json(r, 200, api_config_json(&a->cfg));
+	else if (n == 1 && !strcmp(tok[0], "migrate") && a->ops->migrate_status)
+		reply_json(r, 200, a->ops->migrate_status(a->ctx));
 	else if (is_unsupported(tok[0]))
 		reply_fault(r, (cv_fmt(err, errlen, "/%s is not supported by this build of cellvm", tok[0]), err));
 	else

@@ -44,6 +44,11 @@ struct fc_ops {
 	 * configuration's order) continues on the file at path, which stays
 	 * valid as long as the VM. */
 	int (*drive_path)(void *ctx, unsigned index, const char *path, char *err, size_t errlen);
+	/* cellvm's own PUT /migrate (start moving the running VM to dest) and
+	 * GET /migrate (how it goes: a JSON object). */
+	int (*migrate)(void *ctx, const char *dest, const char *token, unsigned downtime_ms, char *err,
+		       size_t errlen);
+	json_t *(*migrate_status)(void *ctx);
 	/* Adds the VMM's own counters to a metrics line (may be NULL). */
 	void (*metrics)(void *ctx, json_t *line);
 };

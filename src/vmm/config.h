@@ -90,6 +90,8 @@ struct vm_config {
 	 * console on a socket instead of stdio, a locked pid file, a snapshot
 	 * to continue. */
 	const char *api_sock, *config_file, *console_sock, *pid_file, *restore_dir;
+	/* a migration to take in (tcp:ADDR:PORT) and its shared token */
+	const char *incoming, *migrate_token;
 	/* Storage for option values that were split (disk paths). */
 	char strings[CV_MAX_DISKS][4096];
 };

@@ -81,3 +81,21 @@ void dirty_log_free(struct dirty_log *d)
 	d->pending = d->scratch = NULL;
 	d->on = false;
 }
+
+void dirty_log_stop(struct dirty_log *d, struct guest_mem *m)
+{
+	uint64_t *vmm = m->dirty;
+
+	if (!d->on)
+		return;
+	guest_mem_set_slot_flags(m, 0);
+	m->dirty = NULL;
+	free(vmm);
+	dirty_log_free(d);
+}
+
+void dirty_log_mark_all(struct dirty_log *d, const struct guest_mem *m)
+{
+	if (d->on)
+		memset(d->pending, 0xff, guest_mem_bitmap_words(m) * 8);
+}

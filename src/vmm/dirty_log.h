@@ -24,5 +24,10 @@ int dirty_log_collect(struct dirty_log *d, struct guest_mem *m);
 /* Forgets the pending pages (they are in a snapshot now). */
 void dirty_log_clear(struct dirty_log *d, const struct guest_mem *m);
 void dirty_log_free(struct dirty_log *d);
+/* Ends tracking started by dirty_log_start (main thread). */
+void dirty_log_stop(struct dirty_log *d, struct guest_mem *m);
+/* Every page pending: after the pending set was lost (a migration that
+ * failed), the next diff holds everything. */
+void dirty_log_mark_all(struct dirty_log *d, const struct guest_mem *m);
 
 #endif

@@ -222,3 +222,23 @@ int vm_disk_replace(struct vm *vm, unsigned i, const char *path)
 		cv_warn("disk '%s': writing its metadata back failed", vm->cfg->disks[i].path);
 	return 0;
 }
+
+void vm_disks_release(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
+		struct block *b = virtio_blk_detach(devices_disk(vm, i));
+
+		if (b && b->ops->close(b))
+			cv_warn("disk '%s': writing its metadata back failed", vm->cfg->disks[i].path);
+	}
+}
+
+int vm_disks_reacquire(struct vm *vm)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; i < vm->cfg->ndisks; i++)
+		if (!virtio_blk_disk(devices_disk(vm, i)) && reopen(vm, i))
+			rc = CV_EFAIL;
+	return rc;
+}

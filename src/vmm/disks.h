@@ -40,6 +40,12 @@ void vm_disks_thaw(struct vm *vm, struct disk_layers *dl);
  * unchanged. */
 int vm_disk_replace(struct vm *vm, unsigned i, const char *path);
 
+/* Migration: the source closes its disks (writing their metadata back)
+ * before the destination opens them, and opens them again if the
+ * destination fails. The VM is paused and its disks idle. */
+void vm_disks_release(struct vm *vm);
+int vm_disks_reacquire(struct vm *vm);
+
 void vm_disks_encode(struct vm *vm, const struct disk_layers *dl, struct snap_writer *w);
 /* Checks each disk of cfg (not opened yet) against the section: 0, or
  * CV_EINPUT reported naming the disk and what differs. */

@@ -38,6 +38,8 @@ const char options_run_usage[] =
 	"                       the API's PUT /snapshot/create); the VM's options come from the snapshot\n"
 	"  --net-override IFACE=TAP  with --restore: NIC IFACE (netN, or the API's iface_id) uses tap\n"
 	"                       TAP instead of the snapshot's (each clone of a snapshot needs its own)\n"
+	"  --incoming tcp:ADDR:PORT  wait for a VM migrating here (PUT /migrate on the source), then\n"
+	"                       run it; with --migrate-token TOKEN, which the source must give\n"
 	"  --track-dirty-pages  track the pages the guest writes, so that the API can take Diff\n"
 	"                       snapshots (only what changed since the previous snapshot)\n"
 	"Console: the guest's ttyS0 is this terminal; Ctrl-A x quits, Ctrl-A h helps.\n";
@@ -227,6 +229,8 @@ static const char **process_option(const char *name, struct vm_config *cfg)
 	       : !strcmp(name, "--console-sock") ? &cfg->console_sock
 	       : !strcmp(name, "--pid-file")	? &cfg->pid_file
 	       : !strcmp(name, "--restore")	? &cfg->restore_dir
+	       : !strcmp(name, "--incoming")	? &cfg->incoming
+	       : !strcmp(name, "--migrate-token") ? &cfg->migrate_token
 						: NULL;
 }
 
@@ -314,12 +318,18 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 	if (cfg->restore_dir && (vm_option || cfg->config_file || transport_or_console))
 		return cv_fmt(err, errlen, "'%s' cannot be combined with --restore: the snapshot describes the VM",
 			      vm_option ? vm_option : cfg->config_file ? "--config-file" : transport_or_console);
+	if (cfg->incoming && (vm_option || cfg->config_file || cfg->restore_dir || transport_or_console))
+		return cv_fmt(err, errlen, "'%s' cannot be combined with --incoming: the migration describes the VM",
+			      vm_option ? vm_option : cfg->config_file ? "--config-file" : cfg->restore_dir ? "--restore"
+												     : transport_or_console);
+	if (!cfg->incoming != !cfg->migrate_token)
+		return cv_fmt(err, errlen, "--incoming and --migrate-token go together: the source must give the token");
 	if (cfg->noverrides && !cfg->restore_dir)
 		return cv_fmt(err, errlen, "--net-override is for --restore: a new VM names its taps in --net");
 	if (vm_option && cfg->config_file)
 		return cv_fmt(err, errlen, "'%s' cannot be combined with --config-file: the VM is described there",
 			      vm_option);
-	if (!cfg->kernel && !cfg->api_sock && !cfg->config_file && !cfg->restore_dir)
+	if (!cfg->kernel && !cfg->api_sock && !cfg->config_file && !cfg->restore_dir && !cfg->incoming)
 		return cv_fmt(err, errlen, "missing --kernel PATH (see cellvm run --help)");
 	return 0;
 }

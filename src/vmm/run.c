@@ -15,6 +15,7 @@
 #include "util/err.h"
 #include "vmm/console.h"
 #include "vmm/console_sock.h"
+#include "migrate/migrate.h"
 #include "vmm/disks.h"
 #include "vmm/kvm.h"
 #include "vmm/vm.h"
@@ -50,6 +51,8 @@ struct runner {
 	int pid_fd;
 	double hint_at; /* when to explain a silent guest on PVM (0: done) */
 	double metrics_at;
+	struct migration *mig; /* the last migration out (its status stays) */
+	bool migrating;
 	bool done;
 	int code;
 };
@@ -268,6 +271,8 @@ static int api_pause(void *ctx, bool pause, char *err, size_t errlen)
 {
 	struct runner *r = ctx;
 
+	if (r->migrating)
+		return cv_fmt(err, errlen, "a migration is in progress (GET /migrate)");
 	if (pause ? vm_pause(&r->vm) : vm_resume(&r->vm))
 		return cv_fmt(err, errlen, "%s", cv_last_error());
 	return 0;
@@ -279,6 +284,8 @@ static int api_snapshot_create(void *ctx, const char *state_path, const char *me
 	struct runner *r = ctx;
 	struct vm_snapshot_stats st;
 
+	if (r->migrating)
+		return cv_fmt(err, errlen, "Create snapshot error: a migration is in progress");
 	if (vm_snapshot_create(&r->vm, state_path, mem_path, diff, disk_layer, &st))
 		return cv_fmt(err, errlen, "Create snapshot error: %s", cv_last_error());
 	cv_warn("snapshot: %llu bytes of state, %llu of memory data, %.1f ms", (unsigned long long)st.state_bytes,
@@ -287,18 +294,25 @@ static int api_snapshot_create(void *ctx, const char *state_path, const char *me
 }
 
 /* Opens a snapshot and builds the VM from it. */
-static int restore_up(struct runner *r, const struct fc_snapshot_load *l)
+/* Builds the VM from a snapshot, or (in: not NULL) from a migration that
+ * arrived. */
+static int restore_up(struct runner *r, const struct fc_snapshot_load *l, struct incoming *in)
 {
 	int rc;
 
-	if ((rc = vm_restore_open(&r->restore, l->state_path, l->mem_path)))
+	if ((rc = in ? vm_restore_open_buf(&r->restore, in->state, in->state_len, in->ram, in->ram_size)
+		     : vm_restore_open(&r->restore, l->state_path, l->mem_path)))
 		return rc;
 	r->restore_open = r->restoring = true;
 	r->restore.config.cfg.track_dirty_pages = l->track;
 	if ((rc = snap_config_override_nics(&r->restore.config.cfg, l->overrides, l->noverrides)))
 		return rc;
 	r->vm_cfg = &r->restore.config.cfg;
-	if ((rc = vm_up(r, !l->resume)) || (rc = api_config_describe(&r->fc.cfg, r->vm_cfg)))
+	rc = vm_up(r, !l->resume);
+	/* Once the VM took the RAM it is the VM's (vm_restore_memory). */
+	if (in && !r->restore.ram)
+		in->ram = NULL;
+	if (rc || (rc = api_config_describe(&r->fc.cfg, r->vm_cfg)))
 		vm_down(r);
 	return rc;
 }
@@ -307,7 +321,7 @@ static int api_snapshot_load(void *ctx, const struct fc_snapshot_load *l, char *
 {
 	struct runner *r = ctx;
 
-	if (restore_up(r, l))
+	if (restore_up(r, l, NULL))
 		return cv_fmt(err, errlen, "Load snapshot error: %s", cv_last_error());
 	return 0;
 }
@@ -350,6 +364,51 @@ static void api_metrics(void *ctx, json_t *line)
 				      "exit_other", (json_int_t)other));
 }
 
+static void migration_done(void *ctx, bool ok)
+{
+	struct runner *r = ctx;
+	struct mig_status st;
+
+	r->migrating = false;
+	migration_status(r->mig, &st);
+	if (!ok) {
+		cv_warn("migration failed, the VM goes on here: %s", st.error);
+		return;
+	}
+	cv_warn("migrated: %u rounds, %.1f MiB sent, %.0f ms in all, %.1f ms paused", st.round,
+		(double)st.bytes / (1 << 20), st.total_ms, st.downtime_ms);
+	vm_request_exit(&r->vm, VM_EXIT_STOPPED);
+}
+
+static int api_migrate(void *ctx, const char *dest, const char *token, unsigned downtime_ms, char *err, size_t errlen)
+{
+	struct runner *r = ctx;
+
+	if (!r->vm_built)
+		return cv_fmt(err, errlen, "no VM to migrate");
+	if (r->migrating)
+		return cv_fmt(err, errlen, "a migration is already in progress (GET /migrate)");
+	migration_free(r->mig);
+	r->mig = NULL;
+	if (migration_start(&r->mig, &r->vm, &r->loop, dest, token, downtime_ms, migration_done, r))
+		return cv_fmt(err, errlen, "cannot migrate: %s", cv_last_error());
+	r->migrating = true;
+	return 0;
+}
+
+static json_t *api_migrate_status(void *ctx)
+{
+	struct runner *r = ctx;
+	struct mig_status st = { 0 };
+
+	if (r->mig)
+		migration_status(r->mig, &st);
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:s?}", "state", mig_state_name(st.state), "round",
+			 (json_int_t)st.round, "bytes_sent", (json_int_t)st.bytes, "pages_sent", (json_int_t)st.pages,
+			 "dirty_pages", (json_int_t)st.dirty, "total_ms", st.total_ms, "downtime_ms", st.downtime_ms,
+			 "error", st.error[0] ? st.error : NULL);
+}
+
 static const struct fc_ops api_ops = {
 	.start = api_start,
 	.pause = api_pause,
@@ -357,6 +416,8 @@ static const struct fc_ops api_ops = {
 	.snapshot_create = api_snapshot_create,
 	.snapshot_load = api_snapshot_load,
 	.drive_path = api_drive_path,
+	.migrate = api_migrate,
+	.migrate_status = api_migrate_status,
 	.metrics = api_metrics,
 };
 
@@ -478,6 +539,18 @@ static int setup(struct runner *r)
 		return rc;
 	if (r->cfg->config_file)
 		return load_config_file(r);
+	if (r->cfg->incoming) {
+		struct fc_snapshot_load l = { .resume = true };
+		struct incoming in;
+
+		if ((rc = migration_receive(r->cfg->incoming, r->cfg->migrate_token, &in)))
+			return rc;
+		rc = restore_up(r, &l, &in);
+		migration_reply(&in, rc ? 1 : 0, rc ? cv_last_error() : "running");
+		if (!rc)
+			r->fc.state = FC_RUNNING;
+		return rc;
+	}
 	if (r->cfg->restore_dir) {
 		char state[4096], mem[4096];
 
@@ -492,7 +565,7 @@ static int setup(struct runner *r)
 
 		memcpy(l.overrides, r->cfg->overrides, sizeof(l.overrides));
 		l.noverrides = r->cfg->noverrides;
-		if ((rc = restore_up(r, &l)))
+		if ((rc = restore_up(r, &l, NULL)))
 			return rc;
 		r->fc.state = FC_RUNNING;
 		return 0;
@@ -539,6 +612,8 @@ int run_main(struct vm_config *cfg, int sig_fd)
 		}
 		timers(&r, now_s());
 	}
+	/* The migration thread reads the VM's RAM: it goes first. */
+	migration_free(r.mig);
 	vm_down(&r);
 	api_server_close(r.api);
 	if (r.cs_ok)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -214,7 +215,7 @@ int vm_state_register_clock(struct vm *vm)
 
 /* Lets in-flight requests finish: the vCPUs are parked, so nothing new
  * arrives, but a disk read in flight would still write guest RAM. */
-static int drain(struct vm *vm)
+int vm_drain(struct vm *vm)
 {
 	double deadline = mono_ms() + DRAIN_TIMEOUT_S * 1000.0;
 
@@ -257,6 +258,20 @@ static int check_diff(const struct vm *vm)
 	return 0;
 }
 
+int vm_state_build(struct vm *vm, const struct disk_layers *dl, struct snap_file_writer *w)
+{
+	struct snap_writer sec;
+
+	snap_file_start(w);
+	snap_writer_init(&sec);
+	snap_config_encode(&sec, vm->cfg);
+	add_section(w, "config", SNAP_CONFIG_VERSION, &sec);
+	snap_writer_init(&sec);
+	vm_disks_encode(vm, dl, &sec);
+	add_section(w, DISKS_SECTION, DISKS_VERSION, &sec);
+	return state_save_all(&vm->state, w);
+}
+
 int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, bool diff,
 		       const char *disk_layer, struct vm_snapshot_stats *st)
 {
@@ -273,16 +288,9 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 		return CV_EINPUT;
 	}
 	if ((diff && (rc = check_diff(vm))) || (rc = state_check_coverage(&vm->state, &vm->pio, &vm->mmio, &vm->pci)) ||
-	    (rc = drain(vm)) || (rc = dirty_log_collect(&vm->dirty, &vm->mem)) || (rc = vm_disks_freeze(vm, &dl)))
+	    (rc = vm_drain(vm)) || (rc = dirty_log_collect(&vm->dirty, &vm->mem)) || (rc = vm_disks_freeze(vm, &dl)))
 		return rc;
-	snap_file_start(&w);
-	snap_writer_init(&sec);
-	snap_config_encode(&sec, vm->cfg);
-	add_section(&w, "config", SNAP_CONFIG_VERSION, &sec);
-	snap_writer_init(&sec);
-	vm_disks_encode(vm, &dl, &sec);
-	add_section(&w, DISKS_SECTION, DISKS_VERSION, &sec);
-	rc = state_save_all(&vm->state, &w);
+	rc = vm_state_build(vm, &dl, &w);
 	if (!rc)
 		rc = memfile_save(&vm->mem, mem_path, diff ? vm->dirty.pending : NULL, &st->mem_bytes_written);
 	/* The new chain is the old one plus this layer (a full layer alone). */
@@ -336,11 +344,42 @@ static int section_done(const char *state_path, const char *id, struct snap_read
 	return CV_EINPUT;
 }
 
-int vm_restore_open(struct vm_restore *rs, const char *state_path, const char *mem_path)
+/* Decodes the configuration, checks the disks and (unless the memory
+ * comes with the state, rs->ram) the memory chain of rs->file. */
+static int restore_decode(struct vm_restore *rs, const char *name)
 {
 	struct snap_reader r;
-	char err[256];
 	int rc;
+
+	rc = find_section(rs, name, "config", SNAP_CONFIG_VERSION, &r);
+	if (!rc)
+		rc = section_done(name, "config", &r, snap_config_decode(&r, &rs->config));
+	/* Before the VM opens (and locks) its disks. */
+	if (!rc)
+		rc = find_section(rs, name, DISKS_SECTION, DISKS_VERSION, &r);
+	if (!rc) {
+		int bad = vm_disks_check(&rs->config.cfg, &r);
+
+		/* A disk that changed is reported already; a bad section is not. */
+		rc = bad && snap_reader_ok(&r) ? bad : section_done(name, DISKS_SECTION, &r, bad);
+	}
+	if (!rc && !rs->ram)
+		rc = find_section(rs, name, MEMCHAIN_SECTION, MEMCHAIN_VERSION, &r);
+	if (!rc && !rs->ram) {
+		struct guest_mem m;
+
+		guest_mem_layout(&m, rs->config.cfg.memory, LAYOUT_MMIO_HOLE);
+		mem_chain_init(&rs->chain, guest_mem_bitmap_words(&m));
+		rc = section_done(name, MEMCHAIN_SECTION, &r, mem_chain_decode(&r, &rs->chain));
+	}
+	if (rc)
+		vm_restore_close(rs);
+	return rc;
+}
+
+int vm_restore_open(struct vm_restore *rs, const char *state_path, const char *mem_path)
+{
+	char err[256];
 
 	memset(rs, 0, sizeof(*rs));
 	rs->mem_path = mem_path;
@@ -348,30 +387,30 @@ int vm_restore_open(struct vm_restore *rs, const char *state_path, const char *m
 		cv_err("invalid snapshot '%s': %s", state_path, err);
 		return CV_EINPUT;
 	}
-	rc = find_section(rs, state_path, "config", SNAP_CONFIG_VERSION, &r);
-	if (!rc)
-		rc = section_done(state_path, "config", &r, snap_config_decode(&r, &rs->config));
-	/* Before the VM opens (and locks) its disks. */
-	if (!rc)
-		rc = find_section(rs, state_path, DISKS_SECTION, DISKS_VERSION, &r);
-	if (!rc) {
-		int bad = vm_disks_check(&rs->config.cfg, &r);
+	return restore_decode(rs, state_path);
+}
 
-		/* A disk that changed is reported already; a bad section is not. */
-		rc = bad && snap_reader_ok(&r) ? bad : section_done(state_path, DISKS_SECTION, &r, bad);
-	}
-	if (!rc)
-		rc = find_section(rs, state_path, MEMCHAIN_SECTION, MEMCHAIN_VERSION, &r);
-	if (!rc) {
-		struct guest_mem m;
+int vm_restore_open_buf(struct vm_restore *rs, const uint8_t *buf, size_t len, void *ram, uint64_t ram_size)
+{
+	char err[256];
+	int rc;
 
-		guest_mem_layout(&m, rs->config.cfg.memory, LAYOUT_MMIO_HOLE);
-		mem_chain_init(&rs->chain, guest_mem_bitmap_words(&m));
-		rc = section_done(state_path, MEMCHAIN_SECTION, &r, mem_chain_decode(&r, &rs->chain));
+	memset(rs, 0, sizeof(*rs));
+	rs->ram = ram;
+	rs->migrated = true;
+	if (snap_file_parse(buf, len, &rs->file, err, sizeof(err))) {
+		cv_err("invalid VM state: %s", err);
+		return CV_EINPUT;
 	}
-	if (rc)
+	if ((rc = restore_decode(rs, "(incoming)")))
+		return rc;
+	if (rs->config.cfg.memory != ram_size) {
+		cv_err("invalid VM state: %llu MiB of RAM, but %llu MiB came", (unsigned long long)(rs->config.cfg.memory >> 20),
+		       (unsigned long long)(ram_size >> 20));
 		vm_restore_close(rs);
-	return rc;
+		return CV_EINPUT;
+	}
+	return 0;
 }
 
 void vm_restore_close(struct vm_restore *rs)
@@ -388,6 +427,16 @@ int vm_restore_memory(struct vm *vm, struct vm_restore *rs)
 	struct mem_chain *c = &rs->chain;
 	int rc = 0;
 
+	if (rs->ram) {
+		/* The pages move under the VM's mapping: nothing is copied. */
+		if (mremap(rs->ram, vm->mem.size, vm->mem.size, MREMAP_MAYMOVE | MREMAP_FIXED, vm->mem.host) ==
+		    MAP_FAILED) {
+			cv_err("cannot move the received RAM into the VM: %s", strerror(errno));
+			return CV_EFAIL;
+		}
+		rs->ram = NULL;
+		return 0;
+	}
 	for (unsigned i = 0; !rc && i + 1 < c->n; i++)
 		rc = mem_chain_check(c, i);
 	if (!rc)
@@ -416,6 +465,7 @@ int vm_restore_state(struct vm *vm, struct vm_restore *rs)
 	}
 	for (unsigned i = 0; !rc && i < vm->ndevs; i++)
 		rc = virtio_dev_resume(vm->devs[i].dev);
-	/* Every restore is a copy of the snapshotted VM: tell the guest. */
-	return rc ? rc : vmgenid_changed(&vm->mem, LAYOUT_VMGENID, &vm->pm);
+	/* Every restore is a copy of the snapshotted VM: tell the guest. A
+	 * migrated VM is the same VM, which goes on elsewhere. */
+	return rc || rs->migrated ? rc : vmgenid_changed(&vm->mem, LAYOUT_VMGENID, &vm->pm);
 }

@@ -10,6 +10,7 @@
 #include "snapshot/config.h"
 #include "snapshot/file.h"
 #include "snapshot/memchain.h"
+#include "vmm/disks.h"
 
 struct vm;
 
@@ -36,12 +37,23 @@ struct vm_restore {
 	struct snap_config config;
 	struct mem_chain chain; /* its last layer is mem_path's */
 	const char *mem_path;
+	void *ram; /* or: the RAM arrived with the state (migration), here */
+	bool migrated;
 };
 
 /* Reads and validates the state file and decodes its configuration.
  * 0 or CV_EINPUT, reported with the path. */
 int vm_restore_open(struct vm_restore *rs, const char *state_path, const char *mem_path);
 void vm_restore_close(struct vm_restore *rs);
+/* The same from a state that came over a migration stream, with the RAM
+ * already received into the anonymous mapping ram (ram_size bytes, laid
+ * out like guest_mem's host mapping), which the VM then takes over. */
+int vm_restore_open_buf(struct vm_restore *rs, const uint8_t *buf, size_t len, void *ram, uint64_t ram_size);
+/* Lets a paused VM's in-flight device requests finish (they would still
+ * write RAM). 0 or CV_EFAIL after a timeout, reported. */
+int vm_drain(struct vm *vm);
+/* Every section of a paused, drained VM but its memory chain. */
+int vm_state_build(struct vm *vm, const struct disk_layers *dl, struct snap_file_writer *w);
 
 /* For vm_create: registers the VM-wide sections (machine, irqchip, PIT,
  * kvmclock); the kvmclock is registered last so it is loaded after the

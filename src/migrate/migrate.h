@@ -1,0 +1,72 @@
+/* Live migration: a running VM moves to another cellvm over TCP.
+ *
+ * Source (pre-copy): dirty-page tracking starts, every non-zero page of
+ * RAM is sent, then the pages written meanwhile, round after round, until
+ * what is left would take no longer than the downtime target at the
+ * bandwidth measured (or MIG_MAX_ROUNDS have passed). Then the main
+ * thread pauses the VM, lets its device requests finish, closes its disks
+ * (the destination opens the same files) and builds its state; the last
+ * pages and the state go, and the VM ends only when the destination says
+ * it runs. Any failure before that reopens the disks and resumes the VM
+ * as it was. The pages are sent by a thread of their own; the devices go
+ * on on the main thread meanwhile.
+ *
+ * Destination: `cellvm run --incoming tcp:ADDR:PORT --migrate-token T`
+ * accepts one connection, checks the token and every record, receives RAM
+ * into a mapping the VM then takes over, and builds the VM from the state
+ * as a restore does. */
+#ifndef CELLVM_MIGRATE_MIGRATE_H
+#define CELLVM_MIGRATE_MIGRATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/event_loop.h"
+
+#define MIG_MAX_ROUNDS 30
+#define MIG_DEFAULT_DOWNTIME_MS 50
+
+struct vm;
+struct migration;
+
+enum mig_state { MIG_NONE, MIG_ACTIVE, MIG_COMPLETED, MIG_FAILED };
+
+struct mig_status {
+	enum mig_state state;
+	unsigned round;
+	uint64_t bytes, pages; /* sent so far */
+	uint64_t dirty;        /* pages left for the next round */
+	double total_ms, downtime_ms;
+	char error[256];
+};
+
+const char *mig_state_name(enum mig_state s);
+
+/* Starts moving vm (running or paused) to dest ("tcp:HOST:PORT"); `done`
+ * is called on the main thread once it is over (ok: the destination runs
+ * the VM, which must now end here). 0 or CV_E* reported. */
+int migration_start(struct migration **out, struct vm *vm, struct event_loop *loop, const char *dest,
+		    const char *token, unsigned downtime_ms, void (*done)(void *ctx, bool ok), void *ctx);
+void migration_status(struct migration *mg, struct mig_status *st);
+/* After done: joins and frees. */
+void migration_free(struct migration *mg);
+
+/* The destination's side: what arrived. */
+struct incoming {
+	int fd;
+	void *ram;
+	uint64_t ram_size;
+	uint8_t *state;
+	size_t state_len;
+};
+
+/* Listens on spec, takes one migration whose token matches and receives
+ * it whole. 0, or CV_EINPUT (refused: bad token, bad stream) / CV_EFAIL,
+ * reported; nothing is left allocated on failure. */
+int migration_receive(const char *spec, const char *token, struct incoming *in);
+/* Tells the source whether the VM runs here (code 0) or why not, and
+ * releases what is left of `in` (its RAM if the VM did not take it). */
+void migration_reply(struct incoming *in, int code, const char *msg);
+
+#endif

@@ -1,0 +1,170 @@
+#include "migrate/migrate.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "migrate/stream.h"
+#include "util/err.h"
+#include "vmm/config.h"
+
+/* Compares without leaking where the first difference is. */
+static bool token_ok(const uint8_t *got, size_t len, const char *want)
+{
+	size_t n = strlen(want);
+	uint8_t diff = len != n;
+
+	for (size_t i = 0; i < len && i < n; i++)
+		diff |= got[i] ^ (uint8_t)want[i];
+	return !diff;
+}
+
+static void reply(int fd, uint32_t code, const char *msg)
+{
+	uint32_t le = htole32(code);
+
+	mig_send(fd, MIG_REPLY, &le, 4, msg, strlen(msg));
+}
+
+/* One PAGES record into ram: every count, length and page checked. */
+static int take_pages(struct incoming *in, const uint8_t *rec, long len)
+{
+	uint64_t pages = in->ram_size / MIG_PAGE;
+	uint32_t n;
+
+	if (len < 4)
+		return CV_EINPUT;
+	memcpy(&n, rec, 4);
+	n = le32toh(n);
+	if (!n || n > MIG_BATCH || (uint64_t)len != 4 + (uint64_t)n * (8 + MIG_PAGE))
+		return CV_EINPUT;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t p;
+
+		memcpy(&p, rec + 4 + (size_t)i * 8, 8);
+		p = le64toh(p);
+		if (p >= pages)
+			return CV_EINPUT;
+		memcpy((uint8_t *)in->ram + p * MIG_PAGE, rec + 4 + (size_t)n * 8 + (size_t)i * MIG_PAGE, MIG_PAGE);
+	}
+	return 0;
+}
+
+/* The records after a good HELLO, up to END. */
+static int take_stream(struct incoming *in, uint8_t *rec, const char **why)
+{
+	for (;;) {
+		uint32_t type;
+		long len = mig_recv(in->fd, &type, rec, MIG_MAX_RECORD > MIG_MAX_STATE ? MIG_MAX_RECORD : MIG_MAX_STATE);
+		uint64_t size;
+
+		if (len < 0) {
+			*why = len == -EPROTO ? "a record longer than the protocol allows" : strerror((int)-len);
+			return len == -EPROTO ? CV_EINPUT : CV_EFAIL;
+		}
+		if (type == MIG_RAM && !in->ram && len == 8) {
+			memcpy(&size, rec, 8);
+			size = le64toh(size);
+			if (size < CV_MIN_MEMORY || size > CV_MAX_MEMORY || size % MIG_PAGE) {
+				*why = "a RAM size out of range";
+				return CV_EINPUT;
+			}
+			in->ram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			if (in->ram == MAP_FAILED) {
+				in->ram = NULL;
+				*why = "no memory for the guest's RAM";
+				return CV_EFAIL;
+			}
+			in->ram_size = size;
+		} else if (type == MIG_PAGES && in->ram) {
+			if (take_pages(in, rec, len)) {
+				*why = "a PAGES record out of range";
+				return CV_EINPUT;
+			}
+		} else if (type == MIG_STATE && in->ram && !in->state) {
+			if (!(in->state = malloc((size_t)len ? (size_t)len : 1))) {
+				*why = "out of memory";
+				return CV_EFAIL;
+			}
+			memcpy(in->state, rec, (size_t)len);
+			in->state_len = (size_t)len;
+		} else if (type == MIG_END && in->state && !len) {
+			return 0;
+		} else {
+			*why = "a record out of place";
+			return CV_EINPUT;
+		}
+	}
+}
+
+static void release(struct incoming *in)
+{
+	if (in->ram)
+		munmap(in->ram, in->ram_size);
+	free(in->state);
+	if (in->fd >= 0)
+		close(in->fd);
+	in->ram = NULL;
+	in->state = NULL;
+	in->fd = -1;
+}
+
+int migration_receive(const char *spec, const char *token, struct incoming *in)
+{
+	uint8_t *rec = malloc(MIG_MAX_RECORD > MIG_MAX_STATE ? MIG_MAX_RECORD : MIG_MAX_STATE);
+	const char *why = NULL;
+	uint32_t type, version;
+	int lfd, rc = CV_EINPUT;
+	long len;
+
+	memset(in, 0, sizeof(*in));
+	in->fd = -1;
+	if (!rec) {
+		cv_err("out of memory");
+		return CV_EFAIL;
+	}
+	if ((lfd = mig_listen(spec)) < 0) {
+		free(rec);
+		return lfd;
+	}
+	fprintf(stderr, "cellvm: waiting for a migration on %s\n", spec);
+	in->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(lfd);
+	if (in->fd < 0) {
+		cv_err("migration: accept: %s", strerror(errno));
+		free(rec);
+		return CV_EFAIL;
+	}
+	mig_tune(in->fd);
+	len = mig_recv(in->fd, &type, rec, 12 + MIG_MAX_TOKEN);
+	if (len < 12 || type != MIG_HELLO || memcmp(rec, MIG_MAGIC, 8)) {
+		why = "not a cellvm migration stream";
+	} else if (memcpy(&version, rec + 8, 4), le32toh(version) != MIG_VERSION) {
+		why = "another version of the migration stream";
+	} else if (!token_ok(rec + 12, (size_t)len - 12, token)) {
+		why = "wrong migration token";
+	} else {
+		reply(in->fd, 0, "go on");
+		rc = take_stream(in, rec, &why);
+	}
+	free(rec);
+	if (rc) {
+		cv_err("refused the incoming migration: %s", why);
+		reply(in->fd, 1, why);
+		release(in);
+	}
+	return rc;
+}
+
+void migration_reply(struct incoming *in, int code, const char *msg)
+{
+	if (in->fd >= 0)
+		reply(in->fd, (uint32_t)code, msg);
+	release(in);
+}

@@ -1,0 +1,140 @@
+"""Live migration end to end on this host (source and destination are two
+cellvm processes talking TCP over loopback): a guest counting on its console
+and holding data in RAM moves while it keeps writing memory; afterwards the
+counter goes on without a gap or a repeat, the data is intact, and the source
+process is gone. Refused and broken migrations leave the source running."""
+
+import os
+import random
+import re
+import socket
+import time
+
+import pytest
+
+from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, require_bin, vm_args
+from test_api import curl, wait_sock
+from test_snapshot import COUNTER, check_continues, last_count
+
+pytestmark = pytest.mark.vm
+
+TOKEN = "s3cret-token"
+# Rewrites 32 MiB of RAM (tmpfs) over and over, with its checksum.
+DIRTIER = ("(while [ ! -e /tmp/stop ]; do dd if=/dev/urandom of=/dev/shm/blob bs=1M count=32 2>/dev/null; "
+           "md5sum /dev/shm/blob > /dev/shm/blob.md5; done; echo DIRTIER-DONE) &")
+
+
+def source(spawn, tmp_path, kernel, initrd, cpus=1, extra=()):
+    sock = tmp_path / "src.sock"
+    g = spawn([*vm_args(kernel, initrd, DEFAULT_CMDLINE, "256M", cpus=cpus, extra=extra),
+               "--api-sock", str(sock)])
+    g.wait_ready(BOOT_TIMEOUT)
+    wait_sock(g, sock)
+    return g, sock
+
+
+def destination(spawn, port, token=TOKEN):
+    d = spawn([require_bin(), "run", "--incoming", f"tcp:127.0.0.1:{port}", "--migrate-token", token])
+    deadline = time.monotonic() + 10
+    while True:  # listening once it says so
+        if "waiting for a migration" in d.stderr:
+            return d
+        assert d.proc.poll() is None and time.monotonic() < deadline, d.describe()
+        time.sleep(0.02)
+
+
+def migrate(g, sock, port, token=TOKEN):
+    """Starts a migration and waits for its end: the final status, or
+    "completed" once the source process ended (it does when the VM moved)."""
+    status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{port}", "token": token})
+    assert status == 204, body
+    deadline = time.monotonic() + 120
+    while True:
+        if g.proc.poll() is not None:
+            return {"state": "completed" if g.proc.returncode == 0 else "source died"}
+        _, st = curl(sock, "GET", "/migrate") if os.path.exists(sock) else (0, None)
+        if st and st["state"] != "active":
+            return st
+        assert time.monotonic() < deadline, st
+        time.sleep(0.05)
+
+
+def port():
+    return random.randint(40000, 49999)
+
+
+@pytest.mark.parametrize("cpus,transport", [(1, None), pytest.param(4, "mmio", marks=pytest.mark.slow)])
+def test_migrate_running_guest(spawn, tmp_path, kernel, initrd, kvm_available, cpus, transport):
+    g, sock = source(spawn, tmp_path, kernel, initrd, cpus=cpus,
+                     extra=["--transport", transport] if transport else [])
+    out, status = g.run("dd if=/dev/urandom of=/dev/shm/keep bs=1M count=48 2>/dev/null && md5sum /dev/shm/keep")
+    assert status == 0, g.describe()
+    keep = re.search(r"([0-9a-f]{32})\s+/dev/shm/keep", out).group(1)
+    g.send(DIRTIER)
+    g.send(COUNTER.format(file="/tmp/count"))
+    g.wait_for("CNT=5", 30)
+    p = port()
+    d = destination(spawn, p)
+    st = migrate(g, sock, p)
+    assert st["state"] == "completed", st
+    assert g.wait_exit(30) == 0, g.describe()  # the source is gone
+    m = re.search(r"migrated: (\d+) rounds, ([\d.]+) MiB sent", g.stderr)
+    assert m and int(m.group(1)) >= 1 and float(m.group(2)) > 48, g.describe()
+    before = last_count(g.output)
+    check_continues(d, before)
+    out, status = d.run("touch /tmp/stop; wait %1; md5sum -c /dev/shm/blob.md5 && md5sum /dev/shm/keep", 120)
+    assert status == 0 and ": OK" in out and keep in out, d.describe()
+    d.send("poweroff")
+    assert d.wait_exit(60) == 0, d.describe()
+
+
+def test_refused_and_broken_migrations_leave_the_source_running(spawn, tmp_path, kernel, initrd, kvm_available):
+    g, sock = source(spawn, tmp_path, kernel, initrd)
+    g.send(COUNTER.format(file="/tmp/count"))
+    g.wait_for("CNT=3", 30)
+
+    # Wrong token: the destination refuses and exits 2; the source goes on.
+    p = port()
+    d = destination(spawn, p, token="other")
+    st = migrate(g, sock, p)
+    assert st["state"] == "failed" and "wrong migration token" in st["error"], st
+    assert d.wait_exit(30) == 2 and "wrong migration token" in d.stderr, d.describe()
+
+    # A link that drops: the peer takes the connection and closes it.
+    p = port()
+    with socket.socket() as srv:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", p))
+        srv.listen(1)
+        status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{p}", "token": TOKEN})
+        assert status == 204, body
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        conn.close()
+        deadline = time.monotonic() + 60
+        while (st := curl(sock, "GET", "/migrate")[1])["state"] == "active":
+            assert time.monotonic() < deadline, st
+            time.sleep(0.05)
+    assert st["state"] == "failed", st
+
+    # Nobody listening: refused at once, with the reason.
+    status, body = curl(sock, "PUT", "/migrate", {"destination": "tcp:127.0.0.1:1", "token": TOKEN})
+    assert status == 400 and "Connection refused" in body["fault_message"], body
+
+    # Garbage to a destination: refused with a message, exit 2.
+    p = port()
+    d = destination(spawn, p)
+    with socket.create_connection(("127.0.0.1", p)) as c:
+        c.sendall(os.urandom(4096))
+    assert d.wait_exit(30) == 2 and "refused the incoming migration" in d.stderr, d.describe()
+
+    # Still the same VM, still counting, and it can still move.
+    n = last_count(g.output)
+    g.wait_for(f"CNT={n + 2}", 30)
+    p = port()
+    d = destination(spawn, p)
+    assert migrate(g, sock, p)["state"] == "completed"
+    assert g.wait_exit(30) == 0, g.describe()
+    check_continues(d, last_count(g.output))
+    d.send("poweroff")
+    assert d.wait_exit(60) == 0, d.describe()
