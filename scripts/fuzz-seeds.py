@@ -32,7 +32,18 @@ def seeds_snapshot():
     yield "empty", state_file([])
 
 
-SEEDS = {"fuzz_snapshot": seeds_snapshot}
+def seeds_migrate():
+    rec = lambda t, payload: struct.pack("<II", t, len(payload)) + payload  # noqa: E731 - one record
+    hello = rec(1, b"CELLVMIG" + struct.pack("<I", 1) + b"fuzz")
+    ram = rec(2, struct.pack("<Q", 16 << 20))
+    pages = rec(3, struct.pack("<IQ", 1, 7) + bytes(range(256)) * 16)
+    state = rec(4, state_file([]))
+    yield "whole", hello + ram + pages + state + rec(5, b"")
+    yield "hello", hello
+    yield "stranger", rec(1, b"CELLVMIG" + struct.pack("<I", 1) + b"guess")
+
+
+SEEDS = {"fuzz_snapshot": seeds_snapshot, "fuzz_migrate": seeds_migrate}
 
 
 def main():

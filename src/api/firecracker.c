@@ -308,6 +308,22 @@ static int put_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)
 	return a->ops->migrate(a->ctx, json_string_value(dest), json_string_value(token), (unsigned)ms, err, errlen);
 }
 
+static int patch_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)
+{
+	json_t *state;
+	int rc = json_fields(body, "migrate", (const struct jfield[]){ { "state", JF_STRING, true, &state } }, 1, err,
+			     errlen);
+
+	if (rc)
+		return rc;
+	if (strcmp(json_string_value(state), "Cancelled"))
+		return cv_fmt(err, errlen, "invalid state '%.32s': a migration can only be Cancelled",
+			      json_string_value(state));
+	if (!a->ops->migrate_cancel)
+		return cv_fmt(err, errlen, "migration is not supported by this VMM");
+	return a->ops->migrate_cancel(a->ctx, err, errlen);
+}
+
 /* A PUT or PATCH with a parsed body. Returns 0 or CV_E* with err set. */
 static int modify(struct fc_api *a, bool patch, const char **tok, int n, json_t *body, char *err, size_t errlen)
 {
@@ -339,8 +355,10 @@ static int modify(struct fc_api *a, bool patch, const char **tok, int n, json_t 
 			     : ((rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_put_nic(&a->cfg, id, body, err, errlen));
 	if (patch && !strcmp(res, "vm"))
 		return patch_vm(a, body, err, errlen);
-	if (!patch && !strcmp(res, "migrate"))
-		return (rc = check_when(a, POST_BOOT, err, errlen)) ? rc : put_migrate(a, body, err, errlen);
+	if (!strcmp(res, "migrate") && (rc = check_when(a, POST_BOOT, err, errlen)))
+		return rc;
+	if (!strcmp(res, "migrate"))
+		return patch ? patch_migrate(a, body, err, errlen) : put_migrate(a, body, err, errlen);
 	if (is_unsupported(res))
 		return cv_fmt(err, errlen, "/%s is not supported by this build of cellvm", res);
 	return cv_fmt(err, errlen, "Invalid request method and/or path: %s /%s.", patch ? "PATCH" : "PUT", res);

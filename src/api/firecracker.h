@@ -49,6 +49,8 @@ struct fc_ops {
 	int (*migrate)(void *ctx, const char *dest, const char *token, unsigned downtime_ms, char *err,
 		       size_t errlen);
 	json_t *(*migrate_status)(void *ctx);
+	/* PATCH /migrate {"state": "Cancelled"}. */
+	int (*migrate_cancel)(void *ctx, char *err, size_t errlen);
 	/* Adds the VMM's own counters to a metrics line (may be NULL). */
 	void (*metrics)(void *ctx, json_t *line);
 };

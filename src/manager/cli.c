@@ -9,6 +9,7 @@
 #include "manager/attach.h"
 #include "manager/bundle.h"
 #include "manager/list.h"
+#include "manager/migrate.h"
 #include "manager/snapshot.h"
 #include "manager/vmproc.h"
 #include "util/err.h"
@@ -36,10 +37,13 @@ static const char usage[] =
 	"                                       frozen as IMG.SNAP at the same instant) in its bundle\n"
 	"  cellvm snapshot list NAME\n"
 	"  cellvm snapshot restore NAME SNAP    continue the stopped VM from SNAP (its disks go back too)\n"
-	"  cellvm snapshot delete NAME SNAP     (a disk layer stays while the disk is built on it)\n";
+	"  cellvm snapshot delete NAME SNAP     (a disk layer stays while the disk is built on it)\n"
+	"  cellvm migrate NAME tcp:HOST:PORT --token T [--downtime-ms N]\n"
+	"      move the running VM to a `cellvm run --incoming tcp:ADDR:PORT --migrate-token T` there;\n"
+	"      Ctrl-C (or cellvm migrate NAME --cancel) gives up and the VM stays here\n";
 
 static const char *const commands[] = { "create", "start", "stop",   "list",   "console",
-					"pause",  "resume", "delete", "export", "import", "snapshot" };
+					"pause",  "resume", "delete", "export", "import", "snapshot", "migrate" };
 
 bool manager_is_command(const char *name)
 {
@@ -196,6 +200,8 @@ int manager_main(const char *cmd, int argc, char **argv)
 	}
 	if (!strcmp(cmd, "snapshot"))
 		return snapshot_main(argc, argv);
+	if (!strcmp(cmd, "migrate"))
+		return migrate_main(argc, argv);
 	if (!strcmp(cmd, "export"))
 		return (rc = positional(cmd, argc, argv, 2, 2, "NAME FILE.tar")) ? rc
 										 : status(bundle_export(argv[0], argv[1]));

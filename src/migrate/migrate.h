@@ -49,6 +49,8 @@ const char *mig_state_name(enum mig_state s);
 int migration_start(struct migration **out, struct vm *vm, struct event_loop *loop, const char *dest,
 		    const char *token, unsigned downtime_ms, void (*done)(void *ctx, bool ok), void *ctx);
 void migration_status(struct migration *mg, struct mig_status *st);
+/* Gives up (main thread): the VM stays here, as it was. */
+void migration_cancel(struct migration *mg);
 /* After done: joins and frees. */
 void migration_free(struct migration *mg);
 
@@ -65,6 +67,8 @@ struct incoming {
  * it whole. 0, or CV_EINPUT (refused: bad token, bad stream) / CV_EFAIL,
  * reported; nothing is left allocated on failure. */
 int migration_receive(const char *spec, const char *token, struct incoming *in);
+/* The same on a connection already open (fd, which `in` takes over). */
+int migration_receive_on(int fd, const char *token, struct incoming *in);
 /* Tells the source whether the VM runs here (code 0) or why not, and
  * releases what is left of `in` (its RAM if the VM did not take it). */
 void migration_reply(struct incoming *in, int code, const char *msg);

@@ -115,33 +115,21 @@ static void release(struct incoming *in)
 	in->fd = -1;
 }
 
-int migration_receive(const char *spec, const char *token, struct incoming *in)
+int migration_receive_on(int fd, const char *token, struct incoming *in)
 {
 	uint8_t *rec = malloc(MIG_MAX_RECORD > MIG_MAX_STATE ? MIG_MAX_RECORD : MIG_MAX_STATE);
 	const char *why = NULL;
 	uint32_t type, version;
-	int lfd, rc = CV_EINPUT;
+	int rc = CV_EINPUT;
 	long len;
 
 	memset(in, 0, sizeof(*in));
-	in->fd = -1;
+	in->fd = fd;
 	if (!rec) {
 		cv_err("out of memory");
+		release(in);
 		return CV_EFAIL;
 	}
-	if ((lfd = mig_listen(spec)) < 0) {
-		free(rec);
-		return lfd;
-	}
-	fprintf(stderr, "cellvm: waiting for a migration on %s\n", spec);
-	in->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	close(lfd);
-	if (in->fd < 0) {
-		cv_err("migration: accept: %s", strerror(errno));
-		free(rec);
-		return CV_EFAIL;
-	}
-	mig_tune(in->fd);
 	len = mig_recv(in->fd, &type, rec, 12 + MIG_MAX_TOKEN);
 	if (len < 12 || type != MIG_HELLO || memcmp(rec, MIG_MAGIC, 8)) {
 		why = "not a cellvm migration stream";
@@ -160,6 +148,25 @@ int migration_receive(const char *spec, const char *token, struct incoming *in)
 		release(in);
 	}
 	return rc;
+}
+
+int migration_receive(const char *spec, const char *token, struct incoming *in)
+{
+	int lfd, fd;
+
+	memset(in, 0, sizeof(*in));
+	in->fd = -1;
+	if ((lfd = mig_listen(spec)) < 0)
+		return lfd;
+	fprintf(stderr, "cellvm: waiting for a migration on %s\n", spec);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(lfd);
+	if (fd < 0) {
+		cv_err("migration: accept: %s", strerror(errno));
+		return CV_EFAIL;
+	}
+	mig_tune(fd);
+	return migration_receive_on(fd, token, in);
 }
 
 void migration_reply(struct incoming *in, int code, const char *msg)

@@ -384,6 +384,13 @@ fail:
 	return rc < 0 ? rc : CV_EFAIL;
 }
 
+void migration_cancel(struct migration *mg)
+{
+	fail(mg, "%s", "cancelled");
+	/* The thread's next send or receive fails; the VM stays. */
+	shutdown(mg->fd, SHUT_RDWR);
+}
+
 void migration_status(struct migration *mg, struct mig_status *st)
 {
 	pthread_mutex_lock(&mg->lock);

@@ -396,6 +396,16 @@ static int api_migrate(void *ctx, const char *dest, const char *token, unsigned 
 	return 0;
 }
 
+static int api_migrate_cancel(void *ctx, char *err, size_t errlen)
+{
+	struct runner *r = ctx;
+
+	if (!r->migrating)
+		return cv_fmt(err, errlen, "no migration is in progress");
+	migration_cancel(r->mig);
+	return 0;
+}
+
 static json_t *api_migrate_status(void *ctx)
 {
 	struct runner *r = ctx;
@@ -418,6 +428,7 @@ static const struct fc_ops api_ops = {
 	.drive_path = api_drive_path,
 	.migrate = api_migrate,
 	.migrate_status = api_migrate_status,
+	.migrate_cancel = api_migrate_cancel,
 	.metrics = api_metrics,
 };
 

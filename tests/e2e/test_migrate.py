@@ -8,6 +8,7 @@ import os
 import random
 import re
 import socket
+import struct
 import time
 
 import pytest
@@ -138,3 +139,58 @@ def test_refused_and_broken_migrations_leave_the_source_running(spawn, tmp_path,
     check_continues(d, last_count(g.output))
     d.send("poweroff")
     assert d.wait_exit(60) == 0, d.describe()
+
+
+def test_cancel_leaves_the_vm_running(spawn, tmp_path, kernel, initrd, kvm_available):
+    """A peer that takes the connection and never reads stalls the
+    migration; PATCH /migrate Cancelled ends it and the VM goes on."""
+    g, sock = source(spawn, tmp_path, kernel, initrd)
+    g.send(COUNTER.format(file="/tmp/count"))
+    g.wait_for("CNT=3", 30)
+    p = port()
+    with socket.socket() as srv:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        srv.bind(("127.0.0.1", p))
+        srv.listen(1)
+        status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{p}", "token": TOKEN})
+        assert status == 204, body
+        conn, _ = srv.accept()
+        conn.sendall(struct.pack("<III", 6, 6, 0) + b"go on\0"[:2])  # a REPLY 0: go on
+        assert curl(sock, "GET", "/migrate")[1]["state"] == "active"
+        assert curl(sock, "PUT", "/snapshot/create", {"snapshot_path": "x", "mem_file_path": "y"})[0] == 400
+        assert curl(sock, "PATCH", "/migrate", {"state": "Cancelled"})[0] == 204
+        deadline = time.monotonic() + 30
+        while (st := curl(sock, "GET", "/migrate")[1])["state"] == "active":
+            assert time.monotonic() < deadline, st
+            time.sleep(0.05)
+        conn.close()
+    assert st["state"] == "failed" and "cancelled" in st["error"], st
+    n = last_count(g.output)
+    g.wait_for(f"CNT={n + 2}", 30)
+    status, body = curl(sock, "PATCH", "/migrate", {"state": "Cancelled"})
+    assert status == 400 and "no migration" in body["fault_message"], body
+
+
+def test_managed_vm_migrates(tmp_path, spawn, kernel, initrd, kvm_available):
+    from test_manager import Manager, Pty, create
+    m = Manager(tmp_path / "home")
+    try:
+        create(m, "mover", kernel, initrd, check=0)
+        m("start", "mover", check=0)
+        con = Pty(m, "mover")  # at its prompt before it moves
+        con.read_until(rb"cellvm:\S*# ", BOOT_TIMEOUT)
+        con.write(b"\x01x")
+        con.wait()
+        p = port()
+        d = destination(spawn, p)
+        res = m("migrate", "mover", f"tcp:127.0.0.1:{p}", "--token", TOKEN, timeout=180)
+        assert res.returncode == 0 and f"migrated VM mover to tcp:127.0.0.1:{p}" in res.stdout, \
+            res.stdout + res.stderr
+        assert m.list()["mover"]["state"] == "stopped"
+        out, status = d.run("echo still-$((40+2))")
+        assert status == 0 and "still-42" in out, d.describe()
+        res = m("migrate", "mover", "tcp:127.0.0.1:1")
+        assert res.returncode == 2 and "usage" in res.stderr, res.stderr
+    finally:
+        m.cleanup()
