@@ -291,21 +291,24 @@ static int patch_drive(struct fc_api *a, const char *id, json_t *body, char *err
 
 static int put_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)
 {
-	json_t *dest, *token, *down;
-	uint64_t ms = 50;
+	json_t *dest, *token, *down, *max;
+	uint64_t ms = 50, max_ms = 0;
 	int rc = json_fields(body, "migrate",
 			     (const struct jfield[]){ { "destination", JF_STRING, true, &dest },
 						      { "token", JF_STRING, true, &token },
-						      { "downtime_ms", JF_UINT, false, &down } },
-			     3, err, errlen);
+						      { "downtime_ms", JF_UINT, false, &down },
+						      { "max_time_ms", JF_UINT, false, &max } },
+			     4, err, errlen);
 
-	if (rc || (down && (rc = json_uint_range(down, "downtime_ms", 1, 60000, &ms, err, errlen))))
+	if (rc || (down && (rc = json_uint_range(down, "downtime_ms", 1, 60000, &ms, err, errlen))) ||
+	    (max && (rc = json_uint_range(max, "max_time_ms", 1, 86400000, &max_ms, err, errlen))))
 		return rc;
 	if (!json_string_length(token) || json_string_length(token) > 256)
 		return cv_fmt(err, errlen, "invalid token: 1 to 256 characters");
 	if (!a->ops->migrate)
 		return cv_fmt(err, errlen, "migration is not supported by this VMM");
-	return a->ops->migrate(a->ctx, json_string_value(dest), json_string_value(token), (unsigned)ms, err, errlen);
+	return a->ops->migrate(a->ctx, json_string_value(dest), json_string_value(token), (unsigned)ms,
+			       (unsigned)max_ms, err, errlen);
 }
 
 static int patch_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)

@@ -46,8 +46,8 @@ struct fc_ops {
 	int (*drive_path)(void *ctx, unsigned index, const char *path, char *err, size_t errlen);
 	/* cellvm's own PUT /migrate (start moving the running VM to dest) and
 	 * GET /migrate (how it goes: a JSON object). */
-	int (*migrate)(void *ctx, const char *dest, const char *token, unsigned downtime_ms, char *err,
-		       size_t errlen);
+	int (*migrate)(void *ctx, const char *dest, const char *token, unsigned downtime_ms, unsigned max_time_ms,
+		       char *err, size_t errlen);
 	json_t *(*migrate_status)(void *ctx);
 	/* PATCH /migrate {"state": "Cancelled"}. */
 	int (*migrate_cancel)(void *ctx, char *err, size_t errlen);

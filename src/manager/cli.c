@@ -38,7 +38,7 @@ static const char usage[] =
 	"  cellvm snapshot list NAME\n"
 	"  cellvm snapshot restore NAME SNAP    continue the stopped VM from SNAP (its disks go back too)\n"
 	"  cellvm snapshot delete NAME SNAP     (a disk layer stays while the disk is built on it)\n"
-	"  cellvm migrate NAME tcp:HOST:PORT --token T [--downtime-ms N]\n"
+	"  cellvm migrate NAME tcp:HOST:PORT --token T [--downtime-ms N] [--max-time S]\n"
 	"      move the running VM to a `cellvm run --incoming tcp:ADDR:PORT --migrate-token T` there;\n"
 	"      Ctrl-C (or cellvm migrate NAME --cancel) gives up and the VM stays here\n";
 

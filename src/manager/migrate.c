@@ -84,12 +84,12 @@ static int follow(const char *name, const char *dest)
 
 int migrate_main(int argc, char **argv)
 {
-	const char *name = NULL, *dest = NULL, *token = NULL, *down = "50";
+	const char *name = NULL, *dest = NULL, *token = NULL, *down = "50", *max = "0";
 	struct sigaction sa = { .sa_handler = on_sigint };
 	bool cancel = false;
 	char *body, *end;
 	json_t *req;
-	long ms;
+	long ms, secs;
 	int rc;
 
 	for (int i = 0; i < argc; i++) {
@@ -99,9 +99,11 @@ int migrate_main(int argc, char **argv)
 			token = argv[++i];
 		else if (!strcmp(argv[i], "--downtime-ms") && i + 1 < argc)
 			down = argv[++i];
+		else if (!strcmp(argv[i], "--max-time") && i + 1 < argc)
+			max = argv[++i];
 		else if (argv[i][0] == '-' || (name && dest)) {
 			cv_err("migrate: unexpected argument '%s' (cellvm migrate NAME tcp:HOST:PORT --token T "
-			       "[--downtime-ms N] | cellvm migrate NAME --cancel)",
+			       "[--downtime-ms N] [--max-time S] | cellvm migrate NAME --cancel)",
 			       argv[i]);
 			return 2;
 		} else if (!name)
@@ -110,7 +112,8 @@ int migrate_main(int argc, char **argv)
 			dest = argv[i];
 	}
 	if (!name || (!cancel && (!dest || !token)) || (cancel && (dest || token))) {
-		cv_err("usage: cellvm migrate NAME tcp:HOST:PORT --token T [--downtime-ms N] | cellvm migrate NAME --cancel");
+		cv_err("usage: cellvm migrate NAME tcp:HOST:PORT --token T [--downtime-ms N] [--max-time S] | cellvm migrate "
+		       "NAME --cancel");
 		return 2;
 	}
 	errno = 0;
@@ -119,11 +122,19 @@ int migrate_main(int argc, char **argv)
 		cv_err("invalid --downtime-ms '%s': 1 to 60000", down);
 		return 2;
 	}
+	errno = 0;
+	secs = strtol(max, &end, 10);
+	if (!*max || *end || errno || secs < 0 || secs > 86400) {
+		cv_err("invalid --max-time '%s': seconds, 0 (none) to 86400", max);
+		return 2;
+	}
 	if ((rc = bundle_require(name)))
 		return 2;
 	if (cancel)
 		return vmproc_api(name, "PATCH", "/migrate", "{\"state\":\"Cancelled\"}", VMPROC_API_TIMEOUT_MS) ? 2 : 0;
 	req = json_pack("{sssssI}", "destination", dest, "token", token, "downtime_ms", (json_int_t)ms);
+	if (req && secs)
+		json_object_set_new(req, "max_time_ms", json_integer((json_int_t)secs * 1000));
 	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (!body)

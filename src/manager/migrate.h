@@ -1,4 +1,4 @@
-/* `cellvm migrate NAME tcp:HOST:PORT --token T [--downtime-ms N]` moves a
+/* `cellvm migrate NAME tcp:HOST:PORT --token T [--downtime-ms N] [--max-time S]` moves a
  * managed VM to a `cellvm run --incoming` elsewhere, showing its progress
  * on a terminal; `--cancel` (or Ctrl-C while it runs) gives up, and the VM
  * stays here. */

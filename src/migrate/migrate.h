@@ -45,9 +45,11 @@ const char *mig_state_name(enum mig_state s);
 
 /* Starts moving vm (running or paused) to dest ("tcp:HOST:PORT"); `done`
  * is called on the main thread once it is over (ok: the destination runs
- * the VM, which must now end here). 0 or CV_E* reported. */
+ * the VM, which must now end here). max_time_ms (0: none) gives up if the
+ * VM is not stopped for its last round by then. 0 or CV_E* reported. */
 int migration_start(struct migration **out, struct vm *vm, struct event_loop *loop, const char *dest,
-		    const char *token, unsigned downtime_ms, void (*done)(void *ctx, bool ok), void *ctx);
+		    const char *token, unsigned downtime_ms, unsigned max_time_ms, void (*done)(void *ctx, bool ok),
+		    void *ctx);
 void migration_status(struct migration *mg, struct mig_status *st);
 /* Gives up (main thread): the VM stays here, as it was. */
 void migration_cancel(struct migration *mg);

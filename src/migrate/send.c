@@ -44,6 +44,9 @@ struct migration {
 	bool state_ok;
 	/* The main thread's own. */
 	bool was_paused, was_tracking, stopped;
+	struct event_timer deadline; /* max_time_ms: gives up before the stop */
+	bool timer_ok;
+	unsigned max_time_ms;
 	double t0, t_stop;
 	struct mig_status st; /* under lock */
 };
@@ -294,6 +297,20 @@ static void keep_vm(struct migration *mg)
 		dirty_log_stop(&vm->dirty, &vm->mem);
 }
 
+static void on_deadline(void *opaque)
+{
+	struct migration *mg = opaque;
+	char limit[32];
+
+	/* Once the VM is stopped its state is on the way: no giving up then,
+	 * the destination may be starting it. */
+	if (mg->stopped)
+		return;
+	snprintf(limit, sizeof(limit), "%u ms", mg->max_time_ms);
+	fail(mg, "not done within max_time (%s): the guest writes memory faster than it can be sent", limit);
+	shutdown(mg->fd, SHUT_RDWR);
+}
+
 static void on_step(void *opaque, uint32_t events)
 {
 	struct migration *mg = opaque;
@@ -320,6 +337,8 @@ static void on_step(void *opaque, uint32_t events)
 
 		pthread_join(mg->thread, NULL);
 		mg->thread_ok = false;
+		if (mg->timer_ok)
+			event_timer_cancel(&mg->deadline);
 		pthread_mutex_lock(&mg->lock);
 		ok = mg->st.state == MIG_COMPLETED;
 		mg->st.total_ms = now_ms() - mg->t0;
@@ -332,7 +351,8 @@ static void on_step(void *opaque, uint32_t events)
 }
 
 int migration_start(struct migration **out, struct vm *vm, struct event_loop *loop, const char *dest,
-		    const char *token, unsigned downtime_ms, void (*done)(void *ctx, bool ok), void *ctx)
+		    const char *token, unsigned downtime_ms, unsigned max_time_ms, void (*done)(void *ctx, bool ok),
+		    void *ctx)
 {
 	struct migration *mg = calloc(1, sizeof(*mg));
 	int rc = CV_EFAIL;
@@ -363,6 +383,13 @@ int migration_start(struct migration **out, struct vm *vm, struct event_loop *lo
 	if ((mg->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || event_loop_add(loop, mg->efd, EPOLLIN, on_step, mg))
 		goto fail;
 	mg->in_loop = true;
+	mg->max_time_ms = max_time_ms;
+	if (max_time_ms) {
+		if (event_timer_init(&mg->deadline, loop, on_deadline, mg))
+			goto fail;
+		mg->timer_ok = true;
+		event_timer_arm(&mg->deadline, (uint64_t)max_time_ms * 1000000);
+	}
 	/* Connecting is quick or fails at once: done here, so that a wrong
 	 * address is the request's error. */
 	if ((rc = mg->fd = mig_connect(dest)) < 0)
@@ -414,6 +441,8 @@ void migration_free(struct migration *mg)
 		pthread_mutex_unlock(&mg->lock);
 		pthread_join(mg->thread, NULL);
 	}
+	if (mg->timer_ok)
+		event_timer_destroy(&mg->deadline);
 	if (mg->in_loop)
 		event_loop_del(mg->loop, mg->efd);
 	if (mg->efd >= 0)

@@ -380,7 +380,8 @@ static void migration_done(void *ctx, bool ok)
 	vm_request_exit(&r->vm, VM_EXIT_STOPPED);
 }
 
-static int api_migrate(void *ctx, const char *dest, const char *token, unsigned downtime_ms, char *err, size_t errlen)
+static int api_migrate(void *ctx, const char *dest, const char *token, unsigned downtime_ms, unsigned max_time_ms,
+		       char *err, size_t errlen)
 {
 	struct runner *r = ctx;
 
@@ -390,7 +391,7 @@ static int api_migrate(void *ctx, const char *dest, const char *token, unsigned 
 		return cv_fmt(err, errlen, "a migration is already in progress (GET /migrate)");
 	migration_free(r->mig);
 	r->mig = NULL;
-	if (migration_start(&r->mig, &r->vm, &r->loop, dest, token, downtime_ms, migration_done, r))
+	if (migration_start(&r->mig, &r->vm, &r->loop, dest, token, downtime_ms, max_time_ms, migration_done, r))
 		return cv_fmt(err, errlen, "cannot migrate: %s", cv_last_error());
 	r->migrating = true;
 	return 0;

@@ -166,6 +166,23 @@ def test_cancel_leaves_the_vm_running(spawn, tmp_path, kernel, initrd, kvm_avail
             time.sleep(0.05)
         conn.close()
     assert st["state"] == "failed" and "cancelled" in st["error"], st
+    # max_time_ms gives up by itself.
+    with socket.socket() as srv:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        srv.bind(("127.0.0.1", p))
+        srv.listen(1)
+        status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{p}", "token": TOKEN,
+                                                      "max_time_ms": 500})
+        assert status == 204, body
+        conn, _ = srv.accept()
+        conn.sendall(struct.pack("<III", 6, 6, 0) + b"go on\0"[:2])
+        deadline = time.monotonic() + 30
+        while (st := curl(sock, "GET", "/migrate")[1])["state"] == "active":
+            assert time.monotonic() < deadline, st
+            time.sleep(0.05)
+        conn.close()
+    assert st["state"] == "failed" and "not done within max_time (500 ms)" in st["error"], st
     n = last_count(g.output)
     g.wait_for(f"CNT={n + 2}", 30)
     status, body = curl(sock, "PATCH", "/migrate", {"state": "Cancelled"})
