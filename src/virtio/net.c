@@ -242,6 +242,29 @@ static void net_destroy(struct virtio_dev *d)
 	free(n);
 }
 
+void virtio_net_announce(struct virtio_dev *d)
+{
+	struct virtio_net *n = d->priv;
+	/* The virtio-net header (zeroes), then an Ethernet frame of 60 bytes:
+	 * a broadcast RARP request from the guest's MAC, which switches and
+	 * bridges learn the port from. */
+	/* Type RARP; hardware Ethernet, protocol IPv4, their sizes; reverse request. */
+	static const uint8_t rarp[] = { 0x80, 0x35, 0, 1, 0x08, 0, 6, 4, 0, 3 };
+	uint8_t buf[NET_HDR_LEN + 60] = { 0 }, *f = buf + NET_HDR_LEN;
+	struct iovec iov = { buf, sizeof(buf) };
+
+	pthread_mutex_lock(&d->lock);
+	memset(f, 0xff, 6);
+	memcpy(f + 6, n->config.mac, 6);
+	memcpy(f + 12, rarp, sizeof(rarp));
+	memcpy(f + 22, n->config.mac, 6);
+	memcpy(f + 32, n->config.mac, 6);
+	if (n->be->ops->send(n->be, &iov, 1) < 0)
+		cv_warn("virtio-net: the announcement of %02x:%02x:%02x:%02x:%02x:%02x did not go out", n->config.mac[0],
+			n->config.mac[1], n->config.mac[2], n->config.mac[3], n->config.mac[4], n->config.mac[5]);
+	pthread_mutex_unlock(&d->lock);
+}
+
 static const struct virtio_ops net_ops = {
 	.name = "net",
 	.device_id = 1,

@@ -17,4 +17,8 @@ struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct event_loop
 				  const uint8_t mac[6], const struct ratelimit_config *rx,
 				  const struct ratelimit_config *tx);
 
+/* Tells the network the guest's MAC is here now (a restored or migrated
+ * VM on a new port): one broadcast RARP from it, as QEMU sends. */
+void virtio_net_announce(struct virtio_dev *d);
+
 #endif

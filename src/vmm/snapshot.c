@@ -11,6 +11,7 @@
 #include "arch/x86/layout.h"
 #include "hw/vmgenid.h"
 #include "snapshot/memfile.h"
+#include "virtio/net.h"
 #include "vmm/disks.h"
 #include "util/err.h"
 #include "vmm/vm.h"
@@ -465,6 +466,10 @@ int vm_restore_state(struct vm *vm, struct vm_restore *rs)
 	}
 	for (unsigned i = 0; !rc && i < vm->ndevs; i++)
 		rc = virtio_dev_resume(vm->devs[i].dev);
+	/* The guest's NICs are on new ports (taps, a new host): say so. */
+	for (unsigned i = 0; !rc && i < vm->ndevs; i++)
+		if (!strcmp(vm->devs[i].dev->ops->name, "net"))
+			virtio_net_announce(vm->devs[i].dev);
 	/* Every restore is a copy of the snapshotted VM: tell the guest. A
 	 * migrated VM is the same VM, which goes on elsewhere. */
 	return rc || rs->migrated ? rc : vmgenid_changed(&vm->mem, LAYOUT_VMGENID, &vm->pm);

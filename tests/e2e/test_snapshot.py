@@ -550,6 +550,18 @@ def tap_rx(ns, tap):
     return int(out)
 
 
+# Prints the source MAC of the first RARP frame the host receives on a tap.
+RARP_SNIFF = r"""
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x8035))
+s.bind((sys.argv[1], 0))
+s.settimeout(30)
+print("LISTENING", flush=True)
+f = s.recv(2048)
+print(":".join(f"{b:02x}" for b in f[6:12]), flush=True)
+"""
+
+
 def test_clones_get_their_own_taps(netns, spawn, tmp_path, kernel, initrd, kvm_available):
     """Two clones of one snapshot of a tap VM run at once, each on a tap of
     its own: one by --net-override, one by PUT /snapshot/load's
@@ -571,7 +583,13 @@ def test_clones_get_their_own_taps(netns, spawn, tmp_path, kernel, initrd, kvm_a
     for tap in (tap_a, tap_b):  # up, so that what the guest sends is counted
         subprocess.run(["ip", "netns", "exec", ns.name, "sh", "-c",
                         f"ip tuntap add dev {tap} mode tap && ip link set {tap} up"], check=True)
+    sniff = subprocess.Popen(["ip", "netns", "exec", ns.name, "/usr/bin/python3", "-c", RARP_SNIFF, tap_a],
+                             stdout=subprocess.PIPE, text=True)
+    assert sniff.stdout.readline().strip() == "LISTENING"
     a = restore(spawn, snap, extra=["--net-override", f"eth0={tap_a}"], prefix=prefix)
+    # The restored NIC announces the guest's MAC on its new tap.
+    assert sniff.stdout.readline().strip() == "52:54:00:aa:bb:01", a.describe()
+    sniff.wait(10)
     sock_b = tmp_path / "b.sock"
     b = spawn([*prefix, require_bin(), "run", "--api-sock", str(sock_b)])
     wait_sock(b, sock_b)
