@@ -59,7 +59,7 @@ def test_nat_dhcp_and_outbound_http(netns_factory, procs, spawn, kernel, initrd,
 
 def test_nat_hostfwd_reaches_guest_server(netns_factory, spawn, kernel, initrd, kvm_available):
     ns = netns_factory()
-    hport = random.randint(30000, 39999)
+    hport = random.randint(10000, 19999)
     g = boot_in(spawn, ns, kernel, initrd, ["--net", f"nat,hostfwd=tcp::{hport}-:8080"])
     g.wait_ready()
     dhcp(g)
@@ -79,7 +79,7 @@ def test_nat_restrict_blocks_outbound(netns_factory, procs, spawn, kernel, initr
     ns = netns_factory()
     (tmp_path / "file.bin").write_bytes(b"x" * 4096)
     port = random.randint(20000, 29999)
-    hport = random.randint(30000, 39999)
+    hport = random.randint(10000, 19999)
     http_server(ns, procs, tmp_path, port)
     g = boot_in(spawn, ns, kernel, initrd, ["--net", f"nat,restrict=on,hostfwd=tcp::{hport}-:8080"])
     g.wait_ready()
@@ -97,7 +97,7 @@ def test_nat_restrict_blocks_outbound(netns_factory, procs, spawn, kernel, initr
 
 def test_nat_hostfwd_port_in_use(netns_factory, procs, spawn, kernel, initrd, kvm_available):
     ns = netns_factory()
-    hport = random.randint(30000, 39999)
+    hport = random.randint(10000, 19999)
     holder = procs.add(ns.popen("/usr/bin/python3", "-c",
                                 "import socket,sys,time\n"
                                 "s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(1)\n"

@@ -514,7 +514,7 @@ def test_nat_vm_restores_with_its_forwards(netns_factory, procs, spawn, tmp_path
     forward listens again and reaches the guest's server (which lived on in
     its memory), and it reaches the host through the NAT."""
     ns = netns_factory()
-    hport, port = random.randint(30000, 39999), random.randint(20000, 29999)
+    hport, port = random.randint(10000, 19999), random.randint(20000, 29999)
     sock = tmp_path / "nat.sock"
     g = spawn(ns.args(*vm_args(kernel, initrd, DEFAULT_CMDLINE, "256M",
                                 extra=["--net", f"nat,hostfwd=tcp::{hport}-:8080", "--api-sock", str(sock)])))

@@ -197,7 +197,7 @@ def test_net_ping_and_tcp_both_ways(netns, spawn, kernel, initrd, kvm_available,
         data = os.urandom(16 * MiB)
         src = tmp_path / "host.bin"
         src.write_bytes(data)
-        port = random.randint(30000, 39999)
+        port = random.randint(10000, 19999)
         source = host_py(ns, SOURCE, ns.guest_ip, port, src, IO_TIMEOUT)
         procs.append(source)
         out = sh(g, f"nc -l -p {port} < /dev/null > /tmp/in.bin; md5sum /tmp/in.bin;"
