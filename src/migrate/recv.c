@@ -61,7 +61,7 @@ static int take_stream(struct incoming *in, uint8_t *rec, const char **why)
 {
 	for (;;) {
 		uint32_t type;
-		long len = mig_recv(in->fd, &type, rec, MIG_MAX_RECORD > MIG_MAX_STATE ? MIG_MAX_RECORD : MIG_MAX_STATE);
+		long len = mig_recv(in->fd, &type, rec, MIG_MAX_PAYLOAD);
 		uint64_t size;
 
 		if (len < 0) {
@@ -117,7 +117,7 @@ static void release(struct incoming *in)
 
 int migration_receive_on(int fd, const char *token, struct incoming *in)
 {
-	uint8_t *rec = malloc(MIG_MAX_RECORD > MIG_MAX_STATE ? MIG_MAX_RECORD : MIG_MAX_STATE);
+	uint8_t *rec = malloc(MIG_MAX_PAYLOAD);
 	const char *why = NULL;
 	uint32_t type, version;
 	int rc = CV_EINPUT;

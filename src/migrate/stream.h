@@ -24,6 +24,8 @@
 #define MIG_MAX_STATE (16u << 20)
 #define MIG_MAX_TOKEN 256u
 #define MIG_MAX_RECORD (4 + MIG_BATCH * (8 + MIG_PAGE))
+/* The largest payload of any record: a receiver's buffer. */
+#define MIG_MAX_PAYLOAD (MIG_MAX_RECORD > MIG_MAX_STATE ? MIG_MAX_RECORD : MIG_MAX_STATE)
 /* Without progress for this long, a side gives up. */
 #define MIG_IO_TIMEOUT_S 30
 

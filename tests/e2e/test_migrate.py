@@ -60,6 +60,36 @@ def migrate(g, sock, port, token=TOKEN):
         time.sleep(0.05)
 
 
+def peer(p, rcvbuf=None):
+    """A listening socket on 127.0.0.1:p standing in for a destination."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if rcvbuf:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    srv.bind(("127.0.0.1", p))
+    srv.listen(1)
+    return srv
+
+
+def start_to(sock, p, **extra):
+    status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{p}", "token": TOKEN, **extra})
+    assert status == 204, body
+
+
+def ended(sock, timeout=60):
+    """The status once the migration is no longer active."""
+    deadline = time.monotonic() + timeout
+    while (st := curl(sock, "GET", "/migrate")[1])["state"] == "active":
+        assert time.monotonic() < deadline, st
+        time.sleep(0.05)
+    return st
+
+
+# A REPLY 0 ("go on") after HELLO: the migration then streams into a peer
+# that never reads.
+GO_ON = struct.pack("<III", 6, 6, 0) + b"go"
+
+
 def port():
     # Below the ephemeral range (32768-60999), which outgoing connections use.
     return random.randint(10000, 19999)
@@ -104,19 +134,12 @@ def test_refused_and_broken_migrations_leave_the_source_running(spawn, tmp_path,
 
     # A link that drops: the peer takes the connection and closes it.
     p = port()
-    with socket.socket() as srv:
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", p))
-        srv.listen(1)
-        status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{p}", "token": TOKEN})
-        assert status == 204, body
+    with peer(p) as srv:
+        start_to(sock, p)
         conn, _ = srv.accept()
         conn.recv(4096)
         conn.close()
-        deadline = time.monotonic() + 60
-        while (st := curl(sock, "GET", "/migrate")[1])["state"] == "active":
-            assert time.monotonic() < deadline, st
-            time.sleep(0.05)
+        st = ended(sock)
     assert st["state"] == "failed", st
 
     # Nobody listening: refused at once, with the reason.
@@ -149,39 +172,22 @@ def test_cancel_leaves_the_vm_running(spawn, tmp_path, kernel, initrd, kvm_avail
     g.send(COUNTER.format(file="/tmp/count"))
     g.wait_for("CNT=3", 30)
     p = port()
-    with socket.socket() as srv:
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        srv.bind(("127.0.0.1", p))
-        srv.listen(1)
-        status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{p}", "token": TOKEN})
-        assert status == 204, body
+    with peer(p, rcvbuf=4096) as srv:
+        start_to(sock, p)
         conn, _ = srv.accept()
-        conn.sendall(struct.pack("<III", 6, 6, 0) + b"go on\0"[:2])  # a REPLY 0: go on
+        conn.sendall(GO_ON)
         assert curl(sock, "GET", "/migrate")[1]["state"] == "active"
         assert curl(sock, "PUT", "/snapshot/create", {"snapshot_path": "x", "mem_file_path": "y"})[0] == 400
         assert curl(sock, "PATCH", "/migrate", {"state": "Cancelled"})[0] == 204
-        deadline = time.monotonic() + 30
-        while (st := curl(sock, "GET", "/migrate")[1])["state"] == "active":
-            assert time.monotonic() < deadline, st
-            time.sleep(0.05)
+        st = ended(sock, 30)
         conn.close()
     assert st["state"] == "failed" and "cancelled" in st["error"], st
     # max_time_ms gives up by itself.
-    with socket.socket() as srv:
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        srv.bind(("127.0.0.1", p))
-        srv.listen(1)
-        status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{p}", "token": TOKEN,
-                                                      "max_time_ms": 500})
-        assert status == 204, body
+    with peer(p, rcvbuf=4096) as srv:
+        start_to(sock, p, max_time_ms=500)
         conn, _ = srv.accept()
-        conn.sendall(struct.pack("<III", 6, 6, 0) + b"go on\0"[:2])
-        deadline = time.monotonic() + 30
-        while (st := curl(sock, "GET", "/migrate")[1])["state"] == "active":
-            assert time.monotonic() < deadline, st
-            time.sleep(0.05)
+        conn.sendall(GO_ON)
+        st = ended(sock, 30)
         conn.close()
     assert st["state"] == "failed" and "not done within max_time (500 ms)" in st["error"], st
     n = last_count(g.output)
