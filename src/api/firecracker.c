@@ -291,24 +291,35 @@ static int patch_drive(struct fc_api *a, const char *id, json_t *body, char *err
 
 static int put_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)
 {
-	json_t *dest, *token, *down, *max;
-	uint64_t ms = 50, max_ms = 0;
+	json_t *dest, *token, *down, *max, *bw, *conv, *copy;
+	uint64_t ms = MIG_DEFAULT_DOWNTIME_MS, max_ms = 0, mib = 0;
+	struct mig_params p;
 	int rc = json_fields(body, "migrate",
 			     (const struct jfield[]){ { "destination", JF_STRING, true, &dest },
 						      { "token", JF_STRING, true, &token },
 						      { "downtime_ms", JF_UINT, false, &down },
-						      { "max_time_ms", JF_UINT, false, &max } },
-			     4, err, errlen);
+						      { "max_time_ms", JF_UINT, false, &max },
+						      { "max_bandwidth_mib", JF_UINT, false, &bw },
+						      { "auto_converge", JF_BOOL, false, &conv },
+						      { "copy_storage", JF_BOOL, false, &copy } },
+			     7, err, errlen);
 
 	if (rc || (down && (rc = json_uint_range(down, "downtime_ms", 1, 60000, &ms, err, errlen))) ||
-	    (max && (rc = json_uint_range(max, "max_time_ms", 1, 86400000, &max_ms, err, errlen))))
+	    (max && (rc = json_uint_range(max, "max_time_ms", 1, 86400000, &max_ms, err, errlen))) ||
+	    (bw && (rc = json_uint_range(bw, "max_bandwidth_mib", 1, 1000000, &mib, err, errlen))))
 		return rc;
-	if (!json_string_length(token) || json_string_length(token) > 256)
-		return cv_fmt(err, errlen, "invalid token: 1 to 256 characters");
+	if (!json_string_length(token) || json_string_length(token) > MIG_MAX_TOKEN)
+		return cv_fmt(err, errlen, "invalid token: 1 to %u characters", MIG_MAX_TOKEN);
 	if (!a->ops->migrate)
 		return cv_fmt(err, errlen, "migration is not supported by this VMM");
-	return a->ops->migrate(a->ctx, json_string_value(dest), json_string_value(token), (unsigned)ms,
-			       (unsigned)max_ms, err, errlen);
+	p = (struct mig_params){ .dest = json_string_value(dest),
+				 .token = json_string_value(token),
+				 .downtime_ms = (unsigned)ms,
+				 .max_time_ms = (unsigned)max_ms,
+				 .max_bandwidth = mib << 20,
+				 .auto_converge = !conv || json_is_true(conv),
+				 .copy_storage = copy && json_is_true(copy) };
+	return a->ops->migrate(a->ctx, &p, err, errlen);
 }
 
 static int patch_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)

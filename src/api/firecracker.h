@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "api/config.h"
+#include "migrate/migrate.h"
 #include "vmm/config.h"
 
 enum fc_state { FC_NOT_STARTED, FC_RUNNING, FC_PAUSED };
@@ -46,8 +47,7 @@ struct fc_ops {
 	int (*drive_path)(void *ctx, unsigned index, const char *path, char *err, size_t errlen);
 	/* cellvm's own PUT /migrate (start moving the running VM to dest) and
 	 * GET /migrate (how it goes: a JSON object). */
-	int (*migrate)(void *ctx, const char *dest, const char *token, unsigned downtime_ms, unsigned max_time_ms,
-		       char *err, size_t errlen);
+	int (*migrate)(void *ctx, const struct mig_params *p, char *err, size_t errlen);
 	json_t *(*migrate_status)(void *ctx);
 	/* PATCH /migrate {"state": "Cancelled"}. */
 	int (*migrate_cancel)(void *ctx, char *err, size_t errlen);

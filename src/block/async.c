@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "block/dirty.h"
 #include "block/iov.h"
 #include "util/err.h"
 
@@ -73,6 +74,7 @@ struct async {
 	struct req *todo, **todo_tail;
 	struct req *done;
 	bool stop;
+	struct block_dirty *track; /* loop thread only */
 };
 
 static int run_sync(struct async *a, struct req *r)
@@ -178,6 +180,9 @@ static struct req *new_req(struct async *a, enum op op, uint64_t off, uint64_t l
 
 static void complete(struct req *r)
 {
+	/* Failed writes too: what they left in the image is not known. */
+	if (r->a->track && r->op != OP_READ && r->op != OP_FLUSH)
+		block_dirty_mark(r->a->track, r->off, r->len);
 	r->cb(r->opaque, r->err < 0 ? r->err : (int64_t)r->len);
 	free(r);
 }
@@ -426,6 +431,31 @@ static int async_close(struct block *b)
 	return rc;
 }
 
+static void async_track(struct block *b, struct block_dirty *d)
+{
+	((struct async *)b)->track = d;
+}
+
+static int async_copy_read(struct block *b, uint64_t off, void *buf, size_t len)
+{
+	struct image *img = ((struct async *)b)->img;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+
+	return img->ops->preadv(img, off, &iov, 1);
+}
+
+static int async_copy_status(struct block *b, uint64_t off, uint64_t len, bool *data, uint64_t *n)
+{
+	struct extent e;
+	int rc = image_chain_status(((struct async *)b)->img, off, len, &e);
+
+	if (rc)
+		return rc;
+	*data = e.kind == EXTENT_DATA;
+	*n = e.len;
+	return 0;
+}
+
 static const struct block_ops async_ops = {
 	.readv = async_readv,
 	.writev = async_writev,
@@ -433,6 +463,9 @@ static const struct block_ops async_ops = {
 	.discard = async_discard,
 	.write_zeroes = async_write_zeroes,
 	.submit = async_submit,
+	.track = async_track,
+	.copy_read = async_copy_read,
+	.copy_status = async_copy_status,
 	.close = async_close,
 };
 

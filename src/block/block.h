@@ -17,6 +17,7 @@ typedef void (*block_done)(void *opaque, int64_t result);
 enum block_format { BLOCK_FORMAT_AUTO, BLOCK_FORMAT_RAW, BLOCK_FORMAT_QCOW2 };
 
 struct block;
+struct block_dirty;
 
 struct block_ops {
 	int (*readv)(struct block *b, uint64_t off, const struct iovec *iov, unsigned n, block_done cb, void *opaque);
@@ -28,6 +29,14 @@ struct block_ops {
 	int (*write_zeroes)(struct block *b, uint64_t off, uint64_t len, bool unmap, block_done cb, void *opaque);
 	/* Starts what was queued since the last call. */
 	void (*submit)(struct block *b);
+	/* For a migration copying the disk. track (main thread): from now on
+	 * every completed write, discard and write-zeroes marks d (NULL: no
+	 * longer). copy_read and copy_status may run on any thread, beside
+	 * the guest's requests: read the disk's content, and tell whether
+	 * [off, off+len) holds data (else zeroes) and for how many bytes. */
+	void (*track)(struct block *b, struct block_dirty *d);
+	int (*copy_read)(struct block *b, uint64_t off, void *buf, size_t len);
+	int (*copy_status)(struct block *b, uint64_t off, uint64_t len, bool *data, uint64_t *n);
 	/* Lets in-flight requests finish, writes back metadata and frees b:
 	 * 0 or -errno of the first write-back that failed. */
 	int (*close)(struct block *b);

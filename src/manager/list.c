@@ -98,18 +98,24 @@ int manager_list(bool json)
 		}
 		if (json) {
 			json_array_append_new(
-				arr, json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:s}", "name", names[i], "state",
+				arr, json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:s, s:s?}", "name", names[i], "state",
 					       vm_state_name(st.state), "vcpus", (json_int_t)info.vcpus, "memory_mib",
 					       (json_int_t)info.mem_mib, "pid",
 					       st.pid ? json_integer(st.pid) : json_null(), "uptime_s",
-					       st.uptime >= 0 ? json_integer(st.uptime) : json_null(), "drives", info.drives));
+					       st.uptime >= 0 ? json_integer(st.uptime) : json_null(), "drives", info.drives,
+					       "migration", st.migration[0] ? st.migration : NULL));
 			continue;
 		}
 		size_format((uint64_t)info.mem_mib << 20, mem, sizeof(mem));
 		format_uptime(st.uptime, up, sizeof(up));
 		snprintf(pid, sizeof(pid), "%ld", (long)st.pid);
-		printf("%-20s %-12s %5u %8s %8s %9s  %s\n", names[i], vm_state_name(st.state), info.vcpus, mem,
-		       st.pid ? pid : "-", up, info.ndrives ? info.drives : "-");
+		/* A migration under way, or one that may have moved the VM, is
+		 * what matters about it now. */
+		printf("%-20s %-12s %5u %8s %8s %9s  %s\n", names[i],
+		       !strcmp(st.migration, "active")	  ? "migrating"
+		       : !strcmp(st.migration, "unknown") ? "moved?"
+							  : vm_state_name(st.state),
+		       info.vcpus, mem, st.pid ? pid : "-", up, info.ndrives ? info.drives : "-");
 	}
 	if (json) {
 		char *text = json_dumps(arr, JSON_INDENT(2));

@@ -1,6 +1,7 @@
 #include "manager/vmproc.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -76,6 +77,7 @@ int vmproc_status(const char *name, struct vm_status *st)
 
 	st->pid = 0;
 	st->uptime = -1;
+	st->migration[0] = 0;
 	if ((rc = bundle_file(name, BUNDLE_PIDFILE, pidfile, sizeof(pidfile))) ||
 	    (rc = api_sock_path(name, sock, sizeof(sock))))
 		return rc;
@@ -96,6 +98,17 @@ int vmproc_status(const char *name, struct vm_status *st)
 		st->state = strstr(reply, "\"Paused\"")	 ? VMS_PAUSED
 			    : strstr(reply, "\"Running\"") ? VMS_RUNNING
 							   : VMS_STARTING;
+	}
+	free(reply);
+	reply = NULL;
+	if (st->state != VMS_UNRESPONSIVE &&
+	    api_call(sock, "GET", "/migrate", NULL, VMPROC_API_TIMEOUT_MS, &status, &reply) == 0 && status == 200) {
+		json_t *doc = json_loads(reply, 0, NULL);
+		const char *m = json_string_value(json_object_get(doc, "state"));
+
+		if (m && strcmp(m, "none"))
+			snprintf(st->migration, sizeof(st->migration), "%s", m);
+		json_decref(doc);
 	}
 	free(reply);
 	return 0;
@@ -142,8 +155,7 @@ int vmproc_pause(const char *name, bool pause)
 	return vmproc_api(name, "PATCH", "/vm", pause ? "{\"state\":\"Paused\"}" : "{\"state\":\"Resumed\"}", VMPROC_API_TIMEOUT_MS);
 }
 
-/* The last line of the VM's log: why it did not start. */
-static void last_log_line(const char *name, char *buf, size_t cap)
+void vmproc_last_log(const char *name, char *buf, size_t cap)
 {
 	char path[PATH_MAX], line[512];
 	FILE *f;
@@ -201,7 +213,7 @@ int vmproc_start(const char *name, const char *restore)
 		child(dir, name, restore);
 	for (int i = 0; i < START_TIMEOUT_S * 50; i++) {
 		if (waitpid(pid, &wst, WNOHANG) == pid) {
-			last_log_line(name, why, sizeof(why));
+			vmproc_last_log(name, why, sizeof(why));
 			cv_err("VM '%s' did not start: %s", name, why);
 			return WIFEXITED(wst) && WEXITSTATUS(wst) == 2 ? CV_EINPUT : CV_EFAIL;
 		}

@@ -22,6 +22,9 @@ struct vm_status {
 	enum vm_state state;
 	pid_t pid;   /* 0 unless the process is alive */
 	long uptime; /* seconds since the process started, -1 if unknown */
+	/* Its last migration out (GET /migrate): "active", "failed",
+	 * "unknown" (maybe moved, paused here), or "" for none. */
+	char migration[16];
 };
 
 const char *vm_state_name(enum vm_state s);
@@ -31,6 +34,9 @@ int vmproc_status(const char *name, struct vm_status *st);
 int vmproc_start(const char *name, const char *restore);
 int vmproc_stop(const char *name, int timeout_s, bool force);
 int vmproc_pause(const char *name, bool pause);
+/* The last line of the VM's log (why it did not start, how it moved), or
+ * "see vm.log". */
+void vmproc_last_log(const char *name, char *buf, size_t cap);
 /* The API call behind pause and stop, with the reply's fault on failure. */
 #define VMPROC_API_TIMEOUT_MS 3000
 int vmproc_api(const char *name, const char *method, const char *path, const char *body, int timeout_ms);

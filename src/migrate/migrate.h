@@ -22,34 +22,55 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "migrate/storage.h"
 #include "vmm/event_loop.h"
 
 #define MIG_MAX_ROUNDS 30
 #define MIG_DEFAULT_DOWNTIME_MS 50
+#define MIG_MAX_TOKEN 256u
 
 struct vm;
 struct migration;
 
-enum mig_state { MIG_NONE, MIG_ACTIVE, MIG_COMPLETED, MIG_FAILED };
+enum mig_state { MIG_NONE, MIG_ACTIVE, MIG_COMPLETED, MIG_FAILED, MIG_UNKNOWN };
+
+/* How to migrate (PUT /migrate). */
+struct mig_params {
+	const char *dest;  /* "tcp:HOST:PORT" */
+	const char *token; /* the destination's --migrate-token */
+	unsigned downtime_ms;
+	unsigned max_time_ms;   /* 0: no limit */
+	uint64_t max_bandwidth; /* bytes per second, 0: no limit */
+	bool auto_converge;     /* throttle a guest that writes faster than the link */
+	bool copy_storage;      /* send the disks along (not on shared storage) */
+};
 
 struct mig_status {
 	enum mig_state state;
 	unsigned round;
 	uint64_t bytes, pages; /* sent so far */
+	uint64_t disk_bytes;   /* of which disk data */
 	uint64_t dirty;        /* pages left for the next round */
+	double dirty_rate;     /* bytes per second the guest wrote in the last round */
+	double bandwidth;      /* bytes per second sent in the last round */
+	double expected_downtime_ms; /* to send what is left now */
+	unsigned throttle_pct; /* auto-converge's share of vCPU time taken */
+	uint64_t round_todo, round_done; /* bytes this round looks at, and has */
 	double total_ms, downtime_ms;
 	char error[256];
 };
 
 const char *mig_state_name(enum mig_state s);
 
-/* Starts moving vm (running or paused) to dest ("tcp:HOST:PORT"); `done`
- * is called on the main thread once it is over (ok: the destination runs
- * the VM, which must now end here). max_time_ms (0: none) gives up if the
- * VM is not stopped for its last round by then. 0 or CV_E* reported. */
-int migration_start(struct migration **out, struct vm *vm, struct event_loop *loop, const char *dest,
-		    const char *token, unsigned downtime_ms, unsigned max_time_ms, void (*done)(void *ctx, bool ok),
-		    void *ctx);
+/* Starts moving vm (running or paused) as p says; `done` is called on the
+ * main thread once it is over: MIG_COMPLETED (the destination runs the
+ * VM, which must now end here), MIG_FAILED (the VM goes on here as it
+ * was) or MIG_UNKNOWN (the destination received it all but did not say
+ * whether it runs it: the VM stays paused here, its disks closed unless
+ * copied, so that it never runs twice). max_time_ms gives up if the VM is
+ * not stopped for its last round by then. 0 or CV_E* reported. */
+int migration_start(struct migration **out, struct vm *vm, struct event_loop *loop, const struct mig_params *p,
+		    void (*done)(void *ctx, enum mig_state end), void *ctx);
 void migration_status(struct migration *mg, struct mig_status *st);
 /* Gives up (main thread): the VM stays here, as it was. */
 void migration_cancel(struct migration *mg);
@@ -63,16 +84,19 @@ struct incoming {
 	uint64_t ram_size;
 	uint8_t *state;
 	size_t state_len;
+	struct storage_in disks; /* copied disks, in place once all arrived */
 };
 
 /* Listens on spec, takes one migration whose token matches and receives
- * it whole. 0, or CV_EINPUT (refused: bad token, bad stream) / CV_EFAIL,
- * reported; nothing is left allocated on failure. */
-int migration_receive(const char *spec, const char *token, struct incoming *in);
+ * it whole; copied disks go where `dest` says. 0, or CV_EINPUT (refused:
+ * bad token, bad stream) / CV_EFAIL, reported; nothing is left allocated
+ * or on disk on failure. */
+int migration_receive(const char *spec, const char *token, const struct storage_dest *dest, struct incoming *in);
 /* The same on a connection already open (fd, which `in` takes over). */
-int migration_receive_on(int fd, const char *token, struct incoming *in);
+int migration_receive_on(int fd, const char *token, const struct storage_dest *dest, struct incoming *in);
 /* Tells the source whether the VM runs here (code 0) or why not, and
- * releases what is left of `in` (its RAM if the VM did not take it). */
+ * releases what is left of `in` (its RAM if the VM did not take it, the
+ * disks' copies if it does not run). */
 void migration_reply(struct incoming *in, int code, const char *msg);
 
 #endif

@@ -57,7 +57,7 @@ static int take_pages(struct incoming *in, const uint8_t *rec, long len)
 }
 
 /* The records after a good HELLO, up to END. */
-static int take_stream(struct incoming *in, uint8_t *rec, const char **why)
+static int take_stream(struct incoming *in, uint8_t *rec, const struct storage_dest *dest, const char **why)
 {
 	for (;;) {
 		uint32_t type;
@@ -82,6 +82,16 @@ static int take_stream(struct incoming *in, uint8_t *rec, const char **why)
 				return CV_EFAIL;
 			}
 			in->ram_size = size;
+		} else if (type == MIG_DISKS && in->ram && !in->disks.n) {
+			int rc = storage_in_disks(&in->disks, rec, (size_t)len, dest, why);
+
+			if (rc)
+				return rc;
+		} else if (type == MIG_BLOCKS && in->disks.n) {
+			int rc = storage_in_blocks(&in->disks, rec, (size_t)len, why);
+
+			if (rc)
+				return rc;
 		} else if (type == MIG_PAGES && in->ram) {
 			if (take_pages(in, rec, len)) {
 				*why = "a PAGES record out of range";
@@ -95,7 +105,7 @@ static int take_stream(struct incoming *in, uint8_t *rec, const char **why)
 			memcpy(in->state, rec, (size_t)len);
 			in->state_len = (size_t)len;
 		} else if (type == MIG_END && in->state && !len) {
-			return 0;
+			return storage_in_finish(&in->disks, why);
 		} else {
 			*why = "a record out of place";
 			return CV_EINPUT;
@@ -103,8 +113,10 @@ static int take_stream(struct incoming *in, uint8_t *rec, const char **why)
 	}
 }
 
-static void release(struct incoming *in)
+static void release(struct incoming *in, bool failed)
 {
+	if (failed)
+		storage_in_discard(&in->disks);
 	if (in->ram)
 		munmap(in->ram, in->ram_size);
 	free(in->state);
@@ -115,7 +127,7 @@ static void release(struct incoming *in)
 	in->fd = -1;
 }
 
-int migration_receive_on(int fd, const char *token, struct incoming *in)
+int migration_receive_on(int fd, const char *token, const struct storage_dest *dest, struct incoming *in)
 {
 	uint8_t *rec = malloc(MIG_MAX_PAYLOAD);
 	const char *why = NULL;
@@ -127,7 +139,7 @@ int migration_receive_on(int fd, const char *token, struct incoming *in)
 	in->fd = fd;
 	if (!rec) {
 		cv_err("out of memory");
-		release(in);
+		release(in, true);
 		return CV_EFAIL;
 	}
 	len = mig_recv(in->fd, &type, rec, 12 + MIG_MAX_TOKEN);
@@ -139,18 +151,18 @@ int migration_receive_on(int fd, const char *token, struct incoming *in)
 		why = "wrong migration token";
 	} else {
 		reply(in->fd, 0, "go on");
-		rc = take_stream(in, rec, &why);
+		rc = take_stream(in, rec, dest, &why);
 	}
 	free(rec);
 	if (rc) {
 		cv_err("refused the incoming migration: %s", why);
 		reply(in->fd, 1, why);
-		release(in);
+		release(in, true);
 	}
 	return rc;
 }
 
-int migration_receive(const char *spec, const char *token, struct incoming *in)
+int migration_receive(const char *spec, const char *token, const struct storage_dest *dest, struct incoming *in)
 {
 	int lfd, fd;
 
@@ -166,12 +178,12 @@ int migration_receive(const char *spec, const char *token, struct incoming *in)
 		return CV_EFAIL;
 	}
 	mig_tune(fd);
-	return migration_receive_on(fd, token, in);
+	return migration_receive_on(fd, token, dest, in);
 }
 
 void migration_reply(struct incoming *in, int code, const char *msg)
 {
 	if (in->fd >= 0)
 		reply(in->fd, (uint32_t)code, msg);
-	release(in);
+	release(in, code != 0);
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "migrate/storage.h"
 #include "migrate/stream.h"
 #include "snapshot/file.h"
 #include "util/err.h"
@@ -25,8 +26,8 @@ struct migration {
 	struct vm *vm;
 	struct event_loop *loop;
 	char dest[256], token[MIG_MAX_TOKEN + 1];
-	unsigned downtime_ms;
-	void (*done)(void *ctx, bool ok);
+	struct mig_params p; /* its strings point to dest and token */
+	void (*done)(void *ctx, enum mig_state end);
 	void *ctx;
 	int fd, efd;
 	pthread_t thread;
@@ -34,6 +35,11 @@ struct migration {
 	uint64_t *send; /* this round's pages */
 	uint64_t words;
 	uint8_t *batch; /* a PAGES record's payload */
+	struct storage_out disks; /* copy_storage */
+	bool disks_ok;
+	uint64_t mem_done;    /* this round's RAM bytes looked at (under lock) */
+	double limit_t0;      /* max_bandwidth: since when bytes are counted */
+	uint64_t limit_bytes; /* sent since then */
 	/* Under lock: the thread's request to the main thread and its answer. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -46,14 +52,15 @@ struct migration {
 	bool was_paused, was_tracking, stopped;
 	struct event_timer deadline; /* max_time_ms: gives up before the stop */
 	bool timer_ok;
-	unsigned max_time_ms;
+	struct event_timer tick; /* auto-converge: kicks throttled vCPUs */
+	bool tick_ok;
 	double t0, t_stop;
 	struct mig_status st; /* under lock */
 };
 
 const char *mig_state_name(enum mig_state s)
 {
-	static const char *const names[] = { "none", "active", "completed", "failed" };
+	static const char *const names[] = { "none", "active", "completed", "failed", "unknown" };
 
 	return names[s];
 }
@@ -90,6 +97,37 @@ static bool zero_page(const uint8_t *p)
 	return true;
 }
 
+static void sleep_ms(double ms)
+{
+	long long ns = (long long)(ms * 1e6);
+	struct timespec t = { .tv_sec = (time_t)(ns / 1000000000LL), .tv_nsec = (long)(ns % 1000000000LL) };
+
+	nanosleep(&t, NULL);
+}
+
+/* Every record goes out here: counted, and held to max_bandwidth until the
+ * VM stops (the last round goes as fast as the link allows). */
+static int out(void *opaque, uint32_t type, const void *a, size_t alen, const void *b, size_t blen)
+{
+	struct migration *mg = opaque;
+	int rc = mig_send(mg->fd, type, a, alen, b, blen);
+	uint64_t n = 8 + alen + blen;
+
+	pthread_mutex_lock(&mg->lock);
+	mg->st.bytes += n;
+	if (type == MIG_BLOCKS)
+		mg->st.disk_bytes += n;
+	pthread_mutex_unlock(&mg->lock);
+	mg->limit_bytes += n;
+	if (!rc && mg->p.max_bandwidth && !mg->stopped) {
+		double due = (double)mg->limit_bytes * 1e3 / (double)mg->p.max_bandwidth - (now_ms() - mg->limit_t0);
+
+		if (due > 0)
+			sleep_ms(due);
+	}
+	return rc;
+}
+
 /* Sends the pages set in mg->send (all non-zero ones if `skip_zero`). */
 static int send_pages(struct migration *mg, bool skip_zero)
 {
@@ -97,6 +135,7 @@ static int send_pages(struct migration *mg, bool skip_zero)
 	uint64_t pages = m->size / MIG_PAGE;
 	uint32_t n = 0;
 	uint8_t *idx = mg->batch + 4, *data = mg->batch + 4 + MIG_BATCH * 8;
+	uint64_t seen = 0;
 	int rc = 0;
 
 	for (uint64_t p = 0; p < pages && !rc; p++) {
@@ -104,7 +143,10 @@ static int send_pages(struct migration *mg, bool skip_zero)
 		uint64_t le = htole64(p);
 		bool last = p + 1 == pages;
 
-		if ((mg->send[p / 64] >> (p % 64)) & 1 && !(skip_zero && zero_page(src))) {
+		bool marked = (mg->send[p / 64] >> (p % 64)) & 1;
+
+		seen += marked;
+		if (marked && !(skip_zero && zero_page(src))) {
 			memcpy(idx + n * 8, &le, 8);
 			memcpy(data + (size_t)n * MIG_PAGE, src, MIG_PAGE);
 			n++;
@@ -114,10 +156,10 @@ static int send_pages(struct migration *mg, bool skip_zero)
 
 			memcpy(mg->batch, &count, 4);
 			/* The index list, then the pages right after it. */
-			rc = mig_send(mg->fd, MIG_PAGES, mg->batch, 4 + (size_t)n * 8, data, (size_t)n * MIG_PAGE);
+			rc = out(mg, MIG_PAGES, mg->batch, 4 + (size_t)n * 8, data, (size_t)n * MIG_PAGE);
 			pthread_mutex_lock(&mg->lock);
 			mg->st.pages += n;
-			mg->st.bytes += 12 + (uint64_t)n * (8 + MIG_PAGE);
+			mg->mem_done = seen * MIG_PAGE;
 			pthread_mutex_unlock(&mg->lock);
 			n = 0;
 		}
@@ -164,38 +206,77 @@ static int ask(struct migration *mg, enum step step)
 	return rc;
 }
 
+/* Auto-converge: a round that left more to send than half of what it
+ * sent means the guest writes about as fast as the link carries; each
+ * such round takes a bigger share of its vCPUs' time. */
+#define THROTTLE_FIRST 20
+#define THROTTLE_STEP 10
+#define THROTTLE_MAX 99
+
+static void converge(struct migration *mg, uint64_t left, uint64_t sent)
+{
+	unsigned pct = atomic_load(&mg->vm->throttle_pct);
+
+	if (!mg->p.auto_converge || left * 2 <= sent)
+		return;
+	pct = pct ? pct + THROTTLE_STEP : THROTTLE_FIRST;
+	vm_throttle(mg->vm, pct > THROTTLE_MAX ? THROTTLE_MAX : pct);
+}
+
 static int precopy(struct migration *mg)
 {
-	uint64_t ram = htole64(mg->vm->mem.size), dirty;
+	uint64_t ram = htole64(mg->vm->mem.size), dirty, disk_dirty = 0;
 	double bw = 0; /* bytes per ms */
 	int rc;
 
-	memset(mg->send, 0xff, mg->words * 8);
-	for (unsigned round = 0;; round++) {
-		double t = now_ms();
-		uint64_t before = mg->st.bytes;
+	uint64_t todo = mg->vm->mem.size + (mg->disks_ok ? mg->disks.todo : 0);
 
-		if (round == 0 && (rc = mig_send(mg->fd, MIG_RAM, &ram, 8, NULL, 0)))
+	memset(mg->send, 0xff, mg->words * 8);
+	mg->limit_t0 = now_ms();
+	for (unsigned round = 0;; round++) {
+		double t = now_ms(), took;
+		uint64_t before = mg->st.bytes, left;
+
+		pthread_mutex_lock(&mg->lock);
+		mg->st.round_todo = todo;
+		mg->mem_done = 0;
+		pthread_mutex_unlock(&mg->lock);
+
+		if (round == 0 && (rc = out(mg, MIG_RAM, &ram, 8, NULL, 0)))
+			return rc;
+		if (round == 0 && mg->disks_ok && (rc = storage_out_announce(&mg->disks, mg->vm->cfg, out, mg)))
+			return rc;
+		if (mg->disks_ok && (rc = storage_out_round(&mg->disks, out, mg)))
 			return rc;
 		if ((rc = send_pages(mg, round == 0)))
 			return rc;
 		memset(mg->send, 0, mg->words * 8);
-		if (now_ms() > t)
-			bw = (double)(mg->st.bytes - before) / (now_ms() - t);
+		took = now_ms() - t;
+		if (took > 0)
+			bw = (double)(mg->st.bytes - before) / took;
 		if ((dirty = take_dirty(mg)) == UINT64_MAX)
 			return CV_EFAIL;
+		if (mg->disks_ok)
+			disk_dirty = storage_out_dirty(&mg->disks);
+		todo = left = dirty * MIG_PAGE + disk_dirty;
+		if (round)
+			converge(mg, left, mg->st.bytes - before);
 		pthread_mutex_lock(&mg->lock);
 		mg->st.round = round + 1;
 		mg->st.dirty = dirty;
+		mg->st.bandwidth = bw * 1e3;
+		mg->st.dirty_rate = took > 0 ? (double)left * 1e3 / took : 0;
+		mg->st.expected_downtime_ms = bw > 0 ? (double)left / bw : 0;
+		mg->st.throttle_pct = atomic_load(&mg->vm->throttle_pct);
 		pthread_mutex_unlock(&mg->lock);
 		/* What is left fits the downtime at the bandwidth seen. */
-		if (round + 1 >= MIG_MAX_ROUNDS || (bw > 0 && (double)dirty * MIG_PAGE / bw <= mg->downtime_ms))
+		if (round + 1 >= MIG_MAX_ROUNDS || (bw > 0 && (double)left / bw <= mg->p.downtime_ms))
 			return 0;
 	}
 }
 
 /* The destination's REPLY: 0 if it says go on, else CV_EFAIL with the
- * reason recorded. */
+ * reason recorded; CV_EINPUT when it did not answer at all. */
 static int await_reply(struct migration *mg, const char *what)
 {
 	uint8_t reply[512];
@@ -204,7 +285,7 @@ static int await_reply(struct migration *mg, const char *what)
 
 	if (n < 4 || type != MIG_REPLY) {
 		fail(mg, what, n < 0 ? strerror((int)-n) : "bad reply");
-		return CV_EFAIL;
+		return n < 0 ? CV_EINPUT : CV_EFAIL;
 	}
 	memcpy(&code, reply, 4);
 	reply[n] = 0;
@@ -220,6 +301,7 @@ static void *run(void *opaque)
 	struct migration *mg = opaque;
 	uint8_t hello[12];
 	uint32_t v = htole32(MIG_VERSION);
+	enum mig_state end = MIG_FAILED;
 	int rc;
 
 	memcpy(hello, MIG_MAGIC, 8);
@@ -229,21 +311,32 @@ static void *run(void *opaque)
 	else
 		rc = await_reply(mg, "the destination did not answer (%s)");
 	if (!rc && (rc = precopy(mg))) {
-		fail(mg, "sending memory failed: %s", strerror(-rc));
+		fail(mg, "sending the VM failed: %s", strerror(-rc));
 	} else if (!rc && (rc = ask(mg, STEP_STOP))) {
 		fail(mg, "%s", "the VM could not be stopped for the last round");
 	} else if (!rc) {
-		/* The VM is paused; these are its last pages and its state. */
-		if ((rc = send_pages(mg, false)) ||
-		    (rc = mig_send(mg->fd, MIG_STATE, mg->state.out.buf, mg->state.out.len, NULL, 0)) ||
-		    (rc = mig_send(mg->fd, MIG_END, NULL, 0, NULL, 0)))
+		/* The VM is paused; these are its last disk chunks and pages,
+		 * and its state. */
+		if (mg->disks_ok) {
+			storage_out_dirty(&mg->disks);
+			rc = storage_out_round(&mg->disks, out, mg);
+		}
+		if (rc || (rc = send_pages(mg, false)) ||
+		    (rc = out(mg, MIG_STATE, mg->state.out.buf, mg->state.out.len, NULL, 0)) ||
+		    (rc = out(mg, MIG_END, NULL, 0, NULL, 0))) {
 			fail(mg, "sending the VM's state failed: %s", strerror(-rc));
-		/* Without a reply saying it runs there, the VM stays here. */
-		else
-			rc = await_reply(mg, "the destination did not confirm the VM runs there (%s)");
+		} else if ((rc = await_reply(mg, "the destination did not confirm the VM runs there (%s)")) == CV_EINPUT) {
+			/* It has the whole VM and may run it: running it here too
+			 * would make two. */
+			end = MIG_UNKNOWN;
+			fail(mg, "%s",
+			     "it is unknown whether the VM runs on the destination, which did not answer after "
+			     "receiving it all: the VM stays paused here (resume it only once sure it does not run "
+			     "there)");
+		}
 	}
 	pthread_mutex_lock(&mg->lock);
-	mg->st.state = rc ? MIG_FAILED : MIG_COMPLETED;
+	mg->st.state = rc ? end : MIG_COMPLETED;
 	pthread_mutex_unlock(&mg->lock);
 	ask(mg, STEP_END);
 	return NULL;
@@ -256,20 +349,27 @@ static void *run(void *opaque)
 static int stop_vm(struct migration *mg)
 {
 	struct vm *vm = mg->vm;
-	struct disk_layers none = { 0 };
+	struct disk_layers dl = { 0 };
 	int rc;
 
 	mg->t_stop = now_ms();
+	vm_throttle(vm, 0);
 	if (!vm->paused && (rc = vm_pause(vm)))
 		return rc;
 	mg->stopped = true;
 	if ((rc = vm_drain(vm)))
 		return rc;
-	vm_disks_release(vm);
+	/* Shared disks: the destination opens them once closed here. Copied
+	 * ones stay open for their last chunks. */
+	if (mg->disks_ok)
+		for (unsigned i = 0; i < vm->cfg->ndisks; i++)
+			dl.copied[i] = true;
+	else
+		vm_disks_release(vm);
 	if (take_dirty(mg) == UINT64_MAX)
 		return CV_EFAIL;
 	mg->state_ok = true;
-	if ((rc = vm_state_build(vm, &none, &mg->state)))
+	if ((rc = vm_state_build(vm, &dl, &mg->state)))
 		return rc;
 	if (mg->state.out.oom) {
 		cv_err("migration: out of memory while encoding the VM's state");
@@ -279,13 +379,15 @@ static int stop_vm(struct migration *mg)
 	return 0;
 }
 
-/* The VM stays here: as it was before the migration began. */
-static void keep_vm(struct migration *mg)
+/* The VM stays here: as it was before the migration began (paused, when
+ * it may run on the destination). */
+static void keep_vm(struct migration *mg, bool unknown)
 {
 	struct vm *vm = mg->vm;
 
-	if (mg->stopped) {
-		if (vm_disks_reacquire(vm))
+	vm_throttle(vm, 0);
+	if (mg->stopped && !unknown) {
+		if (!mg->disks_ok && vm_disks_reacquire(vm))
 			cv_err("migration failed and a disk could not be reopened: the guest waits for it");
 		if (!mg->was_paused && vm_resume(vm))
 			cv_err("migration failed and the VM could not be resumed");
@@ -297,6 +399,14 @@ static void keep_vm(struct migration *mg)
 		dirty_log_stop(&vm->dirty, &vm->mem);
 }
 
+static void on_tick(void *opaque)
+{
+	struct migration *mg = opaque;
+
+	vm_throttle_kick(mg->vm);
+	event_timer_arm(&mg->tick, (uint64_t)VM_THROTTLE_SLICE_MS * 1000000);
+}
+
 static void on_deadline(void *opaque)
 {
 	struct migration *mg = opaque;
@@ -306,7 +416,7 @@ static void on_deadline(void *opaque)
 	 * the destination may be starting it. */
 	if (mg->stopped)
 		return;
-	snprintf(limit, sizeof(limit), "%u ms", mg->max_time_ms);
+	snprintf(limit, sizeof(limit), "%u ms", mg->p.max_time_ms);
 	fail(mg, "not done within max_time (%s): the guest writes memory faster than it can be sent", limit);
 	shutdown(mg->fd, SHUT_RDWR);
 }
@@ -333,26 +443,30 @@ static void on_step(void *opaque, uint32_t events)
 		pthread_cond_signal(&mg->cond);
 		pthread_mutex_unlock(&mg->lock);
 	} else if (step == STEP_END) {
-		bool ok;
+		enum mig_state end;
 
 		pthread_join(mg->thread, NULL);
 		mg->thread_ok = false;
 		if (mg->timer_ok)
 			event_timer_cancel(&mg->deadline);
+		if (mg->tick_ok)
+			event_timer_cancel(&mg->tick);
+		if (mg->disks_ok)
+			storage_out_stop(&mg->disks);
+		mg->disks_ok = false;
 		pthread_mutex_lock(&mg->lock);
-		ok = mg->st.state == MIG_COMPLETED;
+		end = mg->st.state;
 		mg->st.total_ms = now_ms() - mg->t0;
 		mg->st.downtime_ms = mg->stopped ? now_ms() - mg->t_stop : 0;
 		pthread_mutex_unlock(&mg->lock);
-		if (!ok)
-			keep_vm(mg);
-		mg->done(mg->ctx, ok);
+		if (end != MIG_COMPLETED)
+			keep_vm(mg, end == MIG_UNKNOWN);
+		mg->done(mg->ctx, end);
 	}
 }
 
-int migration_start(struct migration **out, struct vm *vm, struct event_loop *loop, const char *dest,
-		    const char *token, unsigned downtime_ms, unsigned max_time_ms, void (*done)(void *ctx, bool ok),
-		    void *ctx)
+int migration_start(struct migration **out, struct vm *vm, struct event_loop *loop, const struct mig_params *p,
+		    void (*done)(void *ctx, enum mig_state end), void *ctx)
 {
 	struct migration *mg = calloc(1, sizeof(*mg));
 	int rc = CV_EFAIL;
@@ -363,7 +477,6 @@ int migration_start(struct migration **out, struct vm *vm, struct event_loop *lo
 	}
 	mg->vm = vm;
 	mg->loop = loop;
-	mg->downtime_ms = downtime_ms;
 	mg->done = done;
 	mg->ctx = ctx;
 	mg->fd = mg->efd = -1;
@@ -373,8 +486,11 @@ int migration_start(struct migration **out, struct vm *vm, struct event_loop *lo
 	mg->was_tracking = vm->dirty.on;
 	pthread_mutex_init(&mg->lock, NULL);
 	pthread_cond_init(&mg->cond, NULL);
-	snprintf(mg->dest, sizeof(mg->dest), "%s", dest);
-	snprintf(mg->token, sizeof(mg->token), "%s", token);
+	snprintf(mg->dest, sizeof(mg->dest), "%s", p->dest);
+	snprintf(mg->token, sizeof(mg->token), "%s", p->token);
+	mg->p = *p;
+	mg->p.dest = mg->dest;
+	mg->p.token = mg->token;
 	mg->words = guest_mem_bitmap_words(&vm->mem);
 	if (!(mg->send = calloc(mg->words, 8)) || !(mg->batch = malloc(MIG_MAX_RECORD))) {
 		cv_err("out of memory");
@@ -383,17 +499,27 @@ int migration_start(struct migration **out, struct vm *vm, struct event_loop *lo
 	if ((mg->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || event_loop_add(loop, mg->efd, EPOLLIN, on_step, mg))
 		goto fail;
 	mg->in_loop = true;
-	mg->max_time_ms = max_time_ms;
-	if (max_time_ms) {
+	if (p->max_time_ms) {
 		if (event_timer_init(&mg->deadline, loop, on_deadline, mg))
 			goto fail;
 		mg->timer_ok = true;
-		event_timer_arm(&mg->deadline, (uint64_t)max_time_ms * 1000000);
+		event_timer_arm(&mg->deadline, (uint64_t)p->max_time_ms * 1000000);
+	}
+	if (p->auto_converge) {
+		if (event_timer_init(&mg->tick, loop, on_tick, mg))
+			goto fail;
+		mg->tick_ok = true;
+		event_timer_arm(&mg->tick, (uint64_t)VM_THROTTLE_SLICE_MS * 1000000);
 	}
 	/* Connecting is quick or fails at once: done here, so that a wrong
 	 * address is the request's error. */
-	if ((rc = mg->fd = mig_connect(dest)) < 0)
+	if ((rc = mg->fd = mig_connect(p->dest)) < 0)
 		goto fail;
+	if (p->copy_storage && vm->cfg->ndisks) {
+		if ((rc = storage_out_start(&mg->disks, vm)))
+			goto fail;
+		mg->disks_ok = true;
+	}
 	if (!mg->was_tracking && (rc = dirty_log_start(&vm->dirty, &vm->mem)))
 		goto fail;
 	if (pthread_create(&mg->thread, NULL, run, mg)) {
@@ -422,6 +548,7 @@ void migration_status(struct migration *mg, struct mig_status *st)
 {
 	pthread_mutex_lock(&mg->lock);
 	*st = mg->st;
+	st->round_done = mg->mem_done + (mg->disks_ok ? atomic_load(&mg->disks.done) : 0);
 	if (st->state == MIG_ACTIVE)
 		st->total_ms = now_ms() - mg->t0;
 	pthread_mutex_unlock(&mg->lock);
@@ -443,6 +570,10 @@ void migration_free(struct migration *mg)
 	}
 	if (mg->timer_ok)
 		event_timer_destroy(&mg->deadline);
+	if (mg->tick_ok)
+		event_timer_destroy(&mg->tick);
+	if (mg->disks_ok)
+		storage_out_stop(&mg->disks);
 	if (mg->in_loop)
 		event_loop_del(mg->loop, mg->efd);
 	if (mg->efd >= 0)

@@ -3,13 +3,18 @@
  *
  *   HELLO   "CELLVMIG", u32 version, the shared token (the rest)
  *   RAM     u64 bytes of guest RAM
+ *   DISKS   (copy_storage) u32 n, then per disk: u64 size, u8 format
+ *           (1 raw, 2 qcow2), u16 length + the source's path, u16 length
+ *           + the drive's id
+ *   BLOCKS  u32 disk, u32 flags (1: zeroes), u64 offset, u32 length, the
+ *           bytes (none for zeroes)
  *   PAGES   u32 n, n x u64 page number (in RAM order), n x 4096 bytes
  *   STATE   the VM's state file (src/snapshot/file.h) without memory
  *   END     nothing
  *   REPLY   u32 code (0: the VM runs), a message (the rest)
  *
  * The source sends HELLO and waits for a REPLY (0: go on), then sends
- * RAM, PAGES..., STATE, END and waits for the REPLY that says the VM runs
+ * RAM, [DISKS], BLOCKS and PAGES..., STATE, END and waits for the REPLY that says the VM runs
  * there. Every length and page number is checked by the receiver. */
 #ifndef CELLVM_MIGRATE_STREAM_H
 #define CELLVM_MIGRATE_STREAM_H
@@ -17,19 +22,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "migrate/migrate.h"
+
 #define MIG_MAGIC "CELLVMIG"
 #define MIG_VERSION 1
 #define MIG_PAGE 4096u
 #define MIG_BATCH 256u /* pages per PAGES record */
 #define MIG_MAX_STATE (16u << 20)
-#define MIG_MAX_TOKEN 256u
 #define MIG_MAX_RECORD (4 + MIG_BATCH * (8 + MIG_PAGE))
 /* The largest payload of any record: a receiver's buffer. */
 #define MIG_MAX_PAYLOAD (MIG_MAX_RECORD > MIG_MAX_STATE ? MIG_MAX_RECORD : MIG_MAX_STATE)
 /* Without progress for this long, a side gives up. */
 #define MIG_IO_TIMEOUT_S 30
 
-enum mig_type { MIG_HELLO = 1, MIG_RAM, MIG_PAGES, MIG_STATE, MIG_END, MIG_REPLY };
+#define MIG_BLOCKS_MAX (1u << 20) /* bytes of one BLOCKS record */
+#define MIG_BLOCKS_ZERO 1u
+
+enum mig_type { MIG_HELLO = 1, MIG_RAM, MIG_PAGES, MIG_STATE, MIG_END, MIG_REPLY, MIG_DISKS, MIG_BLOCKS };
 
 /* "tcp:HOST:PORT" into a connected socket (connect) or a listening one
  * (listen, HOST may be empty or 0.0.0.0). -errno or CV_EINPUT, reported

@@ -267,7 +267,7 @@ struct block *virtio_blk_detach(struct virtio_dev *dev)
 	return d;
 }
 
-const struct block *virtio_blk_disk(struct virtio_dev *dev)
+struct block *virtio_blk_disk(struct virtio_dev *dev)
 {
 	return ((struct virtio_blk *)dev->priv)->disk;
 }

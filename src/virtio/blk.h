@@ -18,7 +18,7 @@ struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, struct event_loop
  * size changed. */
 struct block *virtio_blk_detach(struct virtio_dev *dev);
 /* The disk the device serves now. */
-const struct block *virtio_blk_disk(struct virtio_dev *dev);
+struct block *virtio_blk_disk(struct virtio_dev *dev);
 void virtio_blk_attach(struct virtio_dev *dev, struct block *disk);
 
 #endif

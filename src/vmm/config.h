@@ -92,6 +92,13 @@ struct vm_config {
 	const char *api_sock, *config_file, *console_sock, *pid_file, *restore_dir;
 	/* a migration to take in (tcp:ADDR:PORT) and its shared token */
 	const char *incoming, *migrate_token;
+	/* Where disks a migration sends along go (src/migrate/storage.h). */
+	const char *receive_disks;
+	struct disk_override {
+		char drive[CV_DISK_ID_MAX + 1]; /* vda, vdb, ... or a drive's id */
+		const char *path;
+	} disk_overrides[CV_MAX_DISKS];
+	unsigned ndisk_overrides;
 	/* Storage for option values that were split (disk paths). */
 	char strings[CV_MAX_DISKS][4096];
 };

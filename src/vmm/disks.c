@@ -13,7 +13,8 @@
 #include "vmm/devices.h"
 #include "vmm/vm.h"
 
-enum { DISK_FILE = 0, DISK_LAYER = 1 };
+/* DISK_COPIED: sent along with a migration, no identity recorded. */
+enum { DISK_FILE = 0, DISK_LAYER = 1, DISK_COPIED = 2 };
 
 static int layer_path(const char *img, const char *name, char *buf, size_t cap)
 {
@@ -129,6 +130,10 @@ void vm_disks_encode(struct vm *vm, const struct disk_layers *dl, struct snap_wr
 		char layer[PATH_MAX] = "";
 		struct file_id id;
 
+		if (dl->copied[i]) {
+			snap_put_u8(w, DISK_COPIED);
+			continue;
+		}
 		if (dl->frozen[i])
 			layer_path(img, dl->name, layer, sizeof(layer));
 		snap_put_u8(w, dl->frozen[i] ? DISK_LAYER : DISK_FILE);
@@ -162,7 +167,7 @@ static int check_on_layer(const char *img_path, const char *layer)
 	return 0;
 }
 
-int vm_disks_check(const struct vm_config *cfg, struct snap_reader *r)
+int vm_disks_check(const struct vm_config *cfg, bool migrated, struct snap_reader *r)
 {
 	if (snap_get_u32(r) != cfg->ndisks)
 		snap_reader_fail(r, "another number of disks than the configuration");
@@ -174,6 +179,9 @@ int vm_disks_check(const struct vm_config *cfg, struct snap_reader *r)
 		bool null;
 		int rc;
 
+		/* The migration brought this disk's content itself. */
+		if (kind == DISK_COPIED && migrated)
+			continue;
 		if (kind == DISK_LAYER) {
 			snap_get_str(r, name, sizeof(name), &null);
 			/* The layer lies beside the disk; a name is one path element. */

@@ -26,6 +26,9 @@ struct vm;
 struct disk_layers {
 	const char *name; /* NULL: none */
 	bool frozen[CV_MAX_DISKS];
+	/* Sent along with a migration: the destination checks its own copy,
+	 * not this file. */
+	bool copied[CV_MAX_DISKS];
 };
 
 /* The VM is paused and its disks idle. Freezes every writable qcow2 disk
@@ -48,7 +51,8 @@ int vm_disks_reacquire(struct vm *vm);
 
 void vm_disks_encode(struct vm *vm, const struct disk_layers *dl, struct snap_writer *w);
 /* Checks each disk of cfg (not opened yet) against the section: 0, or
- * CV_EINPUT reported naming the disk and what differs. */
-int vm_disks_check(const struct vm_config *cfg, struct snap_reader *r);
+ * CV_EINPUT reported naming the disk and what differs. Disks copied by a
+ * migration are accepted only when `migrated`. */
+int vm_disks_check(const struct vm_config *cfg, bool migrated, struct snap_reader *r);
 
 #endif

@@ -36,10 +36,14 @@ const char options_run_usage[] =
 	"  --pid-file PATH      write the PID here and hold a lock on it while running\n"
 	"  --restore DIR        continue the VM snapshotted into DIR (DIR/state, DIR/memory; made by\n"
 	"                       the API's PUT /snapshot/create); the VM's options come from the snapshot\n"
-	"  --net-override IFACE=TAP  with --restore: NIC IFACE (netN, or the API's iface_id) uses tap\n"
-	"                       TAP instead of the snapshot's (each clone of a snapshot needs its own)\n"
+	"  --net-override IFACE=TAP  with --restore or --incoming: NIC IFACE (netN, or the API's\n"
+	"                       iface_id) uses tap TAP instead of the VM's (each clone needs its own)\n"
 	"  --incoming tcp:ADDR:PORT  wait for a VM migrating here (PUT /migrate on the source), then\n"
 	"                       run it; with --migrate-token TOKEN, which the source must give\n"
+	"  --receive-disks DIR  with --incoming: disks the source sends along (copy_storage) are\n"
+	"                       written to DIR under their file names\n"
+	"  --disk-override DRIVE=PATH  with --incoming: the copy of drive DRIVE (vda, vdb, ... or its\n"
+	"                       id) goes to PATH\n"
 	"  --track-dirty-pages  track the pages the guest writes, so that the API can take Diff\n"
 	"                       snapshots (only what changed since the previous snapshot)\n"
 	"Console: the guest's ttyS0 is this terminal; Ctrl-A x quits, Ctrl-A h helps.\n";
@@ -142,6 +146,25 @@ static int parse_override(const char *v, struct vm_config *cfg, char *err, size_
 	return netopt_override(cfg->overrides, &cfg->noverrides, id, eq + 1, err, errlen);
 }
 
+/* --disk-override DRIVE=PATH */
+static int parse_disk_override(const char *v, struct vm_config *cfg, char *err, size_t errlen)
+{
+	const char *eq = strchr(v, '=');
+	struct disk_override *o = &cfg->disk_overrides[cfg->ndisk_overrides];
+
+	if (!eq || eq == v || (size_t)(eq - v) >= sizeof(o->drive) || !eq[1])
+		return cv_fmt(err, errlen, "invalid --disk-override '%s': use DRIVE=PATH (e.g. vda=/srv/vm.img)", v);
+	if (cfg->ndisk_overrides == CV_MAX_DISKS)
+		return cv_fmt(err, errlen, "too many --disk-override options (at most %d)", CV_MAX_DISKS);
+	snprintf(o->drive, sizeof(o->drive), "%.*s", (int)(eq - v), v);
+	for (unsigned i = 0; i < cfg->ndisk_overrides; i++)
+		if (!strcmp(cfg->disk_overrides[i].drive, o->drive))
+			return cv_fmt(err, errlen, "invalid --disk-override '%s': drive '%s' given twice", v, o->drive);
+	o->path = eq + 1;
+	cfg->ndisk_overrides++;
+	return 0;
+}
+
 /* iops=N / iops_burst=N: a positive count. */
 static bool parse_count(const char *s, uint64_t *out)
 {
@@ -231,6 +254,7 @@ static const char **process_option(const char *name, struct vm_config *cfg)
 	       : !strcmp(name, "--restore")	? &cfg->restore_dir
 	       : !strcmp(name, "--incoming")	? &cfg->incoming
 	       : !strcmp(name, "--migrate-token") ? &cfg->migrate_token
+	       : !strcmp(name, "--receive-disks") ? &cfg->receive_disks
 						: NULL;
 }
 
@@ -269,7 +293,7 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		    strcmp(name, "--cpus") && strcmp(name, "--memory") && strcmp(name, "--reboot") &&
 		    strcmp(name, "--disk") && strcmp(name, "--transport") && strcmp(name, "--net") &&
 		    strcmp(name, "--console") && strcmp(name, "--name") && strcmp(name, "--net-override") &&
-		    !process_option(name, cfg))
+		    strcmp(name, "--disk-override") && !process_option(name, cfg))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		if (is_vm_option(name))
 			vm_option = arg;
@@ -300,6 +324,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			rc = parse_net(val, cfg, err, errlen);
 		else if (!strcmp(name, "--net-override"))
 			rc = parse_override(val, cfg, err, errlen);
+		else if (!strcmp(name, "--disk-override"))
+			rc = parse_disk_override(val, cfg, err, errlen);
 		else if (!strcmp(name, "--console"))
 			rc = parse_console(val, &cfg->console, err, errlen);
 		else if (process_option(name, cfg) && !*val)
@@ -324,8 +350,12 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 												     : transport_or_console);
 	if (!cfg->incoming != !cfg->migrate_token)
 		return cv_fmt(err, errlen, "--incoming and --migrate-token go together: the source must give the token");
-	if (cfg->noverrides && !cfg->restore_dir)
-		return cv_fmt(err, errlen, "--net-override is for --restore: a new VM names its taps in --net");
+	if (cfg->noverrides && !cfg->restore_dir && !cfg->incoming)
+		return cv_fmt(err, errlen,
+			      "--net-override is for --restore and --incoming: a new VM names its taps in --net");
+	if ((cfg->receive_disks || cfg->ndisk_overrides) && !cfg->incoming)
+		return cv_fmt(err, errlen, "'%s' is for --incoming: where the disks a migration sends along go",
+			      cfg->receive_disks ? "--receive-disks" : "--disk-override");
 	if (vm_option && cfg->config_file)
 		return cv_fmt(err, errlen, "'%s' cannot be combined with --config-file: the VM is described there",
 			      vm_option);

@@ -53,6 +53,8 @@ struct runner {
 	double metrics_at;
 	struct migration *mig; /* the last migration out (its status stays) */
 	bool migrating;
+	bool mig_unknown; /* it may run on the destination: paused, disks closed */
+	struct incoming in; /* a migration in (the copied disks' paths live here) */
 	bool done;
 	int code;
 };
@@ -273,6 +275,12 @@ static int api_pause(void *ctx, bool pause, char *err, size_t errlen)
 
 	if (r->migrating)
 		return cv_fmt(err, errlen, "a migration is in progress (GET /migrate)");
+	/* The user says the destination does not run it: this VM goes on. */
+	if (!pause && r->mig_unknown) {
+		if (vm_disks_reacquire(&r->vm))
+			return cv_fmt(err, errlen, "%s", cv_last_error());
+		r->mig_unknown = false;
+	}
 	if (pause ? vm_pause(&r->vm) : vm_resume(&r->vm))
 		return cv_fmt(err, errlen, "%s", cv_last_error());
 	return 0;
@@ -307,6 +315,11 @@ static int restore_up(struct runner *r, const struct fc_snapshot_load *l, struct
 	r->restore.config.cfg.track_dirty_pages = l->track;
 	if ((rc = snap_config_override_nics(&r->restore.config.cfg, l->overrides, l->noverrides)))
 		return rc;
+	/* The copies a migration brought are the VM's disks here. */
+	for (unsigned i = 0; in && i < in->disks.n && i < r->restore.config.cfg.ndisks; i++) {
+		r->restore.config.cfg.disks[i].path = in->disks.disk[i].path;
+		r->restore.config.cfg.disks[i].format = in->disks.disk[i].format;
+	}
 	r->vm_cfg = &r->restore.config.cfg;
 	rc = vm_up(r, !l->resume);
 	/* Once the VM took the RAM it is the VM's (vm_restore_memory). */
@@ -332,6 +345,9 @@ static int api_drive_path(void *ctx, unsigned index, const char *path, char *err
 
 	if (!r->vm_built || index >= r->vm_cfg->ndisks)
 		return cv_fmt(err, errlen, "Unable to patch the block device: the VM has no drive %u", index);
+	if (r->migrating || r->mig_unknown)
+		return cv_fmt(err, errlen, "Unable to patch the block device: a migration %s",
+			      r->migrating ? "is in progress" : "may have moved the VM");
 	if (vm_disk_replace(&r->vm, index, path))
 		return cv_fmt(err, errlen, "Unable to patch the block device: %s", cv_last_error());
 	r->vm_cfg->disks[index].path = path;
@@ -364,24 +380,28 @@ static void api_metrics(void *ctx, json_t *line)
 				      "exit_other", (json_int_t)other));
 }
 
-static void migration_done(void *ctx, bool ok)
+static void migration_done(void *ctx, enum mig_state end)
 {
 	struct runner *r = ctx;
 	struct mig_status st;
 
 	r->migrating = false;
 	migration_status(r->mig, &st);
-	if (!ok) {
+	if (end == MIG_UNKNOWN) {
+		r->mig_unknown = true;
+		cv_err("migration: %s", st.error);
+		return;
+	}
+	if (end != MIG_COMPLETED) {
 		cv_warn("migration failed, the VM goes on here: %s", st.error);
 		return;
 	}
-	cv_warn("migrated: %u rounds, %.1f MiB sent, %.0f ms in all, %.1f ms paused", st.round,
-		(double)st.bytes / (1 << 20), st.total_ms, st.downtime_ms);
+	cv_warn("migrated: %u rounds, %.1f MiB sent (%.1f MiB of disks), %.0f ms in all, %.1f ms paused", st.round,
+		(double)st.bytes / (1 << 20), (double)st.disk_bytes / (1 << 20), st.total_ms, st.downtime_ms);
 	vm_request_exit(&r->vm, VM_EXIT_STOPPED);
 }
 
-static int api_migrate(void *ctx, const char *dest, const char *token, unsigned downtime_ms, unsigned max_time_ms,
-		       char *err, size_t errlen)
+static int api_migrate(void *ctx, const struct mig_params *p, char *err, size_t errlen)
 {
 	struct runner *r = ctx;
 
@@ -389,9 +409,11 @@ static int api_migrate(void *ctx, const char *dest, const char *token, unsigned 
 		return cv_fmt(err, errlen, "no VM to migrate");
 	if (r->migrating)
 		return cv_fmt(err, errlen, "a migration is already in progress (GET /migrate)");
+	if (r->mig_unknown)
+		return cv_fmt(err, errlen, "the last migration may have moved this VM: resume it first if it did not");
 	migration_free(r->mig);
 	r->mig = NULL;
-	if (migration_start(&r->mig, &r->vm, &r->loop, dest, token, downtime_ms, max_time_ms, migration_done, r))
+	if (migration_start(&r->mig, &r->vm, &r->loop, p, migration_done, r))
 		return cv_fmt(err, errlen, "cannot migrate: %s", cv_last_error());
 	r->migrating = true;
 	return 0;
@@ -414,10 +436,13 @@ static json_t *api_migrate_status(void *ctx)
 
 	if (r->mig)
 		migration_status(r->mig, &st);
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:s?}", "state", mig_state_name(st.state), "round",
-			 (json_int_t)st.round, "bytes_sent", (json_int_t)st.bytes, "pages_sent", (json_int_t)st.pages,
-			 "dirty_pages", (json_int_t)st.dirty, "total_ms", st.total_ms, "downtime_ms", st.downtime_ms,
-			 "error", st.error[0] ? st.error : NULL);
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:f, s:f, s:s?}", "state",
+			 mig_state_name(st.state), "round", (json_int_t)st.round, "bytes_sent", (json_int_t)st.bytes,
+			 "disk_bytes_sent", (json_int_t)st.disk_bytes, "pages_sent", (json_int_t)st.pages,
+			 "dirty_pages", (json_int_t)st.dirty, "dirty_rate_bps", st.dirty_rate, "bandwidth_bps",
+			 st.bandwidth, "expected_downtime_ms", st.expected_downtime_ms, "throttle_pct",
+			 (json_int_t)st.throttle_pct, "total_ms", st.total_ms, "downtime_ms", st.downtime_ms, "error",
+			 st.error[0] ? st.error : NULL);
 }
 
 static const struct fc_ops api_ops = {
@@ -553,12 +578,16 @@ static int setup(struct runner *r)
 		return load_config_file(r);
 	if (r->cfg->incoming) {
 		struct fc_snapshot_load l = { .resume = true };
-		struct incoming in;
+		struct storage_dest dest = { .dir = r->cfg->receive_disks,
+					     .ov = r->cfg->disk_overrides,
+					     .nov = r->cfg->ndisk_overrides };
 
-		if ((rc = migration_receive(r->cfg->incoming, r->cfg->migrate_token, &in)))
+		memcpy(l.overrides, r->cfg->overrides, sizeof(l.overrides));
+		l.noverrides = r->cfg->noverrides;
+		if ((rc = migration_receive(r->cfg->incoming, r->cfg->migrate_token, &dest, &r->in)))
 			return rc;
-		rc = restore_up(r, &l, &in);
-		migration_reply(&in, rc ? 1 : 0, rc ? cv_last_error() : "running");
+		rc = restore_up(r, &l, &r->in);
+		migration_reply(&r->in, rc ? 1 : 0, rc ? cv_last_error() : "running");
 		if (!rc)
 			r->fc.state = FC_RUNNING;
 		return rc;

@@ -359,7 +359,7 @@ static int restore_decode(struct vm_restore *rs, const char *name)
 	if (!rc)
 		rc = find_section(rs, name, DISKS_SECTION, DISKS_VERSION, &r);
 	if (!rc) {
-		int bad = vm_disks_check(&rs->config.cfg, &r);
+		int bad = vm_disks_check(&rs->config.cfg, rs->migrated, &r);
 
 		/* A disk that changed is reported already; a bad section is not. */
 		rc = bad && snap_reader_ok(&r) ? bad : section_done(name, DISKS_SECTION, &r, bad);

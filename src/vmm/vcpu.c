@@ -180,6 +180,8 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				c->run->immediate_exit = 0;
+				if (atomic_load(&c->vm->throttle_pct))
+					vm_throttle_nap(c->vm, &c->nap_at);
 				continue;
 			}
 			cv_err("vCPU %u: KVM_RUN: %s", c->index, strerror(errno));

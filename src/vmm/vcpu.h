@@ -23,6 +23,7 @@ struct vcpu {
 	uint64_t tsc;    /* the guest's TSC when paused */
 	bool tsc_saved;
 	struct cpuid_table cpuid; /* what the vCPU was given */
+	double nap_at;            /* throttled: when it sleeps next (vm_throttle_nap) */
 	/* Exit counts for the metrics (written by the vCPU thread). */
 	atomic_ulong exits_io, exits_mmio, exits_other;
 };

@@ -158,6 +158,7 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 	vm->console_out = console_out;
 	atomic_init(&vm->exit, VM_EXIT_NONE);
 	atomic_init(&vm->pause_req, false);
+	atomic_init(&vm->throttle_pct, 0);
 	if ((rc = park_init(vm)))
 		return rc;
 	if (cfg->cpus > kvm->max_vcpus) {
@@ -295,6 +296,52 @@ static void unpark(struct vm *vm)
 	pthread_mutex_unlock(&vm->park_lock);
 }
 
+static double mono_ms(const struct timespec *t)
+{
+	return (double)t->tv_sec * 1e3 + (double)t->tv_nsec / 1e6;
+}
+
+void vm_throttle(struct vm *vm, unsigned pct)
+{
+	atomic_store(&vm->throttle_pct, pct > 99 ? 99 : pct);
+	if (!pct)
+		park_wake(vm);
+}
+
+void vm_throttle_kick(struct vm *vm)
+{
+	if (atomic_load(&vm->throttle_pct))
+		for (unsigned i = 0; i < vm->nvcpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+}
+
+void vm_throttle_nap(struct vm *vm, double *next)
+{
+	unsigned pct = atomic_load(&vm->throttle_pct);
+	struct timespec now, until;
+	long long nap_ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* Kicks come every slice; one nap per slice of running. */
+	if (!pct || mono_ms(&now) < *next)
+		return;
+	nap_ns = (long long)VM_THROTTLE_SLICE_MS * 1000000LL * pct / (100 - pct);
+	until = now;
+	until.tv_sec += (time_t)(nap_ns / 1000000000LL);
+	until.tv_nsec += (long)(nap_ns % 1000000000LL);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&vm->park_lock);
+	while (atomic_load(&vm->throttle_pct) && !atomic_load(&vm->pause_req) && vm_running(vm))
+		if (pthread_cond_timedwait(&vm->park_cond, &vm->park_lock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&vm->park_lock);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	*next = mono_ms(&now) + VM_THROTTLE_SLICE_MS;
+}
+
 int vm_pause(struct vm *vm)
 {
 	struct timespec deadline;
@@ -303,6 +350,7 @@ int vm_pause(struct vm *vm)
 	if (vm->paused)
 		return 0;
 	atomic_store(&vm->pause_req, true);
+	park_wake(vm); /* a throttled vCPU stops napping */
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	clock_gettime(CLOCK_MONOTONIC, &deadline);

@@ -61,6 +61,8 @@ struct vm {
 	atomic_bool pause_req;
 	unsigned parked;
 	bool paused;
+	/* Auto-converge: the share of time (percent) each vCPU sleeps. */
+	atomic_uint throttle_pct;
 	struct kvm_clock_data clock; /* kvmclock at the pause */
 	struct state_registry state; /* every section a snapshot has */
 	uint64_t restore_elapsed_ns; /* how long the restored snapshot lay on disk */
@@ -91,6 +93,15 @@ int vm_resume(struct vm *vm);
 /* Called by a vCPU thread that sees pause_req: waits until resumed or the
  * VM ends. */
 void vm_park(struct vm *vm);
+/* Throttling (a migration's auto-converge): each vCPU then runs about
+ * VM_THROTTLE_SLICE_MS and sleeps pct/(100-pct) of that, as long as the
+ * owner kicks it (vm_throttle_kick) every slice. 0 ends it. */
+#define VM_THROTTLE_SLICE_MS 10
+void vm_throttle(struct vm *vm, unsigned pct);
+void vm_throttle_kick(struct vm *vm);
+/* Called by a vCPU thread out of KVM_RUN; *next is its own clock (ms) of
+ * the next nap. Wakes early for a pause or the VM's end. */
+void vm_throttle_nap(struct vm *vm, double *next);
 /* Stops and joins every vCPU thread. */
 void vm_stop(struct vm *vm);
 void vm_destroy(struct vm *vm);

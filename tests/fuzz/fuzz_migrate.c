@@ -2,9 +2,11 @@
  * it (the bytes come from a stranger on the network until the token is
  * checked, from the source after). The input goes in through a socket
  * pair; the token is the fixed "fuzz", so inputs that pass it reach the
- * RAM, PAGES, STATE and END records. */
+ * RAM, DISKS, BLOCKS, PAGES, STATE and END records; disks' copies go
+ * to a directory of the fuzzer's own. */
 #include <endian.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,9 +19,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static char dir[] = "/tmp/cellvm-fuzz-migrate-XXXXXX";
+	static struct storage_dest dest;
 	struct incoming in;
 	int sv[2];
 
+	if (!dest.dir) {
+		if (!mkdtemp(dir)) {
+			perror("mkdtemp");
+			abort();
+		}
+		dest.dir = dir;
+	}
 	/* What fits a socket buffer without a reader. */
 	if (size > 64 * 1024 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return 0;
@@ -29,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	shutdown(sv[0], SHUT_WR);
-	if (migration_receive_on(sv[1], "fuzz", &in) == 0)
+	if (migration_receive_on(sv[1], "fuzz", &dest, &in) == 0)
 		migration_reply(&in, 1, "fuzzed");
 	close(sv[0]);
 	return 0;

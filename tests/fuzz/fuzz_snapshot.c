@@ -98,7 +98,7 @@ static void decode_all(const struct snap_section *s)
 	snap_reader_init(&r, s->data, s->len);
 	virtio_dev_load(&dev, &r);
 	snap_reader_init(&r, s->data, s->len);
-	vm_disks_check(&disks, &r);
+	vm_disks_check(&disks, s->len & 1, &r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
