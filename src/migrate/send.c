@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -275,25 +276,56 @@ static int precopy(struct migration *mg)
 	}
 }
 
-/* The destination's REPLY: 0 if it says go on, else CV_EFAIL with the
- * reason recorded; CV_EINPUT when it did not answer at all. */
-static int await_reply(struct migration *mg, const char *what)
+/* Reads the destination's REPLY: its code, and its message into msg.
+ * The payload length, or -errno (-EPROTO: not a REPLY). */
+static long read_reply(struct migration *mg, uint32_t *code, char *msg, size_t cap)
 {
 	uint8_t reply[512];
-	uint32_t type, code;
+	uint32_t type;
 	long n = mig_recv(mg->fd, &type, reply, sizeof(reply) - 1);
 
-	if (n < 4 || type != MIG_REPLY) {
-		fail(mg, what, n < 0 ? strerror((int)-n) : "bad reply");
-		return n < 0 ? CV_EINPUT : CV_EFAIL;
-	}
-	memcpy(&code, reply, 4);
+	if (n >= 0 && (n < 4 || type != MIG_REPLY))
+		return -EPROTO;
+	if (n < 0)
+		return n;
+	memcpy(code, reply, 4);
+	*code = le32toh(*code);
 	reply[n] = 0;
-	if (le32toh(code)) {
-		fail(mg, "the destination refused the VM: %s", (char *)reply + 4);
+	snprintf(msg, cap, "%s", (char *)reply + 4);
+	return n;
+}
+
+/* The destination's REPLY: 0 if it says go on, else CV_EFAIL with the
+ * reason recorded; CV_EINPUT when it did not answer at all (recorded as
+ * `what` unless NULL). */
+static int await_reply(struct migration *mg, const char *what)
+{
+	char msg[512];
+	uint32_t code;
+	long n = read_reply(mg, &code, msg, sizeof(msg));
+
+	if (n < 0) {
+		if (what || n == -EPROTO)
+			fail(mg, what ? what : "%s", n == -EPROTO ? "bad reply" : strerror((int)-n));
+		return n == -EPROTO ? CV_EFAIL : CV_EINPUT;
+	}
+	if (code) {
+		fail(mg, "the destination refused the VM: %s", msg);
 		return CV_EFAIL;
 	}
 	return 0;
+}
+
+/* Sending failed: a destination that refused said why before it hung up. */
+static void heard_refusal(struct migration *mg)
+{
+	struct timeval tv = { .tv_sec = 1 };
+	char msg[512];
+	uint32_t code;
+
+	setsockopt(mg->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (read_reply(mg, &code, msg, sizeof(msg)) >= 0 && code)
+		fail(mg, "the destination refused the VM: %s", msg);
 }
 
 static void *run(void *opaque)
@@ -311,6 +343,8 @@ static void *run(void *opaque)
 	else
 		rc = await_reply(mg, "the destination did not answer (%s)");
 	if (!rc && (rc = precopy(mg))) {
+		if (rc == -ECONNRESET || rc == -EPIPE)
+			heard_refusal(mg);
 		fail(mg, "sending the VM failed: %s", strerror(-rc));
 	} else if (!rc && (rc = ask(mg, STEP_STOP))) {
 		fail(mg, "%s", "the VM could not be stopped for the last round");
@@ -325,14 +359,13 @@ static void *run(void *opaque)
 		    (rc = out(mg, MIG_STATE, mg->state.out.buf, mg->state.out.len, NULL, 0)) ||
 		    (rc = out(mg, MIG_END, NULL, 0, NULL, 0))) {
 			fail(mg, "sending the VM's state failed: %s", strerror(-rc));
-		} else if ((rc = await_reply(mg, "the destination did not confirm the VM runs there (%s)")) == CV_EINPUT) {
+		} else if ((rc = await_reply(mg, NULL)) == CV_EINPUT) {
 			/* It has the whole VM and may run it: running it here too
 			 * would make two. */
 			end = MIG_UNKNOWN;
 			fail(mg, "%s",
-			     "it is unknown whether the VM runs on the destination, which did not answer after "
-			     "receiving it all: the VM stays paused here (resume it only once sure it does not run "
-			     "there)");
+			     "the destination received the whole VM but did not say whether it runs it: the VM "
+			     "stays paused here (resume it only once sure it does not run there)");
 		}
 	}
 	pthread_mutex_lock(&mg->lock);

@@ -389,6 +389,7 @@ static void migration_done(void *ctx, enum mig_state end)
 	migration_status(r->mig, &st);
 	if (end == MIG_UNKNOWN) {
 		r->mig_unknown = true;
+		r->fc.state = FC_PAUSED;
 		cv_err("migration: %s", st.error);
 		return;
 	}
@@ -396,8 +397,10 @@ static void migration_done(void *ctx, enum mig_state end)
 		cv_warn("migration failed, the VM goes on here: %s", st.error);
 		return;
 	}
-	cv_warn("migrated: %u rounds, %.1f MiB sent (%.1f MiB of disks), %.0f ms in all, %.1f ms paused", st.round,
-		(double)st.bytes / (1 << 20), (double)st.disk_bytes / (1 << 20), st.total_ms, st.downtime_ms);
+	cv_warn("migrated: %u rounds, %.1f MiB sent (%.1f MiB of disks), %.0f ms in all, %.1f ms paused, vCPUs "
+		"throttled %u%% at the end",
+		st.round, (double)st.bytes / (1 << 20), (double)st.disk_bytes / (1 << 20), st.total_ms, st.downtime_ms,
+		st.throttle_pct);
 	vm_request_exit(&r->vm, VM_EXIT_STOPPED);
 }
 

@@ -9,13 +9,14 @@ import random
 import re
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
 
 from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, require_bin, vm_args
 from test_api import curl, wait_sock
-from test_snapshot import COUNTER, check_continues, last_count
+from test_snapshot import COUNTER, DISK_CHURN, check_continues, last_count
 
 pytestmark = pytest.mark.vm
 
@@ -34,8 +35,8 @@ def source(spawn, tmp_path, kernel, initrd, cpus=1, extra=()):
     return g, sock
 
 
-def destination(spawn, port, token=TOKEN):
-    d = spawn([require_bin(), "run", "--incoming", f"tcp:127.0.0.1:{port}", "--migrate-token", token])
+def destination(spawn, port, token=TOKEN, extra=()):
+    d = spawn([require_bin(), "run", "--incoming", f"tcp:127.0.0.1:{port}", "--migrate-token", token, *extra])
     deadline = time.monotonic() + 10
     while True:  # listening once it says so
         if "waiting for a migration" in d.stderr:
@@ -44,18 +45,21 @@ def destination(spawn, port, token=TOKEN):
         time.sleep(0.02)
 
 
-def migrate(g, sock, port, token=TOKEN):
+def migrate(g, sock, port, token=TOKEN, seen=None, **extra):
     """Starts a migration and waits for its end: the final status, or
-    "completed" once the source process ended (it does when the VM moved)."""
-    status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{port}", "token": token})
+    "completed" once the source process ended (it does when the VM moved).
+    `seen` collects the statuses polled while it was active."""
+    status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{port}", "token": token, **extra})
     assert status == 204, body
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while True:
         if g.proc.poll() is not None:
             return {"state": "completed" if g.proc.returncode == 0 else "source died"}
         _, st = curl(sock, "GET", "/migrate") if os.path.exists(sock) else (0, None)
         if st and st["state"] != "active":
             return st
+        if st and seen is not None:
+            seen.append(st)
         assert time.monotonic() < deadline, st
         time.sleep(0.05)
 
@@ -218,3 +222,139 @@ def test_managed_vm_migrates(tmp_path, spawn, kernel, initrd, kvm_available):
         assert res.returncode == 2 and "usage" in res.stderr, res.stderr
     finally:
         m.cleanup()
+
+
+def test_auto_converge_throttles_a_guest_that_outruns_the_link(spawn, tmp_path, kernel, initrd, kvm_available):
+    """The guest rewrites 32 MiB of RAM over and over, much faster than the
+    16 MiB/s the migration may use: auto-converge takes ever more of its
+    vCPU time until what is left fits the downtime, and the VM moves with
+    its data intact."""
+    g, sock = source(spawn, tmp_path, kernel, initrd)
+    g.send(DIRTIER)
+    g.send(COUNTER.format(file="/tmp/count"))
+    g.wait_for("CNT=3", 30)
+    p = port()
+    d = destination(spawn, p)
+    seen = []
+    st = migrate(g, sock, p, seen=seen, max_bandwidth_mib=16)
+    assert st["state"] == "completed", st
+    assert g.wait_exit(30) == 0, g.describe()
+    throttles = [s["throttle_pct"] for s in seen]
+    assert max(throttles) >= 20, throttles
+    assert all(s["bandwidth_bps"] < 20 * 2**20 for s in seen if s["round"] >= 1), seen[-1]
+    m = re.search(r"migrated: (\d+) rounds.* throttled (\d+)% at the end", g.stderr)
+    assert m and int(m.group(2)) >= 20, g.describe()
+    check_continues(d, last_count(g.output))
+    out, status = d.run("touch /tmp/stop; wait %1; md5sum -c /dev/shm/blob.md5", 120)
+    assert status == 0 and ": OK" in out, d.describe()
+    d.send("poweroff")
+    assert d.wait_exit(60) == 0, d.describe()
+
+
+def make_disk(tmp_path):
+    """An ext4 filesystem on a raw base with a qcow2 overlay on it (so the
+    copy has a backing chain to flatten)."""
+    base, top = tmp_path / "base.img", tmp_path / "top.qcow2"
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-F", str(base), "64M"], check=True)
+    res = subprocess.run([str(require_bin()), "disk", "create", str(top), "--backing", str(base)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return top
+
+
+def test_copy_storage_moves_a_disk_being_written(spawn, tmp_path, kernel, initrd, kvm_available):
+    """With copy_storage the disk goes along, pre-copied while the guest
+    keeps rewriting a file on it with fsync and appending its counter:
+    after the move both go on from the copy, which checks clean and holds
+    every number written. A destination that takes no disks refuses, and
+    the source goes on."""
+    top = make_disk(tmp_path)
+    g, sock = source(spawn, tmp_path, kernel, initrd, extra=["--disk", str(top)])
+    _, status = g.run("mount /dev/vda /mnt")
+    assert status == 0, g.describe()
+    g.send(DISK_CHURN)
+    g.send(COUNTER.format(file="/mnt/count"))
+    g.wait_for("CNT=3", 30)
+
+    # No --receive-disks: refused before any file is made.
+    p = port()
+    d = destination(spawn, p)
+    st = migrate(g, sock, p, copy_storage=True)
+    assert st["state"] == "failed" and "takes no disks" in st["error"], st
+    assert d.wait_exit(30) == 2 and "--receive-disks DIR" in d.stderr, d.describe()
+
+    there = tmp_path / "there"
+    there.mkdir()
+    p = port()
+    d = destination(spawn, p, extra=["--receive-disks", str(there)])
+    st = migrate(g, sock, p, copy_storage=True)
+    assert st["state"] == "completed", st
+    assert g.wait_exit(30) == 0, g.describe()
+    m = re.search(r"MiB sent \(([\d.]+) MiB of disks\)", g.stderr)
+    assert m and float(m.group(1)) > 1, g.describe()
+    assert sorted(os.listdir(there)) == ["top.qcow2"]
+    before = last_count(g.output)
+    check_continues(d, before)
+    out, status = d.run("touch /tmp/stop; kill %2; wait %1; sleep 0.5; md5sum -c /mnt/f.md5 && "
+                        "tail -n 1 /mnt/count && umount /mnt && echo UMOUNTED", 120)
+    assert status == 0 and ": OK" in out and "UMOUNTED" in out, d.describe()
+    last = int(re.search(r"^(\d+)\s*$", out, re.M).group(1))
+    d.send("poweroff")
+    assert d.wait_exit(60) == 0, d.describe()
+
+    copy = there / "top.qcow2"
+    info = subprocess.run([str(require_bin()), "disk", "info", str(copy)], capture_output=True, text=True)
+    assert info.returncode == 0 and "backing" not in info.stdout.lower().replace("backing: none", ""), info.stdout
+    flat = tmp_path / "flat.img"
+    res = subprocess.run([str(require_bin()), "disk", "convert", str(copy), str(flat), "--format", "raw"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run(["e2fsck", "-fn", str(flat)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = subprocess.run(["debugfs", "-R", "cat /count", str(flat)], capture_output=True, text=True)
+    values = [int(v) for v in res.stdout.split()]
+    assert values == list(range(1, last + 1)), f"count file has gaps or repeats: {values[-10:]}"
+
+
+def read_record(c):
+    head = b""
+    while len(head) < 8:
+        chunk = c.recv(8 - len(head))
+        if not chunk:
+            return None, None
+        head += chunk
+    kind, n = struct.unpack("<II", head)
+    left = n
+    while left:
+        chunk = c.recv(min(left, 1 << 20))
+        assert chunk, "stream cut"
+        left -= len(chunk)
+    return kind, n
+
+
+def test_no_answer_after_the_whole_vm_keeps_it_paused(spawn, tmp_path, kernel, initrd, kvm_available):
+    """A destination that takes the whole VM and then vanishes without a
+    word may run it: the source must not (two copies of one VM), so it
+    stays paused, says so, and goes on only when told to resume."""
+    g, sock = source(spawn, tmp_path, kernel, initrd)
+    g.send(COUNTER.format(file="/tmp/count"))
+    g.wait_for("CNT=3", 30)
+    p = port()
+    with peer(p) as srv:
+        start_to(sock, p)
+        conn, _ = srv.accept()
+        with conn:
+            assert read_record(conn)[0] == 1  # HELLO
+            conn.sendall(GO_ON)
+            while (kind := read_record(conn)[0]) != 5:  # up to END
+                assert kind is not None
+        st = ended(sock)
+    assert st["state"] == "unknown" and "stays paused" in st["error"], st
+    assert curl(sock, "GET", "/")[1]["state"] == "Paused"
+    status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{p}", "token": TOKEN})
+    assert status == 400 and "resume it first" in body["fault_message"], body
+    n = last_count(g.output)
+    time.sleep(2)
+    assert last_count(g.output) <= n + 1, "the VM ran on while it may run elsewhere"
+    assert curl(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
+    g.wait_for(f"CNT={n + 3}", 30)
