@@ -17,6 +17,8 @@
 #include "migrate/stream.h"
 #include "snapshot/file.h"
 #include "util/err.h"
+#include "virtio/blk.h"
+#include "vmm/devices.h"
 #include "vmm/disks.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -549,7 +551,11 @@ int migration_start(struct migration **out, struct vm *vm, struct event_loop *lo
 	if ((rc = mg->fd = mig_connect(p->dest)) < 0)
 		goto fail;
 	if (p->copy_storage && vm->cfg->ndisks) {
-		if ((rc = storage_out_start(&mg->disks, vm)))
+		struct block *disks[CV_MAX_DISKS];
+
+		for (unsigned i = 0; i < vm->cfg->ndisks; i++)
+			disks[i] = virtio_blk_disk(devices_disk(vm, i));
+		if ((rc = storage_out_start(&mg->disks, disks, vm->cfg->ndisks)))
 			goto fail;
 		mg->disks_ok = true;
 	}

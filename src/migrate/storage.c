@@ -15,9 +15,6 @@
 #include "block/raw.h"
 #include "migrate/stream.h"
 #include "util/err.h"
-#include "virtio/blk.h"
-#include "vmm/devices.h"
-#include "vmm/vm.h"
 
 #define BLOCKS_HEAD 20u /* disk, flags, offset, length */
 #define DISK_FMT_RAW 1
@@ -27,7 +24,7 @@
 
 /* ---------------------------------------------------------------- source */
 
-int storage_out_start(struct storage_out *s, struct vm *vm)
+int storage_out_start(struct storage_out *s, struct block *const *disks, unsigned n)
 {
 	memset(s, 0, sizeof(*s));
 	s->first = true;
@@ -35,10 +32,10 @@ int storage_out_start(struct storage_out *s, struct vm *vm)
 		cv_err("out of memory");
 		return CV_EFAIL;
 	}
-	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		struct storage_disk *d = &s->disk[i];
 
-		d->b = virtio_blk_disk(devices_disk(vm, i));
+		d->b = disks[i];
 		if (block_dirty_init(&d->dirty, d->b->size) || !(d->send = calloc(d->dirty.words, 8))) {
 			block_dirty_free(&d->dirty);
 			cv_err("out of memory");
@@ -49,7 +46,8 @@ int storage_out_start(struct storage_out *s, struct vm *vm)
 		s->todo += d->b->size;
 		d->b->ops->track(d->b, &d->dirty);
 		/* The first round sends it all (what holds data). */
-		memset(d->send, 0xff, d->dirty.words * 8);
+		block_dirty_mark_all(&d->dirty);
+		block_dirty_take(&d->dirty, d->send);
 	}
 	return 0;
 }

@@ -18,7 +18,6 @@
 #include "block/dirty.h"
 #include "vmm/config.h"
 
-struct vm;
 struct block;
 struct image;
 
@@ -41,8 +40,9 @@ struct storage_out {
 	_Atomic uint64_t done; /* of which it has (progress, read by any thread) */
 };
 
-/* Main thread, VM running: every disk's writes are tracked from now on. */
-int storage_out_start(struct storage_out *s, struct vm *vm);
+/* Main thread, VM running: the writes of every disk (n of them) are
+ * tracked from now on. */
+int storage_out_start(struct storage_out *s, struct block *const *disks, unsigned n);
 /* Main thread: tracking ends, everything is freed. */
 void storage_out_stop(struct storage_out *s);
 /* The DISKS record. */

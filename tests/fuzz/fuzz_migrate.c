@@ -17,9 +17,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static char dir[] = "/tmp/cellvm-fuzz-migrate-XXXXXX";
+
+/* Every copy made in it is removed again: the directory is empty. */
+static void remove_dir(void)
+{
+	rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char dir[] = "/tmp/cellvm-fuzz-migrate-XXXXXX";
 	static struct storage_dest dest;
 	struct incoming in;
 	int sv[2];
@@ -30,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		}
 		dest.dir = dir;
+		atexit(remove_dir);
 	}
 	/* What fits a socket buffer without a reader. */
 	if (size > 64 * 1024 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
