@@ -247,7 +247,7 @@ static int precopy(struct migration *mg)
 
 		if (round == 0 && (rc = out(mg, MIG_RAM, &ram, 8, NULL, 0)))
 			return rc;
-		if (round == 0 && mg->disks_ok && (rc = storage_out_announce(&mg->disks, mg->vm->cfg, out, mg)))
+		if (round == 0 && mg->disks_ok && (rc = storage_out_announce(&mg->disks, out, mg)))
 			return rc;
 		if (mg->disks_ok && (rc = storage_out_round(&mg->disks, out, mg)))
 			return rc;
@@ -500,6 +500,40 @@ static void on_step(void *opaque, uint32_t events)
 	}
 }
 
+/* copy_storage: the VM's disks, and its kernel and initrd (a reboot
+ * reads them again), opened read-only for the copy. */
+static int storage_start(struct migration *mg)
+{
+	const struct vm_config *cfg = mg->vm->cfg;
+	const char *boot[] = { cfg->kernel, cfg->initrd };
+	struct storage_src src[STORAGE_MAX];
+	unsigned n = 0;
+	int rc;
+
+	for (unsigned i = 0; i < cfg->ndisks; i++)
+		src[n++] = (struct storage_src){ .b = virtio_blk_disk(devices_disk(mg->vm, i)),
+						 .path = cfg->disks[i].path,
+						 .id = cfg->disks[i].id,
+						 .role = STORAGE_DISK };
+	for (unsigned k = 0; k < 2; k++) {
+		if (!boot[k])
+			continue;
+		src[n] = (struct storage_src){ .path = boot[k],
+					       .id = "",
+					       .role = k ? STORAGE_INITRD : STORAGE_KERNEL,
+					       .owned = true };
+		if ((rc = block_open(boot[k], BLOCK_FORMAT_RAW, true, 4, mg->loop, &src[n].b))) {
+			cv_err("cannot send the %s '%s' along", k ? "initrd" : "kernel", boot[k]);
+			for (unsigned i = 0; i < n; i++)
+				if (src[i].owned)
+					src[i].b->ops->close(src[i].b);
+			return rc;
+		}
+		n++;
+	}
+	return storage_out_start(&mg->disks, src, n);
+}
+
 int migration_start(struct migration **out, struct vm *vm, struct event_loop *loop, const struct mig_params *p,
 		    void (*done)(void *ctx, enum mig_state end), void *ctx)
 {
@@ -550,12 +584,8 @@ int migration_start(struct migration **out, struct vm *vm, struct event_loop *lo
 	 * address is the request's error. */
 	if ((rc = mg->fd = mig_connect(p->dest)) < 0)
 		goto fail;
-	if (p->copy_storage && vm->cfg->ndisks) {
-		struct block *disks[CV_MAX_DISKS];
-
-		for (unsigned i = 0; i < vm->cfg->ndisks; i++)
-			disks[i] = virtio_blk_disk(devices_disk(vm, i));
-		if ((rc = storage_out_start(&mg->disks, disks, vm->cfg->ndisks)))
+	if (p->copy_storage) {
+		if ((rc = storage_start(mg)))
 			goto fail;
 		mg->disks_ok = true;
 	}

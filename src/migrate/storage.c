@@ -24,32 +24,37 @@
 
 /* ---------------------------------------------------------------- source */
 
-int storage_out_start(struct storage_out *s, struct block *const *disks, unsigned n)
+int storage_out_start(struct storage_out *s, const struct storage_src *src, unsigned n)
 {
+	int rc = 0;
+
 	memset(s, 0, sizeof(*s));
 	s->first = true;
-	if (!(s->buf = malloc(BLOCKS_HEAD + MIG_BLOCKS_MAX))) {
-		cv_err("out of memory");
-		return CV_EFAIL;
-	}
-	for (unsigned i = 0; i < n; i++) {
+	/* s holds every owned file from here: storage_out_stop closes them. */
+	for (unsigned i = 0; i < n; i++)
+		s->disk[i].src = src[i];
+	s->n = n;
+	if (!(s->buf = malloc(BLOCKS_HEAD + MIG_BLOCKS_MAX)))
+		rc = CV_EFAIL;
+	for (unsigned i = 0; !rc && i < n; i++) {
 		struct storage_disk *d = &s->disk[i];
 
-		d->b = disks[i];
-		if (block_dirty_init(&d->dirty, d->b->size) || !(d->send = calloc(d->dirty.words, 8))) {
-			block_dirty_free(&d->dirty);
-			cv_err("out of memory");
-			storage_out_stop(s);
-			return CV_EFAIL;
+		if (block_dirty_init(&d->dirty, d->src.b->size) || !(d->send = calloc(d->dirty.words, 8))) {
+			rc = CV_EFAIL;
+			break;
 		}
-		s->n++;
-		s->todo += d->b->size;
-		d->b->ops->track(d->b, &d->dirty);
+		s->todo += d->src.b->size;
+		if (!d->src.owned)
+			d->src.b->ops->track(d->src.b, &d->dirty);
 		/* The first round sends it all (what holds data). */
 		block_dirty_mark_all(&d->dirty);
 		block_dirty_take(&d->dirty, d->send);
 	}
-	return 0;
+	if (rc) {
+		cv_err("out of memory");
+		storage_out_stop(s);
+	}
+	return rc;
 }
 
 void storage_out_stop(struct storage_out *s)
@@ -57,7 +62,10 @@ void storage_out_stop(struct storage_out *s)
 	for (unsigned i = 0; i < s->n; i++) {
 		struct storage_disk *d = &s->disk[i];
 
-		d->b->ops->track(d->b, NULL);
+		if (d->src.owned)
+			d->src.b->ops->close(d->src.b);
+		else
+			d->src.b->ops->track(d->src.b, NULL);
 		block_dirty_free(&d->dirty);
 		free(d->send);
 	}
@@ -74,20 +82,22 @@ static uint8_t *put_str(uint8_t *p, const char *str)
 	return p + 2 + n;
 }
 
-int storage_out_announce(struct storage_out *s, const struct vm_config *cfg, mig_out_fn out, void *ctx)
+int storage_out_announce(struct storage_out *s, mig_out_fn out, void *ctx)
 {
 	uint8_t *p = s->buf + 4;
 	uint32_t n = htole32(s->n);
 
 	memcpy(s->buf, &n, 4);
 	for (unsigned i = 0; i < s->n; i++) {
-		uint64_t size = htole64(s->disk[i].b->size);
+		const struct storage_src *src = &s->disk[i].src;
+		uint64_t size = htole64(src->b->size);
 
-		if (strlen(cfg->disks[i].path) >= PATH_MAX)
+		if (strlen(src->path) >= PATH_MAX || strlen(src->id) > CV_DISK_ID_MAX)
 			return -ENAMETOOLONG;
 		memcpy(p, &size, 8);
-		p[8] = s->disk[i].b->format == BLOCK_FORMAT_QCOW2 ? DISK_FMT_QCOW2 : DISK_FMT_RAW;
-		p = put_str(put_str(p + 9, cfg->disks[i].path), cfg->disks[i].id);
+		p[8] = src->b->format == BLOCK_FORMAT_QCOW2 ? DISK_FMT_QCOW2 : DISK_FMT_RAW;
+		p[9] = (uint8_t)src->role;
+		p = put_str(put_str(p + 10, src->path), src->id);
 	}
 	return out(ctx, MIG_DISKS, s->buf, (size_t)(p - s->buf), NULL, 0);
 }
@@ -129,9 +139,9 @@ static int gather(struct storage_out *s, struct storage_disk *d, uint64_t *c, ui
 	*len = 0;
 	*zero = false;
 	while (*c < chunks && (d->send[*c / 64] >> (*c % 64)) & 1 && *len < MIG_BLOCKS_MAX) {
-		uint64_t at = off + *len, piece = d->b->size - at < BLOCK_DIRTY_CHUNK ? d->b->size - at : BLOCK_DIRTY_CHUNK;
+		uint64_t at = off + *len, piece = d->src.b->size - at < BLOCK_DIRTY_CHUNK ? d->src.b->size - at : BLOCK_DIRTY_CHUNK;
 
-		if ((rc = d->b->ops->copy_status(d->b, at, piece, &data, &n)))
+		if ((rc = d->src.b->ops->copy_status(d->src.b, at, piece, &data, &n)))
 			return rc;
 		if (!data && n >= piece) {
 			/* A zero chunk ends the run, or is one of its own. */
@@ -143,7 +153,7 @@ static int gather(struct storage_out *s, struct storage_disk *d, uint64_t *c, ui
 			}
 			break;
 		}
-		if ((rc = d->b->ops->copy_read(d->b, at, s->buf + BLOCKS_HEAD + *len, piece)))
+		if ((rc = d->src.b->ops->copy_read(d->src.b, at, s->buf + BLOCKS_HEAD + *len, piece)))
 			return rc;
 		d->send[*c / 64] &= ~(1ULL << (*c % 64));
 		*len += (uint32_t)piece;
@@ -161,7 +171,7 @@ int storage_out_round(struct storage_out *s, mig_out_fn out, void *ctx)
 	atomic_store(&s->done, 0);
 	for (unsigned i = 0; i < s->n && !rc; i++) {
 		struct storage_disk *d = &s->disk[i];
-		uint64_t chunks = (d->b->size + BLOCK_DIRTY_CHUNK - 1) >> BLOCK_DIRTY_SHIFT;
+		uint64_t chunks = (d->src.b->size + BLOCK_DIRTY_CHUNK - 1) >> BLOCK_DIRTY_SHIFT;
 
 		for (uint64_t c = 0; c < chunks && !rc;) {
 			uint64_t off = c << BLOCK_DIRTY_SHIFT;
@@ -200,28 +210,35 @@ static const uint8_t *get_str(const uint8_t *p, const uint8_t *end, char *buf, s
 	return p + 2 + n;
 }
 
-/* Where disk i (drive `id`, the source's `path`) goes here: into buf, or
- * CV_EINPUT with *why. */
-static int target_of(unsigned i, const char *id, const char *path, const struct storage_dest *dest, char *buf,
-		     size_t cap, const char **why)
+/* Where file t (disk number `disk` when a disk; drive `id`, the source's
+ * `path`) goes here: into t->path, or CV_EINPUT with *why. */
+static int target_of(struct storage_target *t, unsigned disk, const char *id, const char *path,
+		     const struct storage_dest *dest, const char **why)
 {
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	char vd[8];
 
-	snprintf(vd, sizeof(vd), "vd%c", 'a' + i);
-	for (unsigned k = 0; k < dest->nov; k++)
+	snprintf(vd, sizeof(vd), "vd%c", 'a' + disk);
+	for (unsigned k = 0; t->role == STORAGE_DISK && k < dest->nov; k++)
 		if (!strcmp(dest->ov[k].drive, vd) || (*id && !strcmp(dest->ov[k].drive, id)))
-			return snprintf(buf, cap, "%s", dest->ov[k].path) < (int)cap ? 0 : CV_EINPUT;
+			return snprintf(t->path, sizeof(t->path), "%s", dest->ov[k].path) < (int)sizeof(t->path)
+				       ? 0
+				       : CV_EINPUT;
 	if (!dest->dir) {
-		cv_err("the source sends its disk '%s' along (copy_storage), but this destination takes disks only "
-		       "with --receive-disks DIR or --disk-override %s=PATH",
-		       path, *id ? id : vd);
-		*why = "this destination takes no disks (start it with --receive-disks DIR)";
+		if (t->role == STORAGE_DISK)
+			cv_err("the source sends its disk '%s' along (copy_storage), but this destination takes "
+			       "disks only with --receive-dir DIR or --disk-override %s=PATH",
+			       path, *id ? id : vd);
+		else
+			cv_err("the source sends its %s '%s' along (copy_storage), but this destination takes files "
+			       "only with --receive-dir DIR",
+			       t->role == STORAGE_KERNEL ? "kernel" : "initrd", path);
+		*why = "this destination takes no files (start it with --receive-dir DIR)";
 		return CV_EINPUT;
 	}
 	if (!*base || !strcmp(base, ".") || !strcmp(base, "..") ||
-	    snprintf(buf, cap, "%s/%s", dest->dir, base) >= (int)cap) {
-		*why = "a bad disk name";
+	    snprintf(t->path, sizeof(t->path), "%s/%s", dest->dir, base) >= (int)sizeof(t->path)) {
+		*why = "a bad file name";
 		return CV_EINPUT;
 	}
 	return 0;
@@ -234,10 +251,10 @@ static int make_target(struct storage_target *t, const char **why)
 	int rc;
 
 	if (!stat(t->path, &st) || errno != ENOENT) {
-		cv_err("disk '%s' exists here already: the copy of the migrating VM's disk would replace it "
-		       "(--disk-override DRIVE=PATH puts it elsewhere)",
+		cv_err("'%s' exists here already: the copy of the migrating VM's file would replace it "
+		       "(--disk-override DRIVE=PATH puts a disk elsewhere)",
 		       t->path);
-		*why = "a disk's copy would replace a file on the destination";
+		*why = "a copy would replace a file on the destination";
 		return CV_EINPUT;
 	}
 	if ((rc = layer_tmp_name(t->path, t->tmp, sizeof(t->tmp))) ||
@@ -266,27 +283,33 @@ int storage_in_disks(struct storage_in *s, const uint8_t *rec, size_t len, const
 		return CV_EINPUT;
 	memcpy(&n, rec, 4);
 	n = le32toh(n);
-	if (!n || n > CV_MAX_DISKS)
+	if (!n || n > STORAGE_MAX)
 		return CV_EINPUT;
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0, disks = 0, boot = 0; i < n; i++) {
 		struct storage_target *t = &s->disk[i];
 		char path[PATH_MAX], id[CV_DISK_ID_MAX + 1];
 		uint64_t size;
-		uint8_t fmt;
+		uint8_t fmt, role;
 
-		if (end - p < 9)
+		if (end - p < 10)
 			return CV_EINPUT;
 		memcpy(&size, p, 8);
 		size = le64toh(size);
 		fmt = p[8];
-		p = get_str(get_str(p + 9, end, path, sizeof(path)), end, id, sizeof(id));
+		role = p[9];
+		p = get_str(get_str(p + 10, end, path, sizeof(path)), end, id, sizeof(id));
+		/* At most CV_MAX_DISKS disks, one kernel and one initrd. */
 		if (!p || !size || size > MAX_DISK_SIZE || (fmt != DISK_FMT_RAW && fmt != DISK_FMT_QCOW2) ||
-		    !*path)
+		    !*path || role > STORAGE_INITRD || (role == STORAGE_DISK && disks == CV_MAX_DISKS) ||
+		    (role != STORAGE_DISK && (boot & (1u << role))))
 			return CV_EINPUT;
 		t->size = size;
 		t->format = fmt == DISK_FMT_QCOW2 ? DISK_FORMAT_QCOW2 : DISK_FORMAT_RAW;
-		if ((rc = target_of(i, id, path, dest, t->path, sizeof(t->path), why)))
+		t->role = (enum storage_role)role;
+		boot |= role == STORAGE_DISK ? 0 : 1u << role;
+		if ((rc = target_of(t, disks, id, path, dest, why)))
 			return rc;
+		disks += role == STORAGE_DISK;
 		s->n = i + 1;
 		if ((rc = make_target(t, why)))
 			return rc;

@@ -1,5 +1,6 @@
-/* Copying a VM's disks along with a migration (copy_storage), for VMs
- * whose disks the destination cannot reach. Like RAM, pre-copied: the
+/* Copying a VM's files along with a migration (copy_storage), for VMs
+ * whose files the destination cannot reach: its disks, and its kernel and
+ * initrd (read again when the guest reboots). Like RAM, pre-copied: the
  * source sends every chunk of data its disks hold (zero ranges are not
  * sent: the destination's copy starts empty), then, round after round,
  * the chunks the guest wrote meanwhile (block/dirty.h), and the last ones
@@ -27,26 +28,39 @@ struct image;
  * connection: 0 or -errno. */
 typedef int (*mig_out_fn)(void *ctx, uint32_t type, const void *a, size_t alen, const void *b, size_t blen);
 
+enum storage_role { STORAGE_DISK, STORAGE_KERNEL, STORAGE_INITRD };
+#define STORAGE_MAX (CV_MAX_DISKS + 2)
+
+/* What a source sends: an open disk (its writes tracked), or a boot file
+ * opened for the migration (owned: closed at the end). */
+struct storage_src {
+	struct block *b;
+	const char *path, *id; /* as the VM's configuration names it */
+	enum storage_role role;
+	bool owned;
+};
+
 struct storage_out {
 	unsigned n;
 	struct storage_disk {
-		struct block *b;
+		struct storage_src src;
 		struct block_dirty dirty;
 		uint64_t *send; /* this round's chunks */
-	} disk[CV_MAX_DISKS];
+	} disk[STORAGE_MAX];
 	uint8_t *buf; /* a BLOCKS record */
 	bool first;   /* the next round is the first: everything with data */
 	uint64_t todo;         /* bytes this round looks at */
 	_Atomic uint64_t done; /* of which it has (progress, read by any thread) */
 };
 
-/* Main thread, VM running: the writes of every disk (n of them) are
- * tracked from now on. */
-int storage_out_start(struct storage_out *s, struct block *const *disks, unsigned n);
+/* Main thread, VM running: the writes of every disk are tracked from now
+ * on. s takes the owned files (closed by storage_out_stop, or here on
+ * failure). */
+int storage_out_start(struct storage_out *s, const struct storage_src *src, unsigned n);
 /* Main thread: tracking ends, everything is freed. */
 void storage_out_stop(struct storage_out *s);
 /* The DISKS record. */
-int storage_out_announce(struct storage_out *s, const struct vm_config *cfg, mig_out_fn out, void *ctx);
+int storage_out_announce(struct storage_out *s, mig_out_fn out, void *ctx);
 /* Takes the chunks written since the last round (todo for the next):
  * how many bytes they are. */
 uint64_t storage_out_dirty(struct storage_out *s);
@@ -55,7 +69,7 @@ int storage_out_round(struct storage_out *s, mig_out_fn out, void *ctx);
 
 /* ---- destination */
 
-/* Where the disks of an incoming VM may go: `--receive-disks DIR` (each
+/* Where the disks of an incoming VM may go: `--receive-dir DIR` (each
  * under its source file's name there) and `--disk-override DRIVE=PATH`
  * (DRIVE: vda, vdb, ... or the drive's id). A destination given neither
  * refuses disks: a source must not create files where it likes. */
@@ -73,8 +87,9 @@ struct storage_in {
 		struct image *img;
 		uint64_t size;
 		enum disk_format format;
+		enum storage_role role;
 		bool published;
-	} disk[CV_MAX_DISKS];
+	} disk[STORAGE_MAX];
 };
 
 /* The DISKS record: creates each target under its temporary name. A

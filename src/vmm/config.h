@@ -93,7 +93,7 @@ struct vm_config {
 	/* a migration to take in (tcp:ADDR:PORT) and its shared token */
 	const char *incoming, *migrate_token;
 	/* Where disks a migration sends along go (src/migrate/storage.h). */
-	const char *receive_disks;
+	const char *receive_dir;
 	struct disk_override {
 		char drive[CV_DISK_ID_MAX + 1]; /* vda, vdb, ... or a drive's id */
 		const char *path;

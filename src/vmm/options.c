@@ -40,7 +40,7 @@ const char options_run_usage[] =
 	"                       iface_id) uses tap TAP instead of the VM's (each clone needs its own)\n"
 	"  --incoming tcp:ADDR:PORT  wait for a VM migrating here (PUT /migrate on the source), then\n"
 	"                       run it; with --migrate-token TOKEN, which the source must give\n"
-	"  --receive-disks DIR  with --incoming: disks the source sends along (copy_storage) are\n"
+	"  --receive-dir DIR  with --incoming: disks the source sends along (copy_storage) are\n"
 	"                       written to DIR under their file names\n"
 	"  --disk-override DRIVE=PATH  with --incoming: the copy of drive DRIVE (vda, vdb, ... or its\n"
 	"                       id) goes to PATH\n"
@@ -254,7 +254,7 @@ static const char **process_option(const char *name, struct vm_config *cfg)
 	       : !strcmp(name, "--restore")	? &cfg->restore_dir
 	       : !strcmp(name, "--incoming")	? &cfg->incoming
 	       : !strcmp(name, "--migrate-token") ? &cfg->migrate_token
-	       : !strcmp(name, "--receive-disks") ? &cfg->receive_disks
+	       : !strcmp(name, "--receive-dir") ? &cfg->receive_dir
 						: NULL;
 }
 
@@ -353,9 +353,9 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 	if (cfg->noverrides && !cfg->restore_dir && !cfg->incoming)
 		return cv_fmt(err, errlen,
 			      "--net-override is for --restore and --incoming: a new VM names its taps in --net");
-	if ((cfg->receive_disks || cfg->ndisk_overrides) && !cfg->incoming)
+	if ((cfg->receive_dir || cfg->ndisk_overrides) && !cfg->incoming)
 		return cv_fmt(err, errlen, "'%s' is for --incoming: where the disks a migration sends along go",
-			      cfg->receive_disks ? "--receive-disks" : "--disk-override");
+			      cfg->receive_dir ? "--receive-dir" : "--disk-override");
 	if (vm_option && cfg->config_file)
 		return cv_fmt(err, errlen, "'%s' cannot be combined with --config-file: the VM is described there",
 			      vm_option);

@@ -301,7 +301,32 @@ static int api_snapshot_create(void *ctx, const char *state_path, const char *me
 	return 0;
 }
 
-/* Opens a snapshot and builds the VM from it. */
+/* The copies a migration brought are the VM's files here. */
+static int take_copies(struct vm_config *cfg, const struct storage_in *s)
+{
+	unsigned disks = 0;
+
+	for (unsigned i = 0; i < s->n; i++) {
+		const struct storage_target *t = &s->disk[i];
+
+		if (t->role == STORAGE_KERNEL) {
+			cfg->kernel = t->path;
+		} else if (t->role == STORAGE_INITRD) {
+			cfg->initrd = t->path;
+		} else if (disks < cfg->ndisks) {
+			cfg->disks[disks].path = t->path;
+			cfg->disks[disks++].format = t->format;
+		} else {
+			disks++;
+		}
+	}
+	if (s->n && disks != cfg->ndisks) {
+		cv_err("invalid VM state: %u disks, but %u came with it", cfg->ndisks, disks);
+		return CV_EINPUT;
+	}
+	return 0;
+}
+
 /* Builds the VM from a snapshot, or (in: not NULL) from a migration that
  * arrived. */
 static int restore_up(struct runner *r, const struct fc_snapshot_load *l, struct incoming *in)
@@ -315,11 +340,8 @@ static int restore_up(struct runner *r, const struct fc_snapshot_load *l, struct
 	r->restore.config.cfg.track_dirty_pages = l->track;
 	if ((rc = snap_config_override_nics(&r->restore.config.cfg, l->overrides, l->noverrides)))
 		return rc;
-	/* The copies a migration brought are the VM's disks here. */
-	for (unsigned i = 0; in && i < in->disks.n && i < r->restore.config.cfg.ndisks; i++) {
-		r->restore.config.cfg.disks[i].path = in->disks.disk[i].path;
-		r->restore.config.cfg.disks[i].format = in->disks.disk[i].format;
-	}
+	if (in && (rc = take_copies(&r->restore.config.cfg, &in->disks)))
+		return rc;
 	r->vm_cfg = &r->restore.config.cfg;
 	rc = vm_up(r, !l->resume);
 	/* Once the VM took the RAM it is the VM's (vm_restore_memory). */
@@ -581,7 +603,7 @@ static int setup(struct runner *r)
 		return load_config_file(r);
 	if (r->cfg->incoming) {
 		struct fc_snapshot_load l = { .resume = true };
-		struct storage_dest dest = { .dir = r->cfg->receive_disks,
+		struct storage_dest dest = { .dir = r->cfg->receive_dir,
 					     .ov = r->cfg->disk_overrides,
 					     .nov = r->cfg->ndisk_overrides };
 

@@ -4,6 +4,7 @@ and holding data in RAM moves while it keeps writing memory; afterwards the
 counter goes on without a gap or a repeat, the data is intact, and the source
 process is gone. Refused and broken migrations leave the source running."""
 
+import filecmp
 import os
 import random
 import re
@@ -263,7 +264,7 @@ def make_disk(tmp_path):
 
 
 def test_copy_storage_moves_a_disk_being_written(spawn, tmp_path, kernel, initrd, kvm_available):
-    """With copy_storage the disk goes along, pre-copied while the guest
+    """With copy_storage the disk (and the kernel and initrd) go along, pre-copied while the guest
     keeps rewriting a file on it with fsync and appending its counter:
     after the move both go on from the copy, which checks clean and holds
     every number written. A destination that takes no disks refuses, and
@@ -276,23 +277,26 @@ def test_copy_storage_moves_a_disk_being_written(spawn, tmp_path, kernel, initrd
     g.send(COUNTER.format(file="/mnt/count"))
     g.wait_for("CNT=3", 30)
 
-    # No --receive-disks: refused before any file is made.
+    # No --receive-dir: refused before any file is made.
     p = port()
     d = destination(spawn, p)
     st = migrate(g, sock, p, copy_storage=True)
-    assert st["state"] == "failed" and "takes no disks" in st["error"], st
-    assert d.wait_exit(30) == 2 and "--receive-disks DIR" in d.stderr, d.describe()
+    assert st["state"] == "failed" and "takes no files" in st["error"], st
+    assert d.wait_exit(30) == 2 and "--receive-dir DIR" in d.stderr, d.describe()
 
     there = tmp_path / "there"
     there.mkdir()
     p = port()
-    d = destination(spawn, p, extra=["--receive-disks", str(there)])
+    d = destination(spawn, p, extra=["--receive-dir", str(there)])
     st = migrate(g, sock, p, copy_storage=True)
     assert st["state"] == "completed", st
     assert g.wait_exit(30) == 0, g.describe()
     m = re.search(r"MiB sent \(([\d.]+) MiB of disks\)", g.stderr)
     assert m and float(m.group(1)) > 1, g.describe()
-    assert sorted(os.listdir(there)) == ["top.qcow2"]
+    # The kernel and initrd came along too: a reboot there reads them.
+    boot = [os.path.basename(kernel), os.path.basename(initrd)]
+    assert sorted(os.listdir(there)) == sorted(["top.qcow2", *boot])
+    assert all(filecmp.cmp(there / b, src, shallow=False) for b, src in zip(boot, (kernel, initrd)))
     before = last_count(g.output)
     check_continues(d, before)
     out, status = d.run("touch /tmp/stop; kill %2; wait %1; sleep 0.5; md5sum -c /mnt/f.md5 && "

@@ -167,7 +167,6 @@ static void test_copy_round_trip(void **state)
 	struct storage_out out;
 	struct storage_in in = { 0 };
 	struct storage_dest dest = { .dir = e->there };
-	struct vm_config cfg = { .ndisks = 1 };
 	struct capture c = { .n = 0 };
 	uint8_t *data = malloc(SIZE), *got;
 	const char *why;
@@ -186,9 +185,8 @@ static void test_copy_round_trip(void **state)
 
 	assert_int_equal(event_loop_init(&loop), 0);
 	assert_int_equal(block_open(e->src, BLOCK_FORMAT_RAW, false, 8, &loop, &b), 0);
-	cfg.disks[0].path = e->src;
-	assert_int_equal(storage_out_start(&out, &b, 1), 0);
-	assert_int_equal(storage_out_announce(&out, &cfg, capture, &c), 0);
+	assert_int_equal(storage_out_start(&out, &(struct storage_src){ .b = b, .path = e->src, .id = "" }, 1), 0);
+	assert_int_equal(storage_out_announce(&out, capture, &c), 0);
 	assert_int_equal(storage_out_round(&out, capture, &c), 0);
 	/* Nothing of the hole went: 2 MiB + the tail, in records of 1 MiB at most. */
 	len = 0;
@@ -247,26 +245,31 @@ static void test_hostile_records_refused(void **state)
 	uint32_t one = htole32(1);
 	uint16_t plen = htole16(9), ilen = 0;
 	struct stat st;
-	size_t dlen = 4 + 8 + 1 + 2 + 9 + 2;
+	size_t dlen = 4 + 8 + 1 + 1 + 2 + 9 + 2;
 
 	memcpy(disks, &one, 4);
 	memcpy(disks + 4, &size, 8);
-	disks[12] = 1;
-	memcpy(disks + 13, &plen, 2);
-	memcpy(disks + 15, "/x/../..", 9); /* its name is "..": refused below */
-	memcpy(disks + 24, &ilen, 2);
+	disks[12] = 1; /* raw */
+	disks[13] = 0; /* a disk */
+	memcpy(disks + 14, &plen, 2);
+	memcpy(disks + 16, "/x/../..", 9); /* its name is "..": refused below */
+	memcpy(disks + 25, &ilen, 2);
 	assert_int_equal(storage_in_disks(&in, disks, dlen - 1, &dest, &why), CV_EINPUT); /* short */
 	storage_in_discard(&in);
 	assert_int_equal(storage_in_disks(&in, disks, dlen, &dest, &why), CV_EINPUT);
 	storage_in_discard(&in);
-	memcpy(disks + 15, "/x/y/d.im", 9);
+	memcpy(disks + 16, "/x/y/d.im", 9);
 	assert_int_equal(storage_in_disks(&in, disks, dlen, &none, &why), CV_EINPUT); /* takes no disks */
-	assert_non_null(strstr(why, "--receive-disks"));
+	assert_non_null(strstr(why, "--receive-dir"));
 	storage_in_discard(&in);
 	disks[12] = 3; /* no such format */
 	assert_int_equal(storage_in_disks(&in, disks, dlen, &dest, &why), CV_EINPUT);
 	storage_in_discard(&in);
 	disks[12] = 1;
+	disks[13] = 3; /* no such role */
+	assert_int_equal(storage_in_disks(&in, disks, dlen, &dest, &why), CV_EINPUT);
+	storage_in_discard(&in);
+	disks[13] = 0;
 	assert_int_equal(storage_in_disks(&in, disks, dlen, &dest, &why), 0);
 
 	put_blocks(rec, 1, 0, 0, 4096); /* no disk 1 */
