@@ -41,7 +41,7 @@ def seeds_migrate():
     yield "whole", hello + ram + pages + state + rec(5, b"")
     # copy_storage: a 1 MiB raw disk, a data run and a zero run on it.
     name = lambda b: struct.pack("<H", len(b)) + b  # noqa: E731 - a u16-length string
-    disks = rec(7, struct.pack("<IQBB", 1, 1 << 20, 1, 0) + name(b"/src/disk.img") + name(b"disk0"))
+    disks = rec(7, struct.pack("<IQBBB", 1, 1 << 20, 1, 0, 0) + name(b"/src/disk.img") + name(b"disk0"))
     data = rec(8, struct.pack("<IIQI", 0, 0, 65536, 4096) + bytes(range(256)) * 16)
     zero = rec(8, struct.pack("<IIQI", 0, 1, 0, 65536))
     yield "disks", hello + ram + disks + data + zero + pages + state + rec(5, b"")

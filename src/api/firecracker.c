@@ -291,7 +291,7 @@ static int patch_drive(struct fc_api *a, const char *id, json_t *body, char *err
 
 static int put_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)
 {
-	json_t *dest, *token, *down, *max, *bw, *conv, *copy;
+	json_t *dest, *token, *down, *max, *bw, *conv, *copy, *drives, *id;
 	uint64_t ms = MIG_DEFAULT_DOWNTIME_MS, max_ms = 0, mib = 0;
 	struct mig_params p;
 	int rc = json_fields(body, "migrate",
@@ -301,8 +301,11 @@ static int put_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)
 						      { "max_time_ms", JF_UINT, false, &max },
 						      { "max_bandwidth_mib", JF_UINT, false, &bw },
 						      { "auto_converge", JF_BOOL, false, &conv },
-						      { "copy_storage", JF_BOOL, false, &copy } },
-			     7, err, errlen);
+						      { "copy_storage", JF_BOOL, false, &copy },
+						      { "copy_drives", JF_ARRAY, false, &drives } },
+			     8, err, errlen);
+	uint32_t mask = 0;
+	size_t k;
 
 	if (rc || (down && (rc = json_uint_range(down, "downtime_ms", 1, 60000, &ms, err, errlen))) ||
 	    (max && (rc = json_uint_range(max, "max_time_ms", 1, 86400000, &max_ms, err, errlen))) ||
@@ -310,6 +313,20 @@ static int put_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)
 		return rc;
 	if (!json_string_length(token) || json_string_length(token) > MIG_MAX_TOKEN)
 		return cv_fmt(err, errlen, "invalid token: 1 to %u characters", MIG_MAX_TOKEN);
+	if (copy && drives)
+		return cv_fmt(err, errlen, "copy_storage and copy_drives exclude each other: copy_storage sends every drive");
+	json_array_foreach(drives, k, id) {
+		unsigned i = 0;
+
+		while (i < a->cfg.ndrives && (!json_is_string(id) || strcmp(a->cfg.drives[i].id, json_string_value(id))))
+			i++;
+		if (i == a->cfg.ndrives)
+			return cv_fmt(err, errlen, "invalid copy_drives: no drive '%.64s'",
+				      json_is_string(id) ? json_string_value(id) : "(not a string)");
+		mask |= 1u << i;
+	}
+	if (copy && json_is_true(copy))
+		mask = (1u << a->cfg.ndrives) - 1;
 	if (!a->ops->migrate)
 		return cv_fmt(err, errlen, "migration is not supported by this VMM");
 	p = (struct mig_params){ .dest = json_string_value(dest),
@@ -318,7 +335,8 @@ static int put_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)
 				 .max_time_ms = (unsigned)max_ms,
 				 .max_bandwidth = mib << 20,
 				 .auto_converge = !conv || json_is_true(conv),
-				 .copy_storage = copy && json_is_true(copy) };
+				 .copy_storage = (copy && json_is_true(copy)) || drives,
+				 .copy_disks = mask };
 	return a->ops->migrate(a->ctx, &p, err, errlen);
 }
 

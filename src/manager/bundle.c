@@ -250,24 +250,19 @@ static int copy_in(const char *src, const char *dir, const char *name)
 	return copy_sparse(src, dst);
 }
 
-int bundle_create(const char *name, const struct vm_config *cfg, bool referenced)
+int bundle_mktemp(const char *name, char *tmp, size_t cap)
 {
-	char root[PATH_MAX], final[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX];
-	static char files[CV_MAX_DISKS][PATH_MAX];
-	bool qcow2[CV_MAX_DISKS];
-	json_t *doc = NULL;
+	char root[PATH_MAX], final[PATH_MAX];
 	struct stat st;
 	int rc;
 
-	if ((rc = check_storable(cfg)) || (rc = bundle_root(root, sizeof(root))) ||
-	    (rc = bundle_dir(name, final, sizeof(final))))
+	if ((rc = bundle_root(root, sizeof(root))) || (rc = bundle_dir(name, final, sizeof(final))))
 		return rc;
 	if (stat(final, &st) == 0) {
 		cv_err("a VM named '%s' already exists", name);
 		return CV_EINPUT;
 	}
-	/* mkdir -p the root, then build in a hidden directory, renamed into
-	 * place only when complete. */
+	/* mkdir -p the root, then a hidden directory in it. */
 	for (char *p = strchr(root + 1, '/');; p = strchr(p + 1, '/')) {
 		if (p)
 			*p = 0;
@@ -279,11 +274,25 @@ int bundle_create(const char *name, const struct vm_config *cfg, bool referenced
 			break;
 		*p = '/';
 	}
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", root, name) >= sizeof(tmp) || !mkdtemp(tmp)) {
+	if ((size_t)snprintf(tmp, cap, "%s/.%s.XXXXXX", root, name) >= cap || !mkdtemp(tmp)) {
 		cv_err("cannot create a directory in '%s': %s", root, strerror(errno));
 		return CV_EFAIL;
 	}
 	chmod(tmp, 0755);
+	return 0;
+}
+
+int bundle_create(const char *name, const struct vm_config *cfg, bool referenced)
+{
+	char final[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX];
+	static char files[CV_MAX_DISKS][PATH_MAX];
+	bool qcow2[CV_MAX_DISKS];
+	json_t *doc = NULL;
+	int rc;
+
+	if ((rc = check_storable(cfg)) || (rc = bundle_dir(name, final, sizeof(final))) ||
+	    (rc = bundle_mktemp(name, tmp, sizeof(tmp))))
+		return rc;
 	rc = copy_in(cfg->kernel, tmp, "kernel");
 	if (!rc && cfg->initrd)
 		rc = copy_in(cfg->initrd, tmp, "initrd");

@@ -51,6 +51,11 @@ int bundle_load(const char *name, json_t **doc);
  * on failure. */
 int bundle_create(const char *name, const struct vm_config *cfg, bool referenced);
 
+/* A new hidden directory in the bundle root (made if missing) to build
+ * NAME's bundle in, renamed to bundle_dir(NAME) once complete; refused
+ * when NAME exists. */
+int bundle_mktemp(const char *name, char *tmp, size_t cap);
+
 /* snprintf for paths: CV_EINPUT (reported) when the result is too long. */
 int path_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -10,6 +10,7 @@
 #include "manager/bundle.h"
 #include "manager/list.h"
 #include "manager/migrate.h"
+#include "manager/receive.h"
 #include "manager/snapshot.h"
 #include "manager/vmproc.h"
 #include "util/err.h"
@@ -38,12 +39,15 @@ static const char usage[] =
 	"  cellvm snapshot list NAME\n"
 	"  cellvm snapshot restore NAME SNAP    continue the stopped VM from SNAP (its disks go back too)\n"
 	"  cellvm snapshot delete NAME SNAP     (a disk layer stays while the disk is built on it)\n"
-	"  cellvm migrate NAME tcp:HOST:PORT --token T [--downtime-ms N] [--max-time S]\n"
-	"      move the running VM to a `cellvm run --incoming tcp:ADDR:PORT --migrate-token T` there;\n"
-	"      Ctrl-C (or cellvm migrate NAME --cancel) gives up and the VM stays here\n";
+	"  cellvm migrate NAME tcp:HOST:PORT --token T [--downtime-ms N] [--max-time S] [--bandwidth MIB]\n"
+	"                 [--copy-storage] [--no-auto-converge]\n"
+	"      move the running VM to `cellvm receive` (or `cellvm run --incoming`) there; disks kept in\n"
+	"      the bundle go along; Ctrl-C (or cellvm migrate NAME --cancel) gives up, the VM stays here\n"
+	"  cellvm receive NAME --listen tcp:ADDR:PORT --token T\n"
+	"      wait for a VM migrating here and keep it as managed VM NAME\n";
 
 static const char *const commands[] = { "create", "start", "stop",   "list",   "console",
-					"pause",  "resume", "delete", "export", "import", "snapshot", "migrate" };
+					"pause",  "resume", "delete", "export", "import", "snapshot", "migrate", "receive" };
 
 bool manager_is_command(const char *name)
 {
@@ -202,6 +206,8 @@ int manager_main(const char *cmd, int argc, char **argv)
 		return snapshot_main(argc, argv);
 	if (!strcmp(cmd, "migrate"))
 		return migrate_main(argc, argv);
+	if (!strcmp(cmd, "receive"))
+		return receive_main(argc, argv);
 	if (!strcmp(cmd, "export"))
 		return (rc = positional(cmd, argc, argv, 2, 2, "NAME FILE.tar")) ? rc
 										 : status(bundle_export(argv[0], argv[1]));

@@ -108,6 +108,26 @@ static int follow(const char *name, const char *dest)
 	}
 }
 
+/* copy_drives: the drives that live in NAME's bundle. */
+static int bundle_own_drives(const char *name, json_t *req)
+{
+	json_t *doc, *kinds, *kind, *list = json_array();
+	const char *id;
+	int rc;
+
+	if ((rc = bundle_load(name, &doc))) {
+		json_decref(list);
+		return rc;
+	}
+	kinds = json_object_get(json_object_get(doc, "cellvm"), "drives");
+	json_object_foreach(kinds, id, kind)
+		if (!strcmp(json_string_value(kind) ? json_string_value(kind) : "", "copied"))
+			json_array_append_new(list, json_string(id));
+	json_decref(doc);
+	json_object_set_new(req, "copy_drives", list);
+	return 0;
+}
+
 static int parse_long(const char *opt, const char *v, long lo, long hi, const char *what, long *out)
 {
 	char *end;
@@ -170,8 +190,14 @@ int migrate_main(int argc, char **argv)
 		return 2;
 	if (cancel)
 		return vmproc_api(name, "PATCH", "/migrate", "{\"state\":\"Cancelled\"}", VMPROC_API_TIMEOUT_MS) ? 2 : 0;
-	req = json_pack("{sssssIsbsb}", "destination", dest, "token", token, "downtime_ms", (json_int_t)ms,
-			"copy_storage", copy, "auto_converge", !no_converge);
+	req = json_pack("{sssssIsb}", "destination", dest, "token", token, "downtime_ms", (json_int_t)ms,
+			"auto_converge", !no_converge);
+	/* The bundle's own files go along: its kernel, initrd and the disks
+	 * copied into it; referenced disks only with --copy-storage. */
+	if (req && copy)
+		json_object_set_new(req, "copy_storage", json_true());
+	else if (req && (rc = bundle_own_drives(name, req)))
+		return 2;
 	if (req && secs)
 		json_object_set_new(req, "max_time_ms", json_integer((json_int_t)secs * 1000));
 	if (req && mib)

@@ -157,11 +157,20 @@ int vmproc_pause(const char *name, bool pause)
 
 void vmproc_last_log(const char *name, char *buf, size_t cap)
 {
+	char dir[PATH_MAX];
+
+	snprintf(buf, cap, "see %s", BUNDLE_LOG);
+	if (!bundle_dir(name, dir, sizeof(dir)))
+		vmproc_last_log_in(dir, buf, cap);
+}
+
+void vmproc_last_log_in(const char *dir, char *buf, size_t cap)
+{
 	char path[PATH_MAX], line[512];
 	FILE *f;
 
 	snprintf(buf, cap, "see %s", BUNDLE_LOG);
-	if (bundle_file(name, BUNDLE_LOG, path, sizeof(path)) || !(f = fopen(path, "re")))
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, BUNDLE_LOG) >= sizeof(path) || !(f = fopen(path, "re")))
 		return;
 	while (fgets(line, sizeof(line), f))
 		if (*line != '\n')
@@ -170,9 +179,11 @@ void vmproc_last_log(const char *name, char *buf, size_t cap)
 	buf[strcspn(buf, "\n")] = 0;
 }
 
-static void child(const char *dir, const char *name, const char *restore)
+static void child(const char *dir, const char *name, const char *const *how)
 {
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	const char *argv[24] = { "cellvm", "run" };
+	unsigned n = 2;
 	int log;
 
 	setsid();
@@ -181,12 +192,29 @@ static void child(const char *dir, const char *name, const char *restore)
 	log = open(BUNDLE_LOG, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (null < 0 || log < 0 || dup2(null, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
 		_exit(127);
+	while (*how && n < 12)
+		argv[n++] = *how++;
 	/* Paths relative to the bundle: vm.json's own, and the sockets (whose
 	 * absolute paths could exceed sun_path's 108 bytes). */
-	execl("/proc/self/exe", "cellvm", "run", restore ? "--restore" : "--config-file", restore ? restore : BUNDLE_CONFIG,
-	      "--api-sock", BUNDLE_API, "--console-sock", BUNDLE_CONSOLE, "--pid-file", BUNDLE_PIDFILE, "--name", name,
-	      (char *)NULL);
+	memcpy(argv + n,
+	       (const char *[]){ "--api-sock", BUNDLE_API, "--console-sock", BUNDLE_CONSOLE, "--pid-file", BUNDLE_PIDFILE,
+				 "--name", name, NULL },
+	       9 * sizeof(*argv));
+	execv("/proc/self/exe", (char *const *)argv);
 	_exit(127);
+}
+
+pid_t vmproc_spawn(const char *dir, const char *name, const char *const *how)
+{
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		cv_err("fork: %s", strerror(errno));
+	else if (pid == 0)
+		child(dir, name, how);
+	return pid;
 }
 
 int vmproc_start(const char *name, const char *restore)
@@ -203,14 +231,11 @@ int vmproc_start(const char *name, const char *restore)
 		cv_err("VM '%s' is already running (pid %ld)", name, (long)st.pid);
 		return CV_EINPUT;
 	}
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		cv_err("fork: %s", strerror(errno));
+	pid = vmproc_spawn(dir, name,
+			   restore ? (const char *const[]){ "--restore", restore, NULL }
+				   : (const char *const[]){ "--config-file", BUNDLE_CONFIG, NULL });
+	if (pid < 0)
 		return CV_EFAIL;
-	}
-	if (pid == 0)
-		child(dir, name, restore);
 	for (int i = 0; i < START_TIMEOUT_S * 50; i++) {
 		if (waitpid(pid, &wst, WNOHANG) == pid) {
 			vmproc_last_log(name, why, sizeof(why));

@@ -37,6 +37,11 @@ int vmproc_pause(const char *name, bool pause);
 /* The last line of the VM's log (why it did not start, how it moved), or
  * "see vm.log". */
 void vmproc_last_log(const char *name, char *buf, size_t cap);
+/* The same, of the bundle being built in dir. */
+void vmproc_last_log_in(const char *dir, char *buf, size_t cap);
+/* Starts `cellvm run HOW... --api-sock ... --name NAME` in the background
+ * in bundle directory dir (its log: vm.log there): the pid, or -1. */
+pid_t vmproc_spawn(const char *dir, const char *name, const char *const *how);
 /* The API call behind pause and stop, with the reply's fault on failure. */
 #define VMPROC_API_TIMEOUT_MS 3000
 int vmproc_api(const char *name, const char *method, const char *path, const char *body, int timeout_ms);

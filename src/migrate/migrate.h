@@ -42,7 +42,10 @@ struct mig_params {
 	unsigned max_time_ms;   /* 0: no limit */
 	uint64_t max_bandwidth; /* bytes per second, 0: no limit */
 	bool auto_converge;     /* throttle a guest that writes faster than the link */
-	bool copy_storage;      /* send the disks along (not on shared storage) */
+	/* Send files along (for what is not on shared storage): the kernel,
+	 * the initrd and the disks in copy_disks (bit i: drive i). */
+	bool copy_storage;
+	uint32_t copy_disks;
 };
 
 struct mig_status {

@@ -396,11 +396,9 @@ static int stop_vm(struct migration *mg)
 		return rc;
 	/* Shared disks: the destination opens them once closed here. Copied
 	 * ones stay open for their last chunks. */
-	if (mg->disks_ok)
-		for (unsigned i = 0; i < vm->cfg->ndisks; i++)
-			dl.copied[i] = true;
-	else
-		vm_disks_release(vm);
+	for (unsigned i = 0; mg->disks_ok && i < vm->cfg->ndisks; i++)
+		dl.copied[i] = (mg->p.copy_disks >> i) & 1;
+	vm_disks_release(vm, mg->disks_ok ? mg->p.copy_disks : 0);
 	if (take_dirty(mg) == UINT64_MAX)
 		return CV_EFAIL;
 	mg->state_ok = true;
@@ -422,7 +420,7 @@ static void keep_vm(struct migration *mg, bool unknown)
 
 	vm_throttle(vm, 0);
 	if (mg->stopped && !unknown) {
-		if (!mg->disks_ok && vm_disks_reacquire(vm))
+		if (vm_disks_reacquire(vm))
 			cv_err("migration failed and a disk could not be reopened: the guest waits for it");
 		if (!mg->was_paused && vm_resume(vm))
 			cv_err("migration failed and the VM could not be resumed");
@@ -500,8 +498,8 @@ static void on_step(void *opaque, uint32_t events)
 	}
 }
 
-/* copy_storage: the VM's disks, and its kernel and initrd (a reboot
- * reads them again), opened read-only for the copy. */
+/* copy_storage: the VM's kernel and initrd (a reboot reads them again),
+ * opened read-only for the copy, and the disks in copy_disks. */
 static int storage_start(struct migration *mg)
 {
 	const struct vm_config *cfg = mg->vm->cfg;
@@ -511,10 +509,12 @@ static int storage_start(struct migration *mg)
 	int rc;
 
 	for (unsigned i = 0; i < cfg->ndisks; i++)
-		src[n++] = (struct storage_src){ .b = virtio_blk_disk(devices_disk(mg->vm, i)),
-						 .path = cfg->disks[i].path,
-						 .id = cfg->disks[i].id,
-						 .role = STORAGE_DISK };
+		if ((mg->p.copy_disks >> i) & 1)
+			src[n++] = (struct storage_src){ .b = virtio_blk_disk(devices_disk(mg->vm, i)),
+							 .path = cfg->disks[i].path,
+							 .id = cfg->disks[i].id,
+							 .role = STORAGE_DISK,
+							 .drive = i };
 	for (unsigned k = 0; k < 2; k++) {
 		if (!boot[k])
 			continue;

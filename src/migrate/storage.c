@@ -97,7 +97,8 @@ int storage_out_announce(struct storage_out *s, mig_out_fn out, void *ctx)
 		memcpy(p, &size, 8);
 		p[8] = src->b->format == BLOCK_FORMAT_QCOW2 ? DISK_FMT_QCOW2 : DISK_FMT_RAW;
 		p[9] = (uint8_t)src->role;
-		p = put_str(put_str(p + 10, src->path), src->id);
+		p[10] = (uint8_t)src->drive;
+		p = put_str(put_str(p + 11, src->path), src->id);
 	}
 	return out(ctx, MIG_DISKS, s->buf, (size_t)(p - s->buf), NULL, 0);
 }
@@ -210,15 +211,15 @@ static const uint8_t *get_str(const uint8_t *p, const uint8_t *end, char *buf, s
 	return p + 2 + n;
 }
 
-/* Where file t (disk number `disk` when a disk; drive `id`, the source's
- * `path`) goes here: into t->path, or CV_EINPUT with *why. */
-static int target_of(struct storage_target *t, unsigned disk, const char *id, const char *path,
-		     const struct storage_dest *dest, const char **why)
+/* Where file t (drive `id` when a disk, the source's `path`) goes here:
+ * into t->path, or CV_EINPUT with *why. */
+static int target_of(struct storage_target *t, const char *id, const char *path, const struct storage_dest *dest,
+		     const char **why)
 {
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	char vd[8];
 
-	snprintf(vd, sizeof(vd), "vd%c", 'a' + disk);
+	snprintf(vd, sizeof(vd), "vd%c", 'a' + t->drive);
 	for (unsigned k = 0; t->role == STORAGE_DISK && k < dest->nov; k++)
 		if (!strcmp(dest->ov[k].drive, vd) || (*id && !strcmp(dest->ov[k].drive, id)))
 			return snprintf(t->path, sizeof(t->path), "%s", dest->ov[k].path) < (int)sizeof(t->path)
@@ -285,31 +286,33 @@ int storage_in_disks(struct storage_in *s, const uint8_t *rec, size_t len, const
 	n = le32toh(n);
 	if (!n || n > STORAGE_MAX)
 		return CV_EINPUT;
-	for (unsigned i = 0, disks = 0, boot = 0; i < n; i++) {
+	for (unsigned i = 0, seen = 0; i < n; i++) {
 		struct storage_target *t = &s->disk[i];
 		char path[PATH_MAX], id[CV_DISK_ID_MAX + 1];
 		uint64_t size;
-		uint8_t fmt, role;
+		uint8_t fmt, role, drive;
 
-		if (end - p < 10)
+		if (end - p < 11)
 			return CV_EINPUT;
 		memcpy(&size, p, 8);
 		size = le64toh(size);
 		fmt = p[8];
 		role = p[9];
-		p = get_str(get_str(p + 10, end, path, sizeof(path)), end, id, sizeof(id));
-		/* At most CV_MAX_DISKS disks, one kernel and one initrd. */
+		drive = p[10];
+		p = get_str(get_str(p + 11, end, path, sizeof(path)), end, id, sizeof(id));
+		/* Each drive, the kernel and the initrd once at most. */
 		if (!p || !size || size > MAX_DISK_SIZE || (fmt != DISK_FMT_RAW && fmt != DISK_FMT_QCOW2) ||
-		    !*path || role > STORAGE_INITRD || (role == STORAGE_DISK && disks == CV_MAX_DISKS) ||
-		    (role != STORAGE_DISK && (boot & (1u << role))))
+		    !*path || role > STORAGE_INITRD || (role == STORAGE_DISK && drive >= CV_MAX_DISKS) ||
+		    (role != STORAGE_DISK && drive) ||
+		    (seen & (1u << (role == STORAGE_DISK ? drive : CV_MAX_DISKS + role))))
 			return CV_EINPUT;
+		seen |= 1u << (role == STORAGE_DISK ? drive : CV_MAX_DISKS + role);
 		t->size = size;
 		t->format = fmt == DISK_FMT_QCOW2 ? DISK_FORMAT_QCOW2 : DISK_FORMAT_RAW;
 		t->role = (enum storage_role)role;
-		boot |= role == STORAGE_DISK ? 0 : 1u << role;
-		if ((rc = target_of(t, disks, id, path, dest, why)))
+		t->drive = drive;
+		if ((rc = target_of(t, id, path, dest, why)))
 			return rc;
-		disks += role == STORAGE_DISK;
 		s->n = i + 1;
 		if ((rc = make_target(t, why)))
 			return rc;

@@ -37,6 +37,7 @@ struct storage_src {
 	struct block *b;
 	const char *path, *id; /* as the VM's configuration names it */
 	enum storage_role role;
+	unsigned drive; /* a disk: its index in the configuration */
 	bool owned;
 };
 
@@ -88,6 +89,7 @@ struct storage_in {
 		uint64_t size;
 		enum disk_format format;
 		enum storage_role role;
+		unsigned drive;
 		bool published;
 	} disk[STORAGE_MAX];
 };

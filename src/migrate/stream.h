@@ -4,8 +4,9 @@
  *   HELLO   "CELLVMIG", u32 version, the shared token (the rest)
  *   RAM     u64 bytes of guest RAM
  *   DISKS   (copy_storage) u32 n, then per file: u64 size, u8 format
- *           (1 raw, 2 qcow2), u8 role (0 disk, 1 kernel, 2 initrd), u16
- *           length + the source's path, u16 length + the drive's id
+ *           (1 raw, 2 qcow2), u8 role (0 disk, 1 kernel, 2 initrd), u8
+ *           drive (a disk's index in the VM), u16 length + the source's
+ *           path, u16 length + the drive's id
  *   BLOCKS  u32 disk, u32 flags (1: zeroes), u64 offset, u32 length, the
  *           bytes (none for zeroes)
  *   PAGES   u32 n, n x u64 page number (in RAM order), n x 4096 bytes

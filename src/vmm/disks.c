@@ -231,10 +231,10 @@ int vm_disk_replace(struct vm *vm, unsigned i, const char *path)
 	return 0;
 }
 
-void vm_disks_release(struct vm *vm)
+void vm_disks_release(struct vm *vm, uint32_t keep)
 {
 	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
-		struct block *b = virtio_blk_detach(devices_disk(vm, i));
+		struct block *b = (keep >> i) & 1 ? NULL : virtio_blk_detach(devices_disk(vm, i));
 
 		if (b && b->ops->close(b))
 			cv_warn("disk '%s': writing its metadata back failed", vm->cfg->disks[i].path);

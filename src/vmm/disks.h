@@ -13,6 +13,7 @@
 #define CELLVM_VMM_DISKS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "snapshot/stream.h"
 #include "vmm/config.h"
@@ -43,10 +44,11 @@ void vm_disks_thaw(struct vm *vm, struct disk_layers *dl);
  * unchanged. */
 int vm_disk_replace(struct vm *vm, unsigned i, const char *path);
 
-/* Migration: the source closes its disks (writing their metadata back)
- * before the destination opens them, and opens them again if the
- * destination fails. The VM is paused and its disks idle. */
-void vm_disks_release(struct vm *vm);
+/* Migration: the source closes its disks (writing their metadata back;
+ * all but those in `keep`, bit i: disk i) before the destination opens
+ * them, and opens them again if the destination fails. The VM is paused
+ * and its disks idle. */
+void vm_disks_release(struct vm *vm, uint32_t keep);
 int vm_disks_reacquire(struct vm *vm);
 
 void vm_disks_encode(struct vm *vm, const struct disk_layers *dl, struct snap_writer *w);

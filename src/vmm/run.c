@@ -304,8 +304,6 @@ static int api_snapshot_create(void *ctx, const char *state_path, const char *me
 /* The copies a migration brought are the VM's files here. */
 static int take_copies(struct vm_config *cfg, const struct storage_in *s)
 {
-	unsigned disks = 0;
-
 	for (unsigned i = 0; i < s->n; i++) {
 		const struct storage_target *t = &s->disk[i];
 
@@ -313,16 +311,13 @@ static int take_copies(struct vm_config *cfg, const struct storage_in *s)
 			cfg->kernel = t->path;
 		} else if (t->role == STORAGE_INITRD) {
 			cfg->initrd = t->path;
-		} else if (disks < cfg->ndisks) {
-			cfg->disks[disks].path = t->path;
-			cfg->disks[disks++].format = t->format;
+		} else if (t->drive < cfg->ndisks) {
+			cfg->disks[t->drive].path = t->path;
+			cfg->disks[t->drive].format = t->format;
 		} else {
-			disks++;
+			cv_err("invalid VM state: %u disks, but a copy of disk %u came with it", cfg->ndisks, t->drive);
+			return CV_EINPUT;
 		}
-	}
-	if (s->n && disks != cfg->ndisks) {
-		cv_err("invalid VM state: %u disks, but %u came with it", cfg->ndisks, disks);
-		return CV_EINPUT;
 	}
 	return 0;
 }

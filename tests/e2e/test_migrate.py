@@ -201,28 +201,73 @@ def test_cancel_leaves_the_vm_running(spawn, tmp_path, kernel, initrd, kvm_avail
     assert status == 400 and "no migration" in body["fault_message"], body
 
 
+def receiver(m2, p, token=TOKEN):
+    """`cellvm receive mover` on the second "host", waiting for the VM."""
+    r = subprocess.Popen([str(require_bin()), "receive", "mover", "--listen", f"tcp:127.0.0.1:{p}", "--token", token],
+                         env=m2.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert r.stdout.readline().startswith("waiting for VM mover"), r.stderr.read()
+    return r
+
+
 def test_managed_vm_migrates(tmp_path, spawn, kernel, initrd, kvm_available):
+    """A managed VM with a disk in its bundle moves to `cellvm receive` under
+    another CELLVM_HOME (a second host): its bundle's files go along, the VM
+    runs there as a managed VM with the disk's data, and the new bundle is
+    whole: stopped and started again there, it boots from its own copies. A
+    receive that fails leaves no bundle."""
     from test_manager import Manager, Pty, create
-    m = Manager(tmp_path / "home")
+    m, m2 = Manager(tmp_path / "home"), Manager(tmp_path / "home2")
+    data = tmp_path / "data.img"
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-F", str(data), "16M"], check=True)
     try:
-        create(m, "mover", kernel, initrd, check=0)
+        create(m, "mover", kernel, initrd, "--disk", f"{data},id=data", check=0)
         m("start", "mover", check=0)
-        con = Pty(m, "mover")  # at its prompt before it moves
+        con = Pty(m, "mover")
         con.read_until(rb"cellvm:\S*# ", BOOT_TIMEOUT)
+        con.write(b"mount /dev/vda /mnt && echo hello-$((40+2)) > /mnt/greeting && sync && echo WR''OTE\n")
+        con.read_until(b"WROTE", 30)
         con.write(b"\x01x")
         con.wait()
+
+        # A wrong token: the receive fails, nothing is left of it there.
         p = port()
-        d = destination(spawn, p)
+        r = receiver(m2, p, token="other")
         res = m("migrate", "mover", f"tcp:127.0.0.1:{p}", "--token", TOKEN, timeout=180)
-        assert res.returncode == 0 and f"migrated VM mover to tcp:127.0.0.1:{p}" in res.stdout, \
+        assert res.returncode == 1 and "wrong migration token" in res.stderr, res.stdout + res.stderr
+        assert r.wait(30) == 2 and "wrong migration token" in r.stderr.read()
+        assert m2.list() == {} and not [f for f in os.listdir(m2.home / "vms")]
+
+        p = port()
+        r = receiver(m2, p)
+        res = m("migrate", "mover", f"tcp:127.0.0.1:{p}", "--token", TOKEN, timeout=180)
+        assert res.returncode == 0 and f"migrated VM mover to tcp:127.0.0.1:{p} (" in res.stdout, \
             res.stdout + res.stderr
+        assert re.search(r"\(\d+ rounds, [\d.]+ MiB sent \([\d.]+ MiB of disks\)", res.stdout), res.stdout
+        assert r.wait(60) == 0 and "received VM mover" in r.stdout.read()
         assert m.list()["mover"]["state"] == "stopped"
-        out, status = d.run("echo still-$((40+2))")
-        assert status == 0 and "still-42" in out, d.describe()
+        vm = m2.list()["mover"]
+        assert vm["state"] == "running" and vm["drives"] == "data:copied", vm
+        assert {"data.img", "initrd", "kernel", "vm.json"} <= set(os.listdir(m2.bundle("mover")))
+        con = Pty(m2, "mover")
+        con.write(b"cat /mnt/greeting\n")
+        con.read_until(b"hello-42", 30)
+        con.write(b"\x01x")
+        con.wait()
+
+        # Whole: it starts again from the bundle it got.
+        m2("stop", "mover", "--force", check=0)
+        m2("start", "mover", check=0)
+        con = Pty(m2, "mover")
+        con.read_until(rb"cellvm:\S*# ", BOOT_TIMEOUT)
+        con.write(b"mount /dev/vda /mnt && cat /mnt/greeting\n")
+        con.read_until(b"hello-42", 30)
+        con.write(b"\x01x")
+        con.wait()
         res = m("migrate", "mover", "tcp:127.0.0.1:1")
         assert res.returncode == 2 and "usage" in res.stderr, res.stderr
     finally:
         m.cleanup()
+        m2.cleanup()
 
 
 def test_auto_converge_throttles_a_guest_that_outruns_the_link(spawn, tmp_path, kernel, initrd, kvm_available):

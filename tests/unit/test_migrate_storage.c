@@ -245,20 +245,21 @@ static void test_hostile_records_refused(void **state)
 	uint32_t one = htole32(1);
 	uint16_t plen = htole16(9), ilen = 0;
 	struct stat st;
-	size_t dlen = 4 + 8 + 1 + 1 + 2 + 9 + 2;
+	size_t dlen = 4 + 8 + 1 + 1 + 1 + 2 + 9 + 2;
 
 	memcpy(disks, &one, 4);
 	memcpy(disks + 4, &size, 8);
 	disks[12] = 1; /* raw */
 	disks[13] = 0; /* a disk */
-	memcpy(disks + 14, &plen, 2);
-	memcpy(disks + 16, "/x/../..", 9); /* its name is "..": refused below */
-	memcpy(disks + 25, &ilen, 2);
+	disks[14] = 0; /* drive 0 */
+	memcpy(disks + 15, &plen, 2);
+	memcpy(disks + 17, "/x/../..", 9); /* its name is "..": refused below */
+	memcpy(disks + 26, &ilen, 2);
 	assert_int_equal(storage_in_disks(&in, disks, dlen - 1, &dest, &why), CV_EINPUT); /* short */
 	storage_in_discard(&in);
 	assert_int_equal(storage_in_disks(&in, disks, dlen, &dest, &why), CV_EINPUT);
 	storage_in_discard(&in);
-	memcpy(disks + 16, "/x/y/d.im", 9);
+	memcpy(disks + 17, "/x/y/d.im", 9);
 	assert_int_equal(storage_in_disks(&in, disks, dlen, &none, &why), CV_EINPUT); /* takes no disks */
 	assert_non_null(strstr(why, "--receive-dir"));
 	storage_in_discard(&in);
@@ -270,6 +271,10 @@ static void test_hostile_records_refused(void **state)
 	assert_int_equal(storage_in_disks(&in, disks, dlen, &dest, &why), CV_EINPUT);
 	storage_in_discard(&in);
 	disks[13] = 0;
+	disks[14] = CV_MAX_DISKS; /* no such drive */
+	assert_int_equal(storage_in_disks(&in, disks, dlen, &dest, &why), CV_EINPUT);
+	storage_in_discard(&in);
+	disks[14] = 0;
 	assert_int_equal(storage_in_disks(&in, disks, dlen, &dest, &why), 0);
 
 	put_blocks(rec, 1, 0, 0, 4096); /* no disk 1 */
