@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "block/nbd.h"
 #include "util/err.h"
 #include "util/size.h"
 
@@ -105,6 +106,14 @@ int disk_parse_format(const char *s, enum block_format *f)
 		return CV_EINPUT;
 	}
 	return 0;
+}
+
+int disk_need_file(const char *cmd, const char *path)
+{
+	if (!nbd_image_is_uri(path))
+		return 0;
+	cv_err("disk %s: '%s' is an NBD export; this needs an image file", cmd, path);
+	return CV_EINPUT;
 }
 
 uint64_t disk_allocated(const struct image *img)
