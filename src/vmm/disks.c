@@ -7,13 +7,15 @@
 
 #include "block/image.h"
 #include "block/layer.h"
+#include "block/nbd.h"
 #include "util/err.h"
 #include "util/file_id.h"
 #include "virtio/blk.h"
 #include "vmm/devices.h"
 #include "vmm/vm.h"
 
-enum { DISK_FILE = 0, DISK_LAYER = 1 };
+/* DISK_NBD: an export, recorded by its URI alone (in the configuration). */
+enum { DISK_FILE = 0, DISK_LAYER = 1, DISK_NBD = 2 };
 
 static int layer_path(const char *img, const char *name, char *buf, size_t cap)
 {
@@ -129,6 +131,10 @@ void vm_disks_encode(struct vm *vm, const struct disk_layers *dl, struct snap_wr
 		char layer[PATH_MAX] = "";
 		struct file_id id;
 
+		if (nbd_image_is_uri(img)) {
+			snap_put_u8(w, DISK_NBD);
+			continue;
+		}
 		if (dl->frozen[i])
 			layer_path(img, dl->name, layer, sizeof(layer));
 		snap_put_u8(w, dl->frozen[i] ? DISK_LAYER : DISK_FILE);
@@ -174,6 +180,12 @@ int vm_disks_check(const struct vm_config *cfg, struct snap_reader *r)
 		bool null;
 		int rc;
 
+		/* The server holds its content: nothing here to compare. */
+		if (kind == DISK_NBD) {
+			if (!nbd_image_is_uri(img))
+				snap_reader_fail(r, "an NBD disk where the configuration has a file");
+			continue;
+		}
 		if (kind == DISK_LAYER) {
 			snap_get_str(r, name, sizeof(name), &null);
 			/* The layer lies beside the disk; a name is one path element. */
