@@ -1,0 +1,263 @@
+"""NBD disks (--disk nbd://... / nbd+unix://...): a real guest reads, writes,
+flushes and discards through qemu-nbd, over a Unix socket and over TCP, and
+the image file on the host is the judge; the server is killed and started
+again under a running guest, whose I/O waits and then succeeds; bad URIs are
+refused with one line and exit status 2; `cellvm disk info|convert` talk to
+an export.
+"""
+
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import require_bin, vm_args
+from test_virtio_blk import IO_TIMEOUT, MiB, debugfs_cat, e2fsck_clean, md5, md5_in, poweroff, sh, shell
+
+SIZE = 64 * MiB
+
+
+def need_qemu_nbd():
+    if not shutil.which("qemu-nbd"):
+        pytest.skip("qemu-nbd not found (apt-get install qemu-utils)")
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1, below the ephemeral range."""
+    for _ in range(100):
+        port = random.randint(10000, 19999)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.fail("no free port in 10000-19999")
+
+
+class NbdServer:
+    """qemu-nbd serving a raw file as export `name`, on a Unix socket (default)
+    or a TCP port; start() returns once it accepts connections (--fork)."""
+
+    def __init__(self, tmp_path, img, name="disk", port=None, readonly=False):
+        self.img, self.name, self.port, self.readonly = img, name, port, readonly
+        self.sock = tmp_path / f"{name}.sock"
+        self.pid_file = tmp_path / f"{name}.pid"
+        self.pid = None
+
+    @property
+    def uri(self):
+        if self.port:
+            return f"nbd://127.0.0.1:{self.port}/{self.name}"
+        return f"nbd+unix:///{self.name}?socket={self.sock}"
+
+    def start(self):
+        need_qemu_nbd()
+        where = ["-b", "127.0.0.1", "-p", str(self.port)] if self.port else [f"--socket={self.sock}"]
+        args = ["qemu-nbd", "-f", "raw", "--persistent", "--discard=unmap", f"--export-name={self.name}",
+                "--fork", f"--pid-file={self.pid_file}", *where, *(["-r"] if self.readonly else []),
+                str(self.img)]
+        res = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0, f"{' '.join(args)}: {res.stderr}"
+        self.pid = int(self.pid_file.read_text())
+        return self
+
+    def kill(self):
+        """SIGKILL, as a crash would; returns once the process is gone."""
+        if self.pid is None:
+            return
+        try:
+            os.kill(self.pid, 9)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        self.pid = None
+
+
+@pytest.fixture
+def nbd(tmp_path):
+    """nbd(img, **kw) -> a started NbdServer; every one is killed at teardown."""
+    servers = []
+
+    def _start(img, **kw):
+        s = NbdServer(tmp_path, img, **kw).start()
+        servers.append(s)
+        return s
+
+    yield _start
+    for s in servers:
+        s.kill()
+
+
+def make_image(path, pattern_at=None, pattern=b""):
+    with open(path, "wb") as f:
+        f.truncate(SIZE)
+        if pattern_at is not None:
+            f.seek(pattern_at)
+            f.write(pattern)
+    return path
+
+
+def read_at(path, off, n):
+    with open(path, "rb") as f:
+        f.seek(off)
+        return f.read(n)
+
+
+def guest_md5(g, dev, skip_mib, count_mib):
+    out, _ = sh(g, f"dd if={dev} bs=1M skip={skip_mib} count={count_mib} 2>/dev/null | md5sum")
+    return md5_in(out, "-")
+
+
+def drop_caches(g):
+    sh(g, "sync; echo 3 > /proc/sys/vm/drop_caches")
+
+
+# --------------------------------------------------------------------------- guest I/O
+
+@pytest.mark.vm
+def test_guest_io_over_unix_and_tcp(boot, tmp_path, nbd):
+    host_data = os.urandom(MiB)
+    a = make_image(tmp_path / "a.img", 1 * MiB, host_data)
+    b = make_image(tmp_path / "b.img")
+    unix = nbd(a, name="a")
+    tcp = nbd(b, name="b", port=free_port())
+
+    g = shell(boot, [unix.uri, tcp.uri], "pci")
+    out, _ = sh(g, "cat /sys/block/vda/size /sys/block/vdb/size")
+    assert out.split() == [str(SIZE // 512)] * 2, g.describe()
+    # What the host wrote reads back in the guest.
+    assert guest_md5(g, "/dev/vda", 1, 1) == md5(host_data), g.describe()
+
+    # Raw writes (and a flush: conv=fsync) land in the file at their offsets.
+    sh(g, "dd if=/dev/urandom of=/tmp/w bs=1M count=4 2>/dev/null")
+    out, _ = sh(g, "md5sum /tmp/w")
+    written = md5_in(out, "/tmp/w")
+    sh(g, "dd if=/tmp/w of=/dev/vda bs=1M seek=8 conv=fsync 2>/dev/null")
+    drop_caches(g)
+    assert guest_md5(g, "/dev/vda", 8, 4) == written, g.describe()
+    assert md5(read_at(a, 8 * MiB, 4 * MiB)) == written
+
+    # Discard: reads back as zeroes, and qemu-nbd punches the file's hole.
+    sh(g, "dd if=/dev/urandom of=/dev/vda bs=1M seek=32 count=8 conv=fsync 2>/dev/null")
+    sh(g, "blkdiscard -o 33554432 -l 8388608 /dev/vda && sync")
+    drop_caches(g)
+    assert guest_md5(g, "/dev/vda", 32, 8) == md5(bytes(8 * MiB)), g.describe()
+    assert read_at(a, 32 * MiB, 8 * MiB) == bytes(8 * MiB)
+    assert os.stat(a).st_blocks * 512 < 16 * MiB, "the discarded range is still allocated"
+
+    # A file system over TCP, checked on the host by e2fsprogs.
+    sh(g, "mke2fs -F /dev/vdb >/dev/null")
+    sh(g, "mount /dev/vdb /mnt && dd if=/dev/urandom of=/mnt/f bs=1M count=3 2>/dev/null && umount /mnt")
+    out, _ = sh(g, "mount /dev/vdb /mnt && md5sum /mnt/f && umount /mnt")
+    in_guest = md5_in(out, "/mnt/f")
+    poweroff(g)
+    e2fsck_clean(b)
+    assert md5(debugfs_cat(b, "/f")) == in_guest
+    assert read_at(a, 1 * MiB, MiB) == host_data
+
+
+@pytest.mark.vm
+def test_server_restart_under_a_running_guest(boot, tmp_path, nbd):
+    img = make_image(tmp_path / "a.img")
+    server = nbd(img)
+    g = shell(boot, [server.uri], "pci")
+    sh(g, "dd if=/dev/urandom of=/tmp/w bs=1M count=2 2>/dev/null")
+    out, _ = sh(g, "md5sum /tmp/w")
+    written = md5_in(out, "/tmp/w")
+
+    # The server dies and comes back while the guest is idle: the next I/O
+    # finds a dead connection and makes a new one.
+    server.kill()
+    server.start()
+    sh(g, "dd if=/tmp/w of=/dev/vda bs=1M seek=4 conv=fsync 2>/dev/null")
+    assert md5(read_at(img, 4 * MiB, 2 * MiB)) == written
+
+    # I/O issued while the server is away waits for it.
+    server.kill()
+    g.send("(dd if=/tmp/w of=/dev/vda bs=1M seek=16 conv=fsync 2>/dev/null; echo DD-EXIT=$?) &")
+    time.sleep(3)
+    assert "DD-EXIT" not in g.output, "the write finished with the server down\n" + g.describe()
+    server.start()
+    g.wait_for(re.compile(r"DD-EXIT=(\d+)"), IO_TIMEOUT)
+    assert "DD-EXIT=0" in g.output, g.describe()
+    drop_caches(g)
+    assert guest_md5(g, "/dev/vda", 16, 2) == written, g.describe()
+    assert md5(read_at(img, 16 * MiB, 2 * MiB)) == written
+    assert "reconnected to the NBD server" in g.stderr, g.describe()
+    poweroff(g)
+
+
+# --------------------------------------------------------------------------- bad input
+
+@pytest.mark.vm
+@pytest.mark.parametrize("uri", ["nbd+unix:///x?socket=/nonexistent/nbd.sock", "nbd://127.0.0.1:{port}/x",
+                                 "nbd://[bad"])
+def test_unreachable_or_bad_uri_exits_2(kernel, tmp_path, uri):
+    uri = uri.format(port=free_port())
+    res = subprocess.run(vm_args(kernel, extra=["--disk", uri]), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and uri in lines[0], res.stderr
+
+
+# --------------------------------------------------------------------------- cellvm disk
+
+def disk(*args, ok=True):
+    res = subprocess.run([str(require_bin()), "disk", *map(str, args)], capture_output=True, text=True,
+                         timeout=120)
+    if ok:
+        assert res.returncode == 0, f"cellvm disk {args} -> {res.returncode}\n{res.stdout}{res.stderr}"
+    return res
+
+
+def test_disk_info(tmp_path, nbd):
+    rw = nbd(make_image(tmp_path / "a.img"), name="a")
+    ro = nbd(make_image(tmp_path / "b.img"), name="b", readonly=True)
+    out = disk("info", rw.uri).stdout
+    assert f"image: {rw.uri}\n" in out and f"({SIZE} bytes)" in out and "read-only: no" in out, out
+    assert re.search(r"block size: minimum \d+, preferred \d+, maximum [1-9]\d*", out), out
+    info = json.loads(disk("info", "--json", ro.uri).stdout)
+    assert info["filename"] == ro.uri and info["format"] == "raw" and info["virtual-size"] == SIZE, info
+    assert info["nbd"]["read-only"] is True and info["nbd"]["block-size"]["maximum"] > 0, info
+
+
+def test_disk_convert_from_and_to_an_export(tmp_path, nbd):
+    if not shutil.which("qemu-img"):
+        pytest.skip("qemu-img not found (apt-get install qemu-utils)")
+    data = os.urandom(3 * MiB)
+    src = make_image(tmp_path / "src.img", 5 * MiB, data)
+    server = nbd(src, name="src")
+    out = tmp_path / "out.qcow2"
+    disk("convert", server.uri, out)
+    res = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", src, out], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+    # Into an export that holds other bytes: they are zeroed, the data copied.
+    dst = tmp_path / "dst.img"
+    dst.write_bytes(os.urandom(SIZE))
+    target = nbd(dst, name="dst")
+    disk("convert", out, target.uri)
+    assert dst.read_bytes() == src.read_bytes()
+
+    res = disk("convert", out, target.uri, "--format", "qcow2", ok=False)
+    assert res.returncode == 2 and target.uri in res.stderr, res.stderr
+    ro = nbd(make_image(tmp_path / "ro.img"), name="ro", readonly=True)
+    res = disk("convert", out, ro.uri, ok=False)
+    assert res.returncode == 2 and "read-only" in res.stderr, res.stderr
+    for args in (["create", ro.uri, "1M"], ["resize", ro.uri, "+1M"], ["snapshot", "create", ro.uri, "s1"]):
+        res = disk(*args, ok=False)
+        assert res.returncode == 2 and "NBD export" in res.stderr, (args, res.stderr)
