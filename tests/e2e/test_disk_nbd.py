@@ -1,104 +1,27 @@
 """NBD disks (--disk nbd://... / nbd+unix://...): a real guest reads, writes,
 flushes and discards through qemu-nbd, over a Unix socket and over TCP, and
 the image file on the host is the judge; the server is killed and started
-again under a running guest, whose I/O waits and then succeeds; bad URIs are
-refused with one line and exit status 2; `cellvm disk info|convert` talk to
-an export.
+again under a running guest, whose I/O waits and then succeeds; a VM
+migrates with its disk on a shared export; bad URIs are refused with one line
+and exit status 2; `cellvm disk info|convert` talk to an export.
 """
 
 import json
 import os
-import random
 import re
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
 from conftest import require_bin, vm_args
+from nbd_helpers import free_port, nbd  # noqa: F401 (a fixture)
+from test_migrate import destination, migrate, source
+from test_snapshot import COUNTER, check_continues, last_count
 from test_virtio_blk import IO_TIMEOUT, MiB, debugfs_cat, e2fsck_clean, md5, md5_in, poweroff, sh, shell
 
 SIZE = 64 * MiB
-
-
-def need_qemu_nbd():
-    if not shutil.which("qemu-nbd"):
-        pytest.skip("qemu-nbd not found (apt-get install qemu-utils)")
-
-
-def free_port():
-    """A free TCP port on 127.0.0.1, below the ephemeral range."""
-    for _ in range(100):
-        port = random.randint(10000, 19999)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.fail("no free port in 10000-19999")
-
-
-class NbdServer:
-    """qemu-nbd serving a raw file as export `name`, on a Unix socket (default)
-    or a TCP port; start() returns once it accepts connections (--fork)."""
-
-    def __init__(self, tmp_path, img, name="disk", port=None, readonly=False):
-        self.img, self.name, self.port, self.readonly = img, name, port, readonly
-        self.sock = tmp_path / f"{name}.sock"
-        self.pid_file = tmp_path / f"{name}.pid"
-        self.pid = None
-
-    @property
-    def uri(self):
-        if self.port:
-            return f"nbd://127.0.0.1:{self.port}/{self.name}"
-        return f"nbd+unix:///{self.name}?socket={self.sock}"
-
-    def start(self):
-        need_qemu_nbd()
-        where = ["-b", "127.0.0.1", "-p", str(self.port)] if self.port else [f"--socket={self.sock}"]
-        args = ["qemu-nbd", "-f", "raw", "--persistent", "--discard=unmap", f"--export-name={self.name}",
-                "--fork", f"--pid-file={self.pid_file}", *where, *(["-r"] if self.readonly else []),
-                str(self.img)]
-        res = subprocess.run(args, capture_output=True, text=True, timeout=30)
-        assert res.returncode == 0, f"{' '.join(args)}: {res.stderr}"
-        self.pid = int(self.pid_file.read_text())
-        return self
-
-    def kill(self):
-        """SIGKILL, as a crash would; returns once the process is gone."""
-        if self.pid is None:
-            return
-        try:
-            os.kill(self.pid, 9)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        self.pid = None
-
-
-@pytest.fixture
-def nbd(tmp_path):
-    """nbd(img, **kw) -> a started NbdServer; every one is killed at teardown."""
-    servers = []
-
-    def _start(img, **kw):
-        s = NbdServer(tmp_path, img, **kw).start()
-        servers.append(s)
-        return s
-
-    yield _start
-    for s in servers:
-        s.kill()
 
 
 def make_image(path, pattern_at=None, pattern=b""):
@@ -198,6 +121,32 @@ def test_server_restart_under_a_running_guest(boot, tmp_path, nbd):
     assert md5(read_at(img, 16 * MiB, 2 * MiB)) == written
     assert "reconnected to the NBD server" in g.stderr, g.describe()
     poweroff(g)
+
+
+@pytest.mark.vm
+def test_live_migration_shares_the_export(spawn, tmp_path, kernel, initrd, kvm_available, nbd):
+    """What NBD disks are for: the source and the destination open the same
+    export, and the guest's file system goes on writing across the move."""
+    img = tmp_path / "data.img"
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-F", str(img), "32M"], check=True)
+    server = nbd(img, port=free_port())
+    g, sock = source(spawn, tmp_path, kernel, initrd, extra=["--disk", server.uri])
+    sh(g, "mount /dev/vda /mnt")
+    g.send(COUNTER.format(file="/mnt/count"))
+    g.wait_for("CNT=5", 30)
+    p = free_port()
+    d = destination(spawn, p)
+    st = migrate(g, sock, p)
+    assert st["state"] == "completed", st
+    assert g.wait_exit(30) == 0, g.describe()
+    check_continues(d, last_count(g.output))
+    out, _ = sh(d, "kill %1; sleep 0.5; tail -n 1 /mnt/count; umount /mnt && echo UMOUNTED")
+    assert "UMOUNTED" in out, d.describe()
+    last = int(out.split()[0])
+    poweroff(d)
+    e2fsck_clean(img)
+    values = [int(v) for v in debugfs_cat(img, "/count").split()]
+    assert values == list(range(1, last + 1)), f"count file has gaps or repeats: {values[-10:]}"
 
 
 # --------------------------------------------------------------------------- bad input
