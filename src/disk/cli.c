@@ -27,6 +27,7 @@ static const char usage[] =
 	"  snapshot revert IMG [NAME] drop the delta (and newer snapshots): back to NAME (default: the newest)\n"
 	"  snapshot commit IMG        merge the delta into the newest snapshot, which becomes IMG\n"
 	"  bench IMG [--write] [--count N] [--depth N]  4K random I/O through the VM's block layer, on the host\n"
+	"info, check, convert and bench also take an NBD URI (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH).\n"
 	"Images must not be in use by a running VM. Exit status: 0 done, 1 failed, 2 bad input.\n";
 
 int disk_exit(int rc)
