@@ -309,7 +309,7 @@ static int nbd_image_write_zeroes(struct image *img, uint64_t off, uint64_t len,
 		return run_ranges(n, c, len, MAX_RANGE);
 	/* A server without the command: write them. */
 	c = (struct cmd){ .op = CMD_WRITE, .buf = (void *)zero, .off = off };
-	return run_ranges(n, c, len, sizeof(zero));
+	return run_ranges(n, c, len, n->max_io < sizeof(zero) ? n->max_io : sizeof(zero));
 }
 
 static bool nbd_image_map(struct image *img, uint64_t off, uint64_t len, bool write, struct extent *e)
