@@ -1,4 +1,5 @@
-"""qemu-nbd servers for the NBD disk tests (test_disk_nbd.py, test_snapshot.py)."""
+"""NBD servers (qemu-nbd, or nbdkit with filters) for the NBD disk tests
+(test_disk_nbd.py, test_snapshot.py)."""
 
 import os
 import random
@@ -10,9 +11,9 @@ import time
 import pytest
 
 
-def need_qemu_nbd():
-    if not shutil.which("qemu-nbd"):
-        pytest.skip("qemu-nbd not found (apt-get install qemu-utils)")
+def need(tool, package):
+    if not shutil.which(tool):
+        pytest.skip(f"{tool} not found (apt-get install {package})")
 
 
 def free_port():
@@ -30,10 +31,12 @@ def free_port():
 
 class NbdServer:
     """qemu-nbd serving a raw file as export `name`, on a Unix socket (default)
-    or a TCP port; start() returns once it accepts connections (--fork)."""
+    or a TCP port; or, with `kit` = (filters, parameters), nbdkit's file
+    plugin on the socket. start() returns once it accepts connections (both
+    servers fork then)."""
 
-    def __init__(self, tmp_path, img, name="disk", port=None, readonly=False):
-        self.img, self.name, self.port, self.readonly = img, name, port, readonly
+    def __init__(self, tmp_path, img, name="disk", port=None, readonly=False, kit=None):
+        self.img, self.name, self.port, self.readonly, self.kit = img, name, port, readonly, kit
         self.sock = tmp_path / f"{name}.sock"
         self.pid_file = tmp_path / f"{name}.pid"
         self.pid = None
@@ -44,12 +47,20 @@ class NbdServer:
             return f"nbd://127.0.0.1:{self.port}/{self.name}"
         return f"nbd+unix:///{self.name}?socket={self.sock}"
 
-    def start(self):
-        need_qemu_nbd()
+    def command(self):
+        ro = ["-r"] if self.readonly else []
+        if self.kit:
+            need("nbdkit", "nbdkit")
+            filters, params = self.kit
+            return ["nbdkit", "-U", str(self.sock), "-P", str(self.pid_file), "-e", self.name, *ro,
+                    *[f"--filter={f}" for f in filters], "file", str(self.img), *params]
+        need("qemu-nbd", "qemu-utils")
         where = ["-b", "127.0.0.1", "-p", str(self.port)] if self.port else [f"--socket={self.sock}"]
-        args = ["qemu-nbd", "-f", "raw", "--persistent", "--discard=unmap", f"--export-name={self.name}",
-                "--fork", f"--pid-file={self.pid_file}", *where, *(["-r"] if self.readonly else []),
-                str(self.img)]
+        return ["qemu-nbd", "-f", "raw", "--persistent", "--discard=unmap", f"--export-name={self.name}",
+                "--fork", f"--pid-file={self.pid_file}", *where, *ro, str(self.img)]
+
+    def start(self):
+        args = self.command()
         res = subprocess.run(args, capture_output=True, text=True, timeout=30)
         assert res.returncode == 0, f"{' '.join(args)}: {res.stderr}"
         self.pid = int(self.pid_file.read_text())

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import require_bin, vm_args
 from nbd_helpers import free_port, nbd  # noqa: F401 (a fixture)
-from test_migrate import destination, migrate, source
+from test_migrate import move, source
 from test_snapshot import COUNTER, check_continues, last_count
 from test_virtio_blk import IO_TIMEOUT, MiB, debugfs_cat, e2fsck_clean, md5, md5_in, poweroff, sh, shell
 
@@ -48,6 +48,26 @@ def drop_caches(g):
     sh(g, "sync; echo 3 > /proc/sys/vm/drop_caches")
 
 
+def guest_random(g, mib):
+    """`mib` MiB of random bytes in the guest's /tmp/w; their md5."""
+    sh(g, f"dd if=/dev/urandom of=/tmp/w bs=1M count={mib} 2>/dev/null")
+    out, _ = sh(g, "md5sum /tmp/w")
+    return md5_in(out, "/tmp/w")
+
+
+def check_disk(g, img, seek_mib, mib, want):
+    """/dev/vda (read past the guest's cache) and img hold `want` at seek_mib."""
+    drop_caches(g)
+    assert guest_md5(g, "/dev/vda", seek_mib, mib) == want, g.describe()
+    assert md5(read_at(img, seek_mib * MiB, mib * MiB)) == want
+
+
+def write_through(g, img, seek_mib, mib, want):
+    """Writes /tmp/w (`mib` MiB) to /dev/vda at seek_mib, with a flush, and checks it."""
+    sh(g, f"dd if=/tmp/w of=/dev/vda bs=1M seek={seek_mib} conv=fsync 2>/dev/null")
+    check_disk(g, img, seek_mib, mib, want)
+
+
 # --------------------------------------------------------------------------- guest I/O
 
 @pytest.mark.vm
@@ -65,13 +85,7 @@ def test_guest_io_over_unix_and_tcp(boot, tmp_path, nbd):
     assert guest_md5(g, "/dev/vda", 1, 1) == md5(host_data), g.describe()
 
     # Raw writes (and a flush: conv=fsync) land in the file at their offsets.
-    sh(g, "dd if=/dev/urandom of=/tmp/w bs=1M count=4 2>/dev/null")
-    out, _ = sh(g, "md5sum /tmp/w")
-    written = md5_in(out, "/tmp/w")
-    sh(g, "dd if=/tmp/w of=/dev/vda bs=1M seek=8 conv=fsync 2>/dev/null")
-    drop_caches(g)
-    assert guest_md5(g, "/dev/vda", 8, 4) == written, g.describe()
-    assert md5(read_at(a, 8 * MiB, 4 * MiB)) == written
+    write_through(g, a, 8, 4, guest_random(g, 4))
 
     # Discard: reads back as zeroes, and qemu-nbd punches the file's hole.
     sh(g, "dd if=/dev/urandom of=/dev/vda bs=1M seek=32 count=8 conv=fsync 2>/dev/null")
@@ -97,16 +111,13 @@ def test_server_restart_under_a_running_guest(boot, tmp_path, nbd):
     img = make_image(tmp_path / "a.img")
     server = nbd(img)
     g = shell(boot, [server.uri], "pci")
-    sh(g, "dd if=/dev/urandom of=/tmp/w bs=1M count=2 2>/dev/null")
-    out, _ = sh(g, "md5sum /tmp/w")
-    written = md5_in(out, "/tmp/w")
+    written = guest_random(g, 2)
 
     # The server dies and comes back while the guest is idle: the next I/O
     # finds a dead connection and makes a new one.
     server.kill()
     server.start()
-    sh(g, "dd if=/tmp/w of=/dev/vda bs=1M seek=4 conv=fsync 2>/dev/null")
-    assert md5(read_at(img, 4 * MiB, 2 * MiB)) == written
+    write_through(g, img, 4, 2, written)
 
     # I/O issued while the server is away waits for it.
     server.kill()
@@ -116,9 +127,7 @@ def test_server_restart_under_a_running_guest(boot, tmp_path, nbd):
     server.start()
     g.wait_for(re.compile(r"DD-EXIT=(\d+)"), IO_TIMEOUT)
     assert "DD-EXIT=0" in g.output, g.describe()
-    drop_caches(g)
-    assert guest_md5(g, "/dev/vda", 16, 2) == written, g.describe()
-    assert md5(read_at(img, 16 * MiB, 2 * MiB)) == written
+    check_disk(g, img, 16, 2, written)
     assert "reconnected to the NBD server" in g.stderr, g.describe()
     poweroff(g)
 
@@ -134,11 +143,7 @@ def test_live_migration_shares_the_export(spawn, tmp_path, kernel, initrd, kvm_a
     sh(g, "mount /dev/vda /mnt")
     g.send(COUNTER.format(file="/mnt/count"))
     g.wait_for("CNT=5", 30)
-    p = free_port()
-    d = destination(spawn, p)
-    st = migrate(g, sock, p)
-    assert st["state"] == "completed", st
-    assert g.wait_exit(30) == 0, g.describe()
+    d = move(spawn, g, sock)
     check_continues(d, last_count(g.output))
     out, _ = sh(d, "kill %1; sleep 0.5; tail -n 1 /mnt/count; umount /mnt && echo UMOUNTED")
     assert "UMOUNTED" in out, d.describe()
@@ -147,6 +152,33 @@ def test_live_migration_shares_the_export(spawn, tmp_path, kernel, initrd, kvm_a
     e2fsck_clean(img)
     values = [int(v) for v in debugfs_cat(img, "/count").split()]
     assert values == list(range(1, last + 1)), f"count file has gaps or repeats: {values[-10:]}"
+
+
+@pytest.mark.vm
+def test_small_server_limits_and_io_errors(boot, tmp_path, nbd):
+    """nbdkit taking at most 64 KiB per command (bigger ones fail), without
+    NBD zero, failing reads with EIO while a trigger file exists: the guest's
+    big requests are split, and the server's EIO reaches the guest as an I/O
+    error, not as a reconnection."""
+    img = make_image(tmp_path / "a.img")
+    trigger = tmp_path / "fail-reads"
+    server = nbd(img, kit=(["blocksize-policy", "nozero", "error"],
+                           ["blocksize-maximum=65536", "blocksize-error-policy=error", "zeromode=none",
+                            "error-pread=EIO", "error-pread-rate=100%", f"error-file={trigger}"]))
+    info = disk("info", server.uri).stdout
+    assert "maximum 65536" in info and "zero no" in info, info
+    g = shell(boot, [server.uri], "pci")
+    written = guest_random(g, 4)
+    write_through(g, img, 2, 4, written)
+
+    trigger.touch()
+    drop_caches(g)
+    out, status = sh(g, "dd if=/dev/vda of=/dev/null bs=1M skip=2 count=4", ok=False)
+    assert status != 0 and "I/O error" in out, g.describe()
+    trigger.unlink()
+    check_disk(g, img, 2, 4, written)
+    assert "reconnect" not in g.stderr, g.describe()
+    poweroff(g)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -195,12 +227,14 @@ def test_disk_convert_from_and_to_an_export(tmp_path, nbd):
                          text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 
-    # Into an export that holds other bytes: they are zeroed, the data copied.
-    dst = tmp_path / "dst.img"
-    dst.write_bytes(os.urandom(SIZE))
-    target = nbd(dst, name="dst")
-    disk("convert", out, target.uri)
-    assert dst.read_bytes() == src.read_bytes()
+    # Into an export that holds other bytes: they are zeroed (by NBD zero, or
+    # by writes where nbdkit has no zero), the data copied.
+    for name, kit in (("dst", None), ("kit", (["nozero"], ["zeromode=none"]))):
+        dst = tmp_path / f"{name}.img"
+        dst.write_bytes(os.urandom(SIZE))
+        target = nbd(dst, name=name, kit=kit)
+        disk("convert", out, target.uri)
+        assert dst.read_bytes() == src.read_bytes(), name
 
     res = disk("convert", out, target.uri, "--format", "qcow2", ok=False)
     assert res.returncode == 2 and target.uri in res.stderr, res.stderr
