@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api/json.h"
+#include "block/nbd.h"
 #include "net/mac.h"
 #include "util/cmdline.h"
 #include "util/err.h"
@@ -66,18 +67,37 @@ int api_check_id(const char *id, char *err, size_t errlen)
 
 /* A host file the VM will open: it must exist now (Firecracker checks at
  * PUT time too), be a regular file or block device, and be accessible. */
+static int check_path(json_t *v, const char *name, char *err, size_t errlen)
+{
+	const char *p = json_string_value(v);
+
+	if (!json_string_length(v) || strlen(p) != json_string_length(v) || json_string_length(v) >= PATH_MAX)
+		return cv_fmt(err, errlen, "invalid %s '%.64s': not a usable path", name, p);
+	return 0;
+}
+
 static int check_file(json_t *v, const char *name, bool writable, char *err, size_t errlen)
 {
 	const char *p = json_string_value(v);
 	struct stat st;
+	int rc;
 
-	if (!json_string_length(v) || strlen(p) != json_string_length(v) || json_string_length(v) >= PATH_MAX)
-		return cv_fmt(err, errlen, "invalid %s '%.64s': not a usable path", name, p);
+	if ((rc = check_path(v, name, err, errlen)))
+		return rc;
 	if (stat(p, &st) < 0 || access(p, R_OK | (writable ? W_OK : 0)) < 0)
 		return cv_fmt(err, errlen, "invalid %s '%.200s': %s", name, p, strerror(errno));
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return cv_fmt(err, errlen, "invalid %s '%.200s': not a regular file or block device", name, p);
 	return 0;
+}
+
+/* A drive's file, or an NBD URI: only connecting checks that (when the
+ * drive opens). */
+static int check_drive(json_t *v, bool writable, char *err, size_t errlen)
+{
+	if (nbd_image_is_uri(json_string_value(v)))
+		return check_path(v, "path_on_host", err, errlen);
+	return check_file(v, "path_on_host", writable, err, errlen);
 }
 
 /* ------------------------------------------------------------- machine */
@@ -307,7 +327,7 @@ int api_put_drive(struct api_config *c, const char *id, json_t *body, char *err,
 		return cv_fmt(err, errlen, "invalid io_engine '%.32s': use Sync or Async", json_string_value(engine));
 	d.writeback = cache && !strcmp(json_string_value(cache), "Writeback");
 	d.async = engine && !strcmp(json_string_value(engine), "Async");
-	if ((rc = check_file(path, "path_on_host", !d.ro, err, errlen)) ||
+	if ((rc = check_drive(path, !d.ro, err, errlen)) ||
 	    (rc = parse_limiter(limit, "rate_limiter", &d.limit, err, errlen)))
 		return rc;
 	d.has_limit = limit != NULL;
@@ -363,7 +383,7 @@ int api_patch_drive(const struct api_config *c, const char *id, json_t *body, in
 	*index = at;
 	*path_out = NULL;
 	if (path && strcmp(json_string_value(path), c->drives[at].path)) {
-		if ((rc = check_file(path, "path_on_host", !c->drives[at].ro, err, errlen)))
+		if ((rc = check_drive(path, !c->drives[at].ro, err, errlen)))
 			return rc;
 		*path_out = json_string_value(path);
 	}

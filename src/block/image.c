@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "block/iov.h"
+#include "block/nbd.h"
 #include "block/qcow2.h"
 #include "block/raw.h"
 #include "util/err.h"
@@ -28,20 +29,24 @@ int image_init(struct image *img, const struct image_ops *ops, int fd, const cha
 	img->fd = fd;
 	img->readonly = readonly;
 	img->path = strdup(path);
-	if (!img->path || fstat(fd, &st) < 0) {
+	if (!img->path || (fd >= 0 && fstat(fd, &st) < 0)) {
 		cv_err("%s: %s", path, img->path ? strerror(errno) : "out of memory");
 		free(img->path);
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return CV_EFAIL;
 	}
-	img->dev = st.st_dev;
-	img->ino = st.st_ino;
+	if (fd >= 0) {
+		img->dev = st.st_dev;
+		img->ino = st.st_ino;
+	}
 	return 0;
 }
 
 void image_fini(struct image *img)
 {
-	close(img->fd);
+	if (img->fd >= 0)
+		close(img->fd);
 	free(img->path);
 }
 
@@ -95,8 +100,12 @@ static int open_fd(int fd, const char *path, enum block_format format, unsigned 
 
 int image_open(const char *path, enum block_format format, unsigned flags, struct image **out)
 {
-	int fd = open(path, (flags & IMAGE_RW ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	int fd;
 
+	/* The server owns the export: no file, no lock of ours, no chain. */
+	if (nbd_image_is_uri(path))
+		return nbd_image_open(path, format, !(flags & IMAGE_RW), out);
+	fd = open(path, (flags & IMAGE_RW ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0) {
 		cv_err("cannot open disk '%s': %s", path, strerror(errno));
 		return CV_EINPUT;

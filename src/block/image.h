@@ -49,7 +49,8 @@ struct image_ops {
 	int (*status)(struct image *img, uint64_t off, uint64_t len, struct extent *e);
 	/* Ends an I/O that map() counted (see struct extent's owner). */
 	void (*io_end)(struct image *img);
-	/* Grows the virtual size (offline use). */
+	/* Grows the virtual size (offline use); NULL where the size is not
+	 * the image's to change (NBD: the server's). */
 	int (*grow)(struct image *img, uint64_t size);
 	/* Writes back metadata, closes the backing chain, frees img. */
 	int (*close)(struct image *img);
@@ -62,7 +63,7 @@ struct image {
 	const struct image_ops *ops;
 	uint64_t size;        /* virtual size in bytes */
 	bool readonly;
-	int fd;               /* the host file */
+	int fd;               /* the host file; -1 if none (NBD) */
 	char *path;           /* as opened (for messages and the chain) */
 	struct image *backing; /* NULL if none */
 	const struct image *child; /* the image this one backs (NULL at the top) */
@@ -81,7 +82,8 @@ enum {
 
 /* Opens PATH as `format` (AUTO: by content), and its backing chain
  * read-only. Takes a lock on every file (exclusive if writable, shared if
- * not) and refuses images that another process holds. Errors are reported
+ * not) and refuses images that another process holds. An NBD URI (see
+ * nbd.h) opens the server's export instead: raw, unlocked. Errors are reported
  * with cv_err (one line naming the image and the bad value) and return
  * CV_EINPUT (bad path, format or image) or CV_EFAIL. */
 int image_open(const char *path, enum block_format format, unsigned flags, struct image **out);

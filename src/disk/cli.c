@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "block/nbd.h"
 #include "util/err.h"
 #include "util/size.h"
 
@@ -26,6 +27,7 @@ static const char usage[] =
 	"  snapshot revert IMG [NAME] drop the delta (and newer snapshots): back to NAME (default: the newest)\n"
 	"  snapshot commit IMG        merge the delta into the newest snapshot, which becomes IMG\n"
 	"  bench IMG [--write] [--count N] [--depth N]  4K random I/O through the VM's block layer, on the host\n"
+	"info, check, convert and bench also take an NBD URI (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH).\n"
 	"Images must not be in use by a running VM. Exit status: 0 done, 1 failed, 2 bad input.\n";
 
 int disk_exit(int rc)
@@ -105,6 +107,14 @@ int disk_parse_format(const char *s, enum block_format *f)
 		return CV_EINPUT;
 	}
 	return 0;
+}
+
+int disk_need_file(const char *cmd, const char *path)
+{
+	if (!nbd_image_is_uri(path))
+		return 0;
+	cv_err("disk %s: '%s' is an NBD export; this needs an image file", cmd, path);
+	return CV_EINPUT;
 }
 
 uint64_t disk_allocated(const struct image *img)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "block/nbd.h"
 #include "block/qcow2.h"
 #include "disk/progress.h"
 #include "util/err.h"
@@ -57,6 +58,37 @@ int disk_copy(struct image *src, struct image *dst, bool chain, const char *labe
 	return rc;
 }
 
+/* Into an existing export: nothing to create or rename. It is zeroed
+ * first, as the copy skips what reads as zeroes. */
+static int convert_to_export(const char *from, const char *uri, enum block_format f)
+{
+	struct image *src, *dst;
+	int rc;
+
+	if (f != BLOCK_FORMAT_RAW) {
+		cv_err("cannot convert to '%s': an NBD export is raw (--format raw)", uri);
+		return CV_EINPUT;
+	}
+	if ((rc = image_open(from, BLOCK_FORMAT_AUTO, 0, &src)))
+		return rc;
+	if ((rc = image_open(uri, BLOCK_FORMAT_RAW, IMAGE_RW, &dst))) {
+		image_close(src);
+		return rc;
+	}
+	if (dst->readonly || dst->size < src->size) {
+		cv_err("cannot convert to '%s': the export is %s", uri,
+		       dst->readonly ? "read-only" : "smaller than the source");
+		rc = CV_EINPUT;
+	} else if ((rc = dst->ops->write_zeroes(dst, 0, src->size, true)) ||
+		   (rc = disk_copy(src, dst, true, "converting"))) {
+		cv_err("cannot convert '%s' to '%s': %s", from, uri, strerror(-rc));
+		rc = CV_EFAIL;
+	}
+	image_close(dst);
+	image_close(src);
+	return rc;
+}
+
 int disk_convert(int argc, char **argv)
 {
 	const char *pos[2], *format = NULL;
@@ -69,6 +101,8 @@ int disk_convert(int argc, char **argv)
 	if ((rc = disk_args("convert", argc, argv, opts, pos, 2, 2, &npos)) ||
 	    (format && (rc = disk_parse_format(format, &f))))
 		return disk_exit(rc);
+	if (nbd_image_is_uri(pos[1]))
+		return disk_exit(convert_to_export(pos[0], pos[1], format ? f : BLOCK_FORMAT_RAW));
 	if (access(pos[1], F_OK) == 0) {
 		cv_err("'%s' already exists", pos[1]);
 		return DISK_EXIT_USAGE;

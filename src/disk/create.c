@@ -67,6 +67,8 @@ int disk_create(int argc, char **argv)
 		cv_err("disk create: missing SIZE");
 		return DISK_EXIT_USAGE;
 	}
+	if ((rc = disk_need_file("create", pos[0])) || (backing && (rc = disk_need_file("create", backing))))
+		return disk_exit(rc);
 	if (access(pos[0], F_OK) == 0) {
 		cv_err("'%s' already exists", pos[0]);
 		return DISK_EXIT_USAGE;

@@ -50,6 +50,10 @@ int disk_make_image(const char *path, enum block_format f, uint64_t size, const 
  * when stdout is a terminal. */
 int disk_copy(struct image *src, struct image *dst, bool chain, const char *label);
 
+/* CV_EINPUT, reported, if path is an NBD URI: for subcommands that make
+ * or rename files (the server makes and sizes its exports). */
+int disk_need_file(const char *cmd, const char *path);
+
 /* Bytes the host file really occupies. */
 uint64_t disk_allocated(const struct image *img);
 

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 
+#include "block/nbd.h"
 #include "block/qcow2.h"
 #include "util/err.h"
 
@@ -37,12 +38,42 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
+static const char *yes_no(bool b, const char *yes, const char *no)
+{
+	return b ? yes : no;
+}
+
+/* An export has no file to measure: what the server said instead. */
+static void print_nbd_json(const struct nbd_export_info *n)
+{
+	printf(", \"nbd\": {\"read-only\": %s, \"block-size\": {\"minimum\": %llu, \"preferred\": %llu, "
+	       "\"maximum\": %llu}, \"flush\": %s, \"trim\": %s, \"zero\": %s, \"block-status\": %s}}\n",
+	       yes_no(n->read_only, "true", "false"), (unsigned long long)n->block_min,
+	       (unsigned long long)n->block_preferred, (unsigned long long)n->block_max,
+	       yes_no(n->can_flush, "true", "false"), yes_no(n->can_trim, "true", "false"),
+	       yes_no(n->can_zero, "true", "false"), yes_no(n->block_status, "true", "false"));
+}
+
+static void print_nbd_text(const struct nbd_export_info *n)
+{
+	printf("read-only: %s\nblock size: minimum %llu, preferred %llu, maximum %llu (0: not given)\n"
+	       "NBD commands: flush %s, trim %s, zero %s, block status %s\n",
+	       yes_no(n->read_only, "yes", "no"), (unsigned long long)n->block_min,
+	       (unsigned long long)n->block_preferred, (unsigned long long)n->block_max,
+	       yes_no(n->can_flush, "yes", "no"), yes_no(n->can_trim, "yes", "no"), yes_no(n->can_zero, "yes", "no"),
+	       yes_no(n->block_status, "yes", "no"));
+}
+
 static void print_json(struct image *top)
 {
 	printf("{\"filename\": ");
 	json_str(top->path);
-	printf(", \"format\": \"%s\", \"virtual-size\": %llu, \"actual-size\": %llu", top->ops->name,
-	       (unsigned long long)top->size, (unsigned long long)disk_allocated(top));
+	printf(", \"format\": \"%s\", \"virtual-size\": %llu", top->ops->name, (unsigned long long)top->size);
+	if (nbd_image_info(top)) {
+		print_nbd_json(nbd_image_info(top));
+		return;
+	}
+	printf(", \"actual-size\": %llu", (unsigned long long)disk_allocated(top));
 	if (qcow2_of(top))
 		printf(", \"cluster-size\": %llu", (unsigned long long)qcow2_of(top)->cluster_size);
 	if (top->backing) {
@@ -65,9 +96,14 @@ static void print_text(struct image *top)
 	char a[32], v[32];
 
 	human(top->size, v, sizeof(v));
+	printf("image: %s\nformat: %s\nvirtual size: %s (%llu bytes)\n", top->path, top->ops->name, v,
+	       (unsigned long long)top->size);
+	if (nbd_image_info(top)) {
+		print_nbd_text(nbd_image_info(top));
+		return;
+	}
 	human(disk_allocated(top), a, sizeof(a));
-	printf("image: %s\nformat: %s\nvirtual size: %s (%llu bytes)\nallocated: %s\n", top->path, top->ops->name, v,
-	       (unsigned long long)top->size, a);
+	printf("allocated: %s\n", a);
 	if (qcow2_of(top))
 		printf("cluster size: %llu\nqcow2 version: %u\n", (unsigned long long)qcow2_of(top)->cluster_size,
 		       qcow2_of(top)->h.version);

@@ -19,7 +19,8 @@ int disk_resize(int argc, char **argv)
 	if ((rc = disk_args("resize", argc, argv, NULL, pos, 2, 2, &npos)))
 		return disk_exit(rc);
 	rel = pos[1][0] == '+';
-	if ((rc = disk_parse_size(pos[1] + rel, &size)) || (rc = image_open(pos[0], BLOCK_FORMAT_AUTO, IMAGE_RW, &img)))
+	if ((rc = disk_need_file("resize", pos[0])) || (rc = disk_parse_size(pos[1] + rel, &size)) ||
+	    (rc = image_open(pos[0], BLOCK_FORMAT_AUTO, IMAGE_RW, &img)))
 		return disk_exit(rc);
 	cur = img->size;
 	if (rel && size > UINT64_MAX - cur) {

@@ -189,7 +189,8 @@ int disk_snapshot(int argc, char **argv)
 	const char *pos[3];
 	int npos, rc;
 
-	if ((rc = disk_args("snapshot", argc, argv, NULL, pos, 2, 3, &npos)))
+	if ((rc = disk_args("snapshot", argc, argv, NULL, pos, 2, 3, &npos)) ||
+	    (rc = disk_need_file("snapshot", pos[1])))
 		return disk_exit(rc);
 	if (!strcmp(pos[0], "create") && npos == 3)
 		rc = snap_create(pos[1], pos[2]);

@@ -11,6 +11,7 @@
 
 #include "api/config.h"
 #include "block/image.h"
+#include "block/nbd.h"
 #include "manager/copy.h"
 #include "util/err.h"
 
@@ -229,6 +230,12 @@ static int check_storable(const struct vm_config *cfg)
 		}
 		if (cfg->disks[i].format == DISK_FORMAT_QCOW2 || l->bps || l->ops) {
 			cv_err("invalid --disk '%s': a bundle holds raw drives without rate limits", cfg->disks[i].path);
+			return CV_EINPUT;
+		}
+		/* Copies, exports and snapshots of a bundle are of files. */
+		if (nbd_image_is_uri(cfg->disks[i].path)) {
+			cv_err("invalid --disk '%s': a bundle holds disk files, not NBD exports (use cellvm run)",
+			       cfg->disks[i].path);
 			return CV_EINPUT;
 		}
 	}

@@ -7,14 +7,16 @@
 
 #include "block/image.h"
 #include "block/layer.h"
+#include "block/nbd.h"
 #include "util/err.h"
 #include "util/file_id.h"
 #include "virtio/blk.h"
 #include "vmm/devices.h"
 #include "vmm/vm.h"
 
-/* DISK_COPIED: sent along with a migration, no identity recorded. */
-enum { DISK_FILE = 0, DISK_LAYER = 1, DISK_COPIED = 2 };
+/* DISK_NBD: an export, recorded by its URI alone (in the configuration).
+ * DISK_COPIED: sent along with a migration, no identity recorded. */
+enum { DISK_FILE = 0, DISK_LAYER = 1, DISK_NBD = 2, DISK_COPIED = 3 };
 
 static int layer_path(const char *img, const char *name, char *buf, size_t cap)
 {
@@ -130,8 +132,8 @@ void vm_disks_encode(struct vm *vm, const struct disk_layers *dl, struct snap_wr
 		char layer[PATH_MAX] = "";
 		struct file_id id;
 
-		if (dl->copied[i]) {
-			snap_put_u8(w, DISK_COPIED);
+		if (dl->copied[i] || nbd_image_is_uri(img)) {
+			snap_put_u8(w, dl->copied[i] ? DISK_COPIED : DISK_NBD);
 			continue;
 		}
 		if (dl->frozen[i])
@@ -182,6 +184,12 @@ int vm_disks_check(const struct vm_config *cfg, bool migrated, struct snap_reade
 		/* The migration brought this disk's content itself. */
 		if (kind == DISK_COPIED && migrated)
 			continue;
+		/* The server holds its content: nothing here to compare. */
+		if (kind == DISK_NBD) {
+			if (!nbd_image_is_uri(img))
+				snap_reader_fail(r, "an NBD disk where the configuration has a file");
+			continue;
+		}
 		if (kind == DISK_LAYER) {
 			snap_get_str(r, name, sizeof(name), &null);
 			/* The layer lies beside the disk; a name is one path element. */

@@ -8,7 +8,9 @@
  *   again) and IMG a new empty delta on it, on which the running VM goes
  *   on. The snapshot records the layer, and a restore wants IMG to be an
  *   empty delta on that unchanged layer (`cellvm snapshot restore` makes
- *   one), so the same snapshot restores any number of times. */
+ *   one), so the same snapshot restores any number of times;
+ * - an NBD disk is recorded by its URI alone: its content is the
+ *   server's, which nothing here can check, and it is never frozen. */
 #ifndef CELLVM_VMM_DISKS_H
 #define CELLVM_VMM_DISKS_H
 

@@ -65,6 +65,17 @@ def migrate(g, sock, port, token=TOKEN, seen=None, **extra):
         time.sleep(0.05)
 
 
+def move(spawn, g, sock):
+    """Migrates source g's VM into a new destination on this host; returns
+    the destination, once the source has ended."""
+    p = port()
+    d = destination(spawn, p)
+    st = migrate(g, sock, p)
+    assert st["state"] == "completed", st
+    assert g.wait_exit(30) == 0, g.describe()  # the source is gone
+    return d
+
+
 def peer(p, rcvbuf=None):
     """A listening socket on 127.0.0.1:p standing in for a destination."""
     srv = socket.socket()
@@ -110,11 +121,7 @@ def test_migrate_running_guest(spawn, tmp_path, kernel, initrd, kvm_available, c
     g.send(DIRTIER)
     g.send(COUNTER.format(file="/tmp/count"))
     g.wait_for("CNT=5", 30)
-    p = port()
-    d = destination(spawn, p)
-    st = migrate(g, sock, p)
-    assert st["state"] == "completed", st
-    assert g.wait_exit(30) == 0, g.describe()  # the source is gone
+    d = move(spawn, g, sock)
     m = re.search(r"migrated: (\d+) rounds, ([\d.]+) MiB sent", g.stderr)
     assert m and int(m.group(1)) >= 1 and float(m.group(2)) > 48, g.describe()
     before = last_count(g.output)

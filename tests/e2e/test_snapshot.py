@@ -17,6 +17,7 @@ import time
 import pytest
 
 from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, PROMPT_RE, require_bin
+from nbd_helpers import nbd  # noqa: F401 (a fixture)
 from net_helpers import dhcp, netns_factory, procs, sh, vm_args, wait_port  # noqa: F401 (fixtures)
 from test_api import curl, wait_sock
 from test_net_nat import guest_httpd, host_get, http_server
@@ -124,12 +125,15 @@ def test_counter_continues_after_restore(spawn, tmp_path, kernel, initrd, kvm_av
     assert r.wait_exit() == 0, r.describe()
 
 
-def test_disk_consistent_after_restore(spawn, tmp_path, kernel, initrd, kvm_available):
-    """The counter also appends to an ext4 disk; after restore the file goes on
-    from where it was, and the disk checks clean once the guest unmounts it."""
+@pytest.mark.parametrize("over", ["file", "nbd"])
+def test_disk_consistent_after_restore(spawn, tmp_path, kernel, initrd, kvm_available, nbd, over):
+    """The counter also appends to an ext4 disk (the image file, or an NBD
+    export of it, which the snapshot records by URI alone); after restore the
+    file goes on from where it was, and the disk checks clean once the guest
+    unmounts it."""
     img = tmp_path / "data.img"
     subprocess.run(["mke2fs", "-q", "-t", "ext4", "-F", str(img), "32M"], check=True)
-    g, sock = api_boot(spawn, tmp_path, kernel, initrd, disk=img)
+    g, sock = api_boot(spawn, tmp_path, kernel, initrd, disk=nbd(img).uri if over == "nbd" else img)
     _, status = g.run("mount /dev/vda /mnt")
     assert status == 0, g.describe()
     g.send(COUNTER.format(file="/mnt/count"))
