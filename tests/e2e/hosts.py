@@ -85,31 +85,39 @@ def veth(ns1, name1, ns2, name2):
 
 
 class TwoHosts:
-    """The topology of the module's docstring. a, b, lan, peer: Namespaces;
-    a_ip, b_ip: the ends of the migration link; peer_ip; guest_ip(n)."""
+    """The topology of the module's docstring. a, b, lan, peer: Namespaces
+    (no lan and peer with lan=False); a_ip, b_ip: the ends of the migration
+    link; peer_ip; guest_ip(n)."""
 
     a_ip, b_ip = f"{MIG_NET}.1", f"{MIG_NET}.2"
     peer_ip = f"{LAN_NET}.100"
     tap = TAP
     mac = GUEST_MAC
 
-    def __init__(self, prefix="cvh"):
+    def __init__(self, prefix="cvh", lan=True):
+        """lan=False: only hostA, hostB and their link."""
         self.made = []
         try:
-            self.a, self.b, self.lan, self.peer = (self._ns(f"{prefix}{n}") for n in ("A", "B", "lan", "peer"))
+            self.a, self.b = self._ns(f"{prefix}A"), self._ns(f"{prefix}B")
             veth(self.a, "mig0", self.b, "mig0")
             self.a.ip("addr", "add", f"{self.a_ip}/24", "dev", "mig0")
             self.b.ip("addr", "add", f"{self.b_ip}/24", "dev", "mig0")
-            for host, port in ((self.a, "hosta"), (self.b, "hostb")):
-                host.ip("tuntap", "add", "dev", TAP, "mode", "tap")
-                veth(host, "up0", self.lan, port)
-                host.bridge("br0", TAP, "up0")
-            veth(self.peer, "eth0", self.lan, "peer")
-            self.peer.ip("addr", "add", f"{self.peer_ip}/24", "dev", "eth0")
-            self.lan.bridge("br0", "hosta", "hostb", "peer")
+            if lan:
+                self._lan(prefix)
         except BaseException:
             self.delete()
             raise
+
+    def _lan(self, prefix):
+        """The LAN: lan's bridge, an uplink and a tap on a bridge in each host, the peer."""
+        self.lan, self.peer = self._ns(f"{prefix}lan"), self._ns(f"{prefix}peer")
+        for host, port in ((self.a, "hosta"), (self.b, "hostb")):
+            host.ip("tuntap", "add", "dev", TAP, "mode", "tap")
+            veth(host, "up0", self.lan, port)
+            host.bridge("br0", TAP, "up0")
+        veth(self.peer, "eth0", self.lan, "peer")
+        self.peer.ip("addr", "add", f"{self.peer_ip}/24", "dev", "eth0")
+        self.lan.bridge("br0", "hosta", "hostb", "peer")
 
     def _ns(self, prefix):
         ns = Namespace(prefix)
