@@ -281,9 +281,13 @@ def qemu_run(a, hosts, d, dirty):
             raise Failed(f"{said} the destination died: {dst.why()}")
         after = after_move(src, dst, t0)
         if not after:
-            status = re.search(r"VM status: (.*)", qemu_monitor(mon_b, "info status"))
+            try:
+                status = re.search(r"VM status: (.*)", qemu_monitor(mon_b, "info status"))
+                status = status.group(1).strip() if status else "?"
+            except OSError:
+                status = f"exited {dst.p.wait()}"
             raise Failed(f"{said} the guest did not answer on the destination: {dst.why()} (its VM status: "
-                         f"{status.group(1).strip() if status else '?'}, {len(dst.out)} console bytes)")
+                         f"{status}, {len(dst.out)} console bytes)")
         return {"total": (t1 - t0) * 1000, "vmm_total": figs["total time"], "paused": figs["downtime"],
                 "mib": (figs["transferred ram"] or 0) / 1024, "rounds": figs["dirty sync count"],
                 "base": base, "after": after}
