@@ -129,11 +129,17 @@ def show(name, r):
           f" | VMM RSS {total - guest:7d} KiB (total {total} KiB, guest RAM touched {guest} KiB)")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
+def arg_parser(doc):
+    """The options every benchmark takes (what `make bench-*` passes)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cellvm", required=True)
     ap.add_argument("--kernel", required=True)
     ap.add_argument("--initrd", required=True)
+    return ap
+
+
+def main():
+    ap = arg_parser(__doc__)
     ap.add_argument("--memory", type=int, default=256, help="MiB")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=60)

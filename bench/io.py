@@ -152,15 +152,18 @@ else echo "@@INFO no eth0"; fi
 
 
 def extend_initrd(src, tool, files, path):
-    """Writes to path the initramfs src with /bin/iobench (the built tool)
-    and files, (name, mode, data) entries, appended as a second cpio archive
-    (the kernel unpacks concatenated archives in turn); returns path."""
+    """Writes to path the initramfs src with /bin/iobench (the built tool;
+    None: none) and files, (name, mode, data) entries, appended as a second
+    cpio archive (the kernel unpacks concatenated archives in turn); returns
+    path."""
     with open(src, "rb") as f:
         base = f.read()
     base += b"\0" * (-len(base) % 4)
-    with open(tool, "rb") as f:
-        exe = f.read()
-    extra = newc([("bin/iobench", 0o100755, exe), *files])
+    exes = []
+    if tool:
+        with open(tool, "rb") as f:
+            exes.append(("bin/iobench", 0o100755, f.read()))
+    extra = newc([*exes, *files])
     with open(path, "wb") as f:
         f.write(base + extra)
     return path

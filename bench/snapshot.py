@@ -27,15 +27,20 @@ from bench import CMDLINE, Boot, qemu_argv  # noqa: E402
 PROMPT = re.compile(rb"cellvm:\S*# ")
 
 
-def api(sock, method, path, body):
-    """One HTTP request on the API socket; returns the status code."""
-    data = json.dumps(body).encode()
+def request(sock, method, path, body=None):
+    """One HTTP request on the API socket; (status code, the reply's body)."""
+    data = json.dumps(body).encode() if body is not None else b""
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(sock)
         s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
         reply = s.recv(65536)
-    return int(reply.split()[1])
+    return int(reply.split()[1]), reply.partition(b"\r\n\r\n")[2]
+
+
+def api(sock, method, path, body):
+    """One HTTP request on the API socket; returns the status code."""
+    return request(sock, method, path, body)[0]
 
 
 def answer_time(b, timeout):

@@ -12,11 +12,11 @@ import shutil
 import socket
 import subprocess
 import time
-import uuid
 
 import pytest
 
 from conftest import DEFAULT_CMDLINE, vm_args
+from hosts import CommandError, Namespace, TwoHosts
 
 IO_TIMEOUT = 300.0
 
@@ -40,45 +40,14 @@ def require_root_net():
         pytest.skip("ip (iproute2) not found")
 
 
-def run(args, check=True, timeout=60):
-    res = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout)
-    if check and res.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, args))} -> {res.returncode}: {res.stderr.strip()}")
-    return res
-
-
-class NetNS:
-    """A network namespace with lo up."""
+class NetNS(Namespace):
+    """A network namespace with lo up; the test is skipped if none can be made."""
 
     def __init__(self, prefix="cvnet"):
-        self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        res = run(["ip", "netns", "add", self.name], check=False)
-        if res.returncode != 0:
-            pytest.skip(f"cannot create a network namespace: {res.stderr.strip()}")
-        run(["ip", "-n", self.name, "link", "set", "lo", "up"])
-
-    def args(self, *argv):
-        return ["ip", "netns", "exec", self.name] + [str(a) for a in argv]
-
-    def run(self, *argv, check=True, timeout=60):
-        return run(self.args(*argv), check=check, timeout=timeout)
-
-    def ip(self, *argv, check=True):
-        return run(["ip", "-n", self.name] + [str(a) for a in argv], check=check)
-
-    def popen(self, *argv, **kw):
-        kw.setdefault("stdout", subprocess.PIPE)
-        kw.setdefault("stderr", subprocess.PIPE)
-        kw.setdefault("text", True)
-        return subprocess.Popen(self.args(*argv), **kw)
-
-    def links(self):
-        """Names of the namespace's network interfaces."""
-        out = self.ip("-o", "link", "show").stdout
-        return sorted(m.group(1) for m in re.finditer(r"^\d+: ([^:@]+)[:@]", out, re.M))
-
-    def delete(self):
-        run(["ip", "netns", "delete", self.name], check=False)
+        try:
+            super().__init__(prefix)
+        except CommandError as e:
+            pytest.skip(f"cannot create a network namespace: {e}")
 
 
 @pytest.fixture
@@ -115,6 +84,21 @@ class Procs:
                 p.communicate(timeout=10)
             except (subprocess.TimeoutExpired, ValueError):
                 pass
+
+
+@pytest.fixture
+def two_hosts():
+    """hosts.TwoHosts: hostA and hostB with their migration link and a LAN
+    with a peer; every namespace is deleted at teardown."""
+    require_root_net()
+    if not os.path.exists("/dev/net/tun"):
+        pytest.skip("/dev/net/tun missing")
+    try:
+        h = TwoHosts()
+    except CommandError as e:
+        pytest.skip(f"cannot build the two hosts: {e}")
+    yield h
+    h.delete()
 
 
 @pytest.fixture

@@ -17,27 +17,39 @@ import pytest
 
 from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, require_bin, vm_args
 from test_api import curl, wait_sock
-from test_snapshot import COUNTER, DISK_CHURN, check_continues, last_count
+from test_snapshot import COUNTER, DISK_CHURN, check_moved, last_count
 
 pytestmark = pytest.mark.vm
 
 TOKEN = "s3cret-token"
-# Rewrites 32 MiB of RAM (tmpfs) over and over, with its checksum.
-DIRTIER = ("(while [ ! -e /tmp/stop ]; do dd if=/dev/urandom of=/dev/shm/blob bs=1M count=32 2>/dev/null; "
-           "md5sum /dev/shm/blob > /dev/shm/blob.md5; done; echo DIRTIER-DONE) &")
 
 
-def source(spawn, tmp_path, kernel, initrd, cpus=1, extra=()):
+def dirtier(mib):
+    """A background job rewriting `mib` MiB of RAM (tmpfs) over and over,
+    with its checksum, until /tmp/stop exists."""
+    return (f"(while [ ! -e /tmp/stop ]; do dd if=/dev/urandom of=/dev/shm/blob bs=1M count={mib} 2>/dev/null; "
+            "md5sum /dev/shm/blob > /dev/shm/blob.md5; done; echo DIRTIER-DONE) &")
+
+
+DIRTIER = dirtier(32)
+# Ends the dirtier and checks the last blob it wrote against its checksum.
+DIRTIER_CHECK = "touch /tmp/stop; wait %1; md5sum -c /dev/shm/blob.md5"
+
+
+def source(spawn, tmp_path, kernel, initrd, cpus=1, memory="256M", extra=(), prefix=()):
+    """A VM with an API socket (its process run under `prefix`, e.g. in a
+    network namespace), at its shell prompt; (guest, socket)."""
     sock = tmp_path / "src.sock"
-    g = spawn([*vm_args(kernel, initrd, DEFAULT_CMDLINE, "256M", cpus=cpus, extra=extra),
+    g = spawn([*prefix, *vm_args(kernel, initrd, DEFAULT_CMDLINE, memory, cpus=cpus, extra=extra),
                "--api-sock", str(sock)])
     g.wait_ready(BOOT_TIMEOUT)
     wait_sock(g, sock)
     return g, sock
 
 
-def destination(spawn, port, token=TOKEN, extra=()):
-    d = spawn([require_bin(), "run", "--incoming", f"tcp:127.0.0.1:{port}", "--migrate-token", token, *extra])
+def destination(spawn, port, token=TOKEN, addr="127.0.0.1", prefix=(), extra=()):
+    d = spawn([*prefix, require_bin(), "run", "--incoming", f"tcp:{addr}:{port}", "--migrate-token", token,
+               *extra])
     deadline = time.monotonic() + 10
     while True:  # listening once it says so
         if "waiting for a migration" in d.stderr:
@@ -46,13 +58,14 @@ def destination(spawn, port, token=TOKEN, extra=()):
         time.sleep(0.02)
 
 
-def migrate(g, sock, port, token=TOKEN, seen=None, **extra):
-    """Starts a migration and waits for its end: the final status, or
-    "completed" once the source process ended (it does when the VM moved).
-    `seen` collects the statuses polled while it was active."""
-    status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{port}", "token": token, **extra})
+def migrate(g, sock, port, token=TOKEN, host="127.0.0.1", timeout=180, seen=None, **extra):
+    """Starts a migration (extra: more fields of PUT /migrate) and waits for
+    its end: the final status, or "completed" once the source process ended
+    (it does when the VM moved). `seen` collects the statuses polled while
+    it was active."""
+    status, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:{host}:{port}", "token": token, **extra})
     assert status == 204, body
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + timeout
     while True:
         if g.proc.poll() is not None:
             return {"state": "completed" if g.proc.returncode == 0 else "source died"}
@@ -124,9 +137,8 @@ def test_migrate_running_guest(spawn, tmp_path, kernel, initrd, kvm_available, c
     d = move(spawn, g, sock)
     m = re.search(r"migrated: (\d+) rounds, ([\d.]+) MiB sent", g.stderr)
     assert m and int(m.group(1)) >= 1 and float(m.group(2)) > 48, g.describe()
-    before = last_count(g.output)
-    check_continues(d, before)
-    out, status = d.run("touch /tmp/stop; wait %1; md5sum -c /dev/shm/blob.md5 && md5sum /dev/shm/keep", 120)
+    check_moved(g, d)
+    out, status = d.run(f"{DIRTIER_CHECK} && md5sum /dev/shm/keep", 120)
     assert status == 0 and ": OK" in out and keep in out, d.describe()
     d.send("poweroff")
     assert d.wait_exit(60) == 0, d.describe()
@@ -172,7 +184,7 @@ def test_refused_and_broken_migrations_leave_the_source_running(spawn, tmp_path,
     d = destination(spawn, p)
     assert migrate(g, sock, p)["state"] == "completed"
     assert g.wait_exit(30) == 0, g.describe()
-    check_continues(d, last_count(g.output))
+    check_moved(g, d)
     d.send("poweroff")
     assert d.wait_exit(60) == 0, d.describe()
 
@@ -297,8 +309,8 @@ def test_auto_converge_throttles_a_guest_that_outruns_the_link(spawn, tmp_path, 
     assert all(s["bandwidth_bps"] < 20 * 2**20 for s in seen if s["round"] >= 1), seen[-1]
     m = re.search(r"migrated: (\d+) rounds.* throttled (\d+)% at the end", g.stderr)
     assert m and int(m.group(2)) >= 20, g.describe()
-    check_continues(d, last_count(g.output))
-    out, status = d.run("touch /tmp/stop; wait %1; md5sum -c /dev/shm/blob.md5", 120)
+    check_moved(g, d)
+    out, status = d.run(DIRTIER_CHECK, 120)
     assert status == 0 and ": OK" in out, d.describe()
     d.send("poweroff")
     assert d.wait_exit(60) == 0, d.describe()
@@ -349,8 +361,7 @@ def test_copy_storage_moves_a_disk_being_written(spawn, tmp_path, kernel, initrd
     boot = [os.path.basename(kernel), os.path.basename(initrd)]
     assert sorted(os.listdir(there)) == sorted(["top.qcow2", *boot])
     assert all(filecmp.cmp(there / b, src, shallow=False) for b, src in zip(boot, (kernel, initrd)))
-    before = last_count(g.output)
-    check_continues(d, before)
+    check_moved(g, d)
     out, status = d.run("touch /tmp/stop; kill %2; wait %1; sleep 0.5; md5sum -c /mnt/f.md5 && "
                         "tail -n 1 /mnt/count && umount /mnt && echo UMOUNTED", 120)
     assert status == 0 and ": OK" in out and "UMOUNTED" in out, d.describe()

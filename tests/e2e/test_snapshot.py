@@ -21,7 +21,7 @@ from nbd_helpers import nbd  # noqa: F401 (a fixture)
 from net_helpers import dhcp, netns_factory, procs, sh, vm_args, wait_port  # noqa: F401 (fixtures)
 from test_api import curl, wait_sock
 from test_net_nat import guest_httpd, host_get, http_server
-from test_virtio_net import host_py, netns  # noqa: F401 (a fixture)
+from test_virtio_net import netns  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.vm
 
@@ -91,6 +91,18 @@ def check_continues(g, before):
     first = int(re.search(r"CNT=(\d+)\s", g.output).group(1))
     assert first == before + 1, f"counter restarted at {first}, snapshot had {before}\n{g.describe()}"
     g.wait_for(f"CNT={before + 3}", BOOT_TIMEOUT)
+
+
+def check_moved(old, new):
+    """The counter's lines on the console of old (a VM's process that has
+    ended: its output is complete) and then of new (the same VM, moved
+    there) are 1, 2, 3...: none lost, none repeated. The VM may stop in the
+    middle of a line, which then begins on old's console and ends on new's."""
+    new.wait_for(re.compile(r"CNT=\d+\s"), BOOT_TIMEOUT)
+    counts = [int(c) for c in re.findall(r"CNT=(\d+)\s", old.output + new.output)]
+    assert counts == list(range(1, len(counts) + 1)), \
+        f"counter lost or repeated values across the move: {counts}\n{old.describe()}\n{new.describe()}"
+    new.wait_for(f"CNT={counts[-1] + 2}", BOOT_TIMEOUT)
 
 
 @pytest.mark.parametrize("cpus,transport", [(1, None), pytest.param(2, "mmio", marks=pytest.mark.slow),
@@ -474,6 +486,39 @@ print("EOF", flush=True)
 """
 
 
+class NumberStream:
+    """The guest g streams 1, 2, 3... (20 lines a second) over TCP with
+    busybox nc to LINE_SINK, run on ip:port by the command prefix `where`
+    (e.g. a namespace's `ip netns exec`); the lines arrive in `got`."""
+
+    def __init__(self, g, where, ip, port):
+        self.sink = subprocess.Popen([*where, "/usr/bin/python3", "-c", LINE_SINK, ip, str(port)],
+                                     stdout=subprocess.PIPE, text=True)
+        self.got = []
+        assert self.sink.stdout.readline().strip() == "LISTENING"
+        threading.Thread(target=lambda: self.got.extend(iter(self.sink.stdout.readline, "")), daemon=True).start()
+        g.send(f"(i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done) | nc {ip} {port} &")
+
+    def wait(self, n, timeout=60):
+        """Waits until n lines arrived (or timeout); how many did."""
+        deadline = time.monotonic() + timeout
+        while len(self.got) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return len(self.got)
+
+    def check(self, n, g):
+        """At least n numbers arrived, on one connection, none lost or repeated."""
+        values = [ln.strip() for ln in self.got]
+        assert "EOF" not in values, f"the connection was closed: {values[-5:]}\n{g.describe()}"
+        nums = [int(v) for v in values]
+        assert len(nums) >= n, f"the stream did not go on: {nums[-5:]}\n{g.describe()}"
+        assert nums == list(range(1, len(nums) + 1)), f"numbers lost or repeated: {nums}"
+
+    def close(self):
+        self.sink.kill()
+        self.sink.communicate()
+
+
 def test_tcp_connection_survives_restore(netns, spawn, tmp_path, kernel, initrd, kvm_available):
     """The guest streams numbers over TCP to a peer on its tap and is
     snapshotted mid-stream; its process is killed and the VM restored (the
@@ -484,32 +529,17 @@ def test_tcp_connection_survives_restore(netns, spawn, tmp_path, kernel, initrd,
     g, sock = api_boot(spawn, tmp_path, kernel, initrd, prefix=prefix, tap=ns.tap)
     _, status = g.run(f"ip link set eth0 up && ip addr add {ns.guest_ip}/24 dev eth0")
     assert status == 0, g.describe()
-    sink = host_py(ns, LINE_SINK, ns.host_ip, 7777)
-    got = []
-    assert sink.stdout.readline().strip() == "LISTENING"
-    reader = threading.Thread(target=lambda: got.extend(iter(sink.stdout.readline, "")), daemon=True)
-    reader.start()
+    stream = NumberStream(g, prefix, ns.host_ip, 7777)
     try:
-        g.send(f"(i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done) | nc {ns.host_ip} 7777 &")
-        deadline = time.monotonic() + 60
-        while len(got) < 20 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(got) >= 20, f"no stream: {got}\n{g.describe()}"
+        assert stream.wait(20) >= 20, f"no stream: {stream.got}\n{g.describe()}"
         snapshot_and_kill(g, sock, tmp_path / "snap")
-        at_kill = len(got)
+        at_kill = len(stream.got)
         time.sleep(2)  # the connection lies idle while no VM exists
         r = restore(spawn, tmp_path / "snap", prefix=prefix)
-        deadline = time.monotonic() + 60
-        while len(got) < at_kill + 40 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        values = [ln.strip() for ln in got]
-        assert "EOF" not in values, f"the connection was closed: {values[-5:]}\n{r.describe()}"
-        nums = [int(v) for v in values]
-        assert len(nums) >= at_kill + 40, f"the stream did not go on after restore: {nums[-5:]}\n{r.describe()}"
-        assert nums == list(range(1, len(nums) + 1)), f"numbers lost or repeated: {nums}"
+        stream.wait(at_kill + 40)
+        stream.check(at_kill + 40, r)
     finally:
-        sink.kill()
-        sink.communicate()
+        stream.close()
 
 
 def test_nat_vm_restores_with_its_forwards(netns_factory, procs, spawn, tmp_path, kernel, initrd, kvm_available):
