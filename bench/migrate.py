@@ -223,7 +223,8 @@ def cellvm_run(a, hosts, d, dirty):
             if b'"failed"' in st:
                 raise Failed(st.decode(errors="replace"))
         t1 = time.monotonic()
-        m = re.search(rb"migrated: (\d+) rounds, ([\d.]+) MiB sent, (\d+) ms in all, ([\d.]+) ms paused", src.err)
+        m = re.search(rb"migrated: (\d+) rounds, ([\d.]+) MiB sent \([\d.]+ MiB of disks\), "
+                      rb"(\d+) ms in all, ([\d.]+) ms paused", src.err)
         if not m:
             raise Failed(f"the source did not migrate: {src.why()}")
         after = after_move(src, dst, t0)

@@ -65,7 +65,8 @@ def test_dirtying_guest_moves_to_the_other_host(two_hosts, spawn, tmp_path, kern
     g.send(COUNTER.format(file="/tmp/count"))
     g.wait_for("CNT=5", 60)
     d = moved(g, sock, spawn, hosts)
-    m = re.search(r"migrated: (\d+) rounds, ([\d.]+) MiB sent, (\d+) ms in all, ([\d.]+) ms paused", g.stderr)
+    m = re.search(r"migrated: (\d+) rounds, ([\d.]+) MiB sent \([\d.]+ MiB of disks\), "
+                  r"(\d+) ms in all, ([\d.]+) ms paused", g.stderr)
     assert m and int(m.group(1)) >= 1 and float(m.group(2)) > 100, g.describe()
     print(f"migration: {m.group(0)}")
     check_moved(g, d)
