@@ -3,7 +3,7 @@ namespaces made here and deleted by delete() (the pytest fixture
 `two_hosts` in net_helpers.py does so at teardown, also on failure).
 
     hostA --- mig0 (veth) --- hostB          the migration link, MIG_NET.1 - .2
-      br0                       br0
+      br0 LAN_NET.1             br0 LAN_NET.2  (the hosts reach the LAN: storage)
       |-- tap TAP               |-- tap TAP  (same name on both: the NIC moves)
       '-- up0 ---.     .------ up0
                  |     |
@@ -87,9 +87,11 @@ def veth(ns1, name1, ns2, name2):
 class TwoHosts:
     """The topology of the module's docstring. a, b, lan, peer: Namespaces
     (no lan and peer with lan=False); a_ip, b_ip: the ends of the migration
-    link; peer_ip; guest_ip(n)."""
+    link; a_lan_ip, b_lan_ip: the hosts' own addresses on the LAN;
+    peer_ip; guest_ip(n)."""
 
     a_ip, b_ip = f"{MIG_NET}.1", f"{MIG_NET}.2"
+    a_lan_ip, b_lan_ip = f"{LAN_NET}.1", f"{LAN_NET}.2"
     peer_ip = f"{LAN_NET}.100"
     tap = TAP
     mac = GUEST_MAC
@@ -111,10 +113,11 @@ class TwoHosts:
     def _lan(self, prefix):
         """The LAN: lan's bridge, an uplink and a tap on a bridge in each host, the peer."""
         self.lan, self.peer = self._ns(f"{prefix}lan"), self._ns(f"{prefix}peer")
-        for host, port in ((self.a, "hosta"), (self.b, "hostb")):
+        for host, port, ip in ((self.a, "hosta", self.a_lan_ip), (self.b, "hostb", self.b_lan_ip)):
             host.ip("tuntap", "add", "dev", TAP, "mode", "tap")
             veth(host, "up0", self.lan, port)
             host.bridge("br0", TAP, "up0")
+            host.ip("addr", "add", f"{ip}/24", "dev", "br0")
         veth(self.peer, "eth0", self.lan, "peer")
         self.peer.ip("addr", "add", f"{self.peer_ip}/24", "dev", "eth0")
         self.lan.bridge("br0", "hosta", "hostb", "peer")

@@ -5,11 +5,15 @@ of the same name and an uplink to a LAN shared with a peer namespace
 cellvm runs in hostA, the destination in hostB, so the VM's tap NIC moves
 with it: a guest writing memory keeps counting and keeps its data, a TCP
 connection from the LAN survives the move (the lan bridge learns the
-guest's new port from its RARP), and a destination killed mid-migration
-leaves the source running and able to migrate again."""
+guest's new port from its RARP), a disk on an NBD server in the peer
+namespace, or copied along, keeps everything written during the move, and
+a destination killed mid-migration leaves the source running and able to
+migrate again."""
 
+import os
 import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -17,31 +21,32 @@ import pytest
 from net_helpers import sh, two_hosts  # noqa: F401 (a fixture)
 from test_api import curl
 from test_migrate import DIRTIER_CHECK, TOKEN, destination, dirtier, ended, migrate, port, source
-from test_snapshot import COUNTER, NumberStream, check_moved, last_count
+from test_snapshot import COUNTER, DISK_CHURN, NumberStream, check_moved, last_count
 
 pytestmark = [pytest.mark.vm, pytest.mark.net]
 
 MIGRATE_TIMEOUT = 180
 
 
-def lan_guest(spawn, tmp_path, kernel, initrd, hosts, memory="256M"):
+def lan_guest(spawn, tmp_path, kernel, initrd, hosts, memory="256M", extra=()):
     """A guest in hostA on the LAN (tap NIC, a static address), at its
     prompt; (guest, API socket)."""
-    g, sock = source(spawn, tmp_path, kernel, initrd, memory=memory, extra=hosts.nic(), prefix=hosts.a.args())
+    g, sock = source(spawn, tmp_path, kernel, initrd, memory=memory, extra=[*hosts.nic(), *extra],
+                     prefix=hosts.a.args())
     sh(g, f"ip link set eth0 up && ip addr add {hosts.guest_ip()}/24 dev eth0")
     return g, sock
 
 
-def to_b(spawn, hosts):
+def to_b(spawn, hosts, extra=()):
     """A destination listening in hostB on the migration link; (it, port)."""
     p = port()
-    return destination(spawn, p, addr=hosts.b_ip, prefix=hosts.b.args()), p
+    return destination(spawn, p, addr=hosts.b_ip, prefix=hosts.b.args(), extra=extra), p
 
 
-def moved(g, sock, spawn, hosts, **extra):
+def moved(g, sock, spawn, hosts, dest_extra=(), **extra):
     """Migrates g to a new destination in hostB; the destination, once the
     source has exited 0."""
-    d, p = to_b(spawn, hosts)
+    d, p = to_b(spawn, hosts, dest_extra)
     st = migrate(g, sock, p, host=hosts.b_ip, timeout=MIGRATE_TIMEOUT, **extra)
     assert st["state"] == "completed", f"{st}\n{g.describe()}\n{d.describe()}"
     assert g.wait_exit(30) == 0, g.describe()
@@ -138,3 +143,48 @@ def test_killed_destination_leaves_the_source_running(two_hosts, spawn, tmp_path
     pings_peer(d, hosts)
     d.send("poweroff")
     assert d.wait_exit(60) == 0, d.describe()
+
+
+@pytest.mark.parametrize("storage", ["nbd", "copied"])
+def test_disk_written_during_the_move(two_hosts, spawn, tmp_path, kernel, initrd, kvm_available, storage):
+    """The guest keeps rewriting a file on its ext4 disk with fsync, and
+    appends its counter there, while it moves. nbd: the disk is an export
+    of qemu-nbd in the peer namespace, which both hosts reach over the LAN;
+    copied: a file of hostA's sent along (copy_storage) into hostB's
+    directory. Afterwards the last file matches its checksum, the
+    filesystem checks clean, and the count file holds every number."""
+    hosts = two_hosts
+    img = tmp_path / "disk.img"
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-F", str(img), "64M"], check=True)
+    if storage == "nbd":
+        nbd_port, pid_file = port(), tmp_path / "nbd.pid"
+        hosts.peer.run("qemu-nbd", "-f", "raw", "--persistent", "--fork", f"--pid-file={pid_file}",
+                       "-b", hosts.peer_ip, "-p", nbd_port, "--export-name=disk", img)
+        disk, dest_extra, extra = f"nbd://{hosts.peer_ip}:{nbd_port}/disk", (), {}
+    else:
+        there = tmp_path / "hostB"
+        there.mkdir()
+        disk, dest_extra, extra = str(img), ("--receive-dir", str(there)), {"copy_storage": True}
+    try:
+        g, sock = lan_guest(spawn, tmp_path, kernel, initrd, hosts, extra=["--disk", disk])
+        sh(g, "mount /dev/vda /mnt")
+        g.send(DISK_CHURN)
+        g.send(COUNTER.format(file="/mnt/count"))
+        g.wait_for(re.compile(r"ROUND\s+CNT=\d+\s+ROUND"), 60)
+        d = moved(g, sock, spawn, hosts, dest_extra, **extra)
+        check_moved(g, d)
+        out = sh(d, "touch /tmp/stop; kill %2; wait %1; sleep 0.5; md5sum -c /mnt/f.md5 && tail -n 1 /mnt/count "
+                 "&& umount /mnt", 120)
+        assert ": OK" in out, d.describe()
+        last = int(re.search(r"^(\d+)\s*$", out, re.M).group(1))
+        d.send("poweroff")
+        assert d.wait_exit(60) == 0, d.describe()
+    finally:
+        if storage == "nbd" and pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    result = img if storage == "nbd" else there / "disk.img"
+    res = subprocess.run(["e2fsck", "-fn", str(result)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = subprocess.run(["debugfs", "-R", "cat /count", str(result)], capture_output=True, text=True)
+    values = [int(v) for v in res.stdout.split()]
+    assert values == list(range(1, last + 1)), f"count file has gaps or repeats: {values[-10:]}"
