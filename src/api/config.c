@@ -113,7 +113,8 @@ static int enum_none(json_t *v, const char *field, const char *what, char *err, 
 
 int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, size_t errlen)
 {
-	json_t *vcpus, *mem, *smt, *tmpl, *dirty, *huge;
+	json_t *vcpus, *mem, *smt, *tmpl, *dirty, *huge, *opts;
+	struct ram_config ram = RAM_CONFIG_DEFAULT;
 	uint64_t v;
 	unsigned nvcpus = c->vcpus, mib = patch ? c->mem_mib : 0;
 	int rc;
@@ -122,11 +123,12 @@ int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, s
 			 FIELDS({ "vcpu_count", JF_UINT, !patch, &vcpus }, { "mem_size_mib", JF_UINT, !patch, &mem },
 				{ "smt", JF_BOOL, false, &smt }, { "cpu_template", JF_STRING, false, &tmpl },
 				{ "track_dirty_pages", JF_BOOL, false, &dirty },
-				{ "huge_pages", JF_STRING, false, &huge }),
+				{ "huge_pages", JF_STRING, false, &huge },
+				{ "memory_options", JF_STRING, false, &opts }),
 			 err, errlen);
 	if (rc)
 		return rc;
-	if (patch && !vcpus && !mem && !smt && !tmpl && !dirty && !huge)
+	if (patch && !vcpus && !mem && !smt && !tmpl && !dirty && !huge && !opts)
 		return cv_fmt(err, errlen, "Empty PATCH request.");
 	if (vcpus) {
 		if ((rc = json_uint_range(vcpus, "vcpu_count", 1, CV_MAX_CPUS, &v, err, errlen)))
@@ -140,11 +142,23 @@ int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, s
 	}
 	if (smt && json_is_true(smt))
 		return cv_fmt(err, errlen, "smt is not supported by this build of cellvm: each vCPU is its own core");
-	if ((rc = enum_none(tmpl, "cpu_template", "cpu_template", err, errlen)) ||
-	    (rc = enum_none(huge, "huge_pages", "huge_pages", err, errlen)))
+	if ((rc = enum_none(tmpl, "cpu_template", "cpu_template", err, errlen)))
 		return rc;
+	if (huge && strcmp(json_string_value(huge), "None") && strcmp(json_string_value(huge), "2M"))
+		return cv_fmt(err, errlen, "invalid huge_pages '%.32s': \"None\" or \"2M\"", json_string_value(huge));
+	if (opts && (json_string_length(opts) >= sizeof(c->mem_options) ||
+		     ram_parse(json_string_value(opts), &ram, err, errlen)))
+		return json_string_length(opts) >= sizeof(c->mem_options)
+			       ? cv_fmt(err, errlen, "invalid memory_options: too long")
+			       : CV_EINPUT;
+	if (huge && !strcmp(json_string_value(huge), "2M") && ram.pages != RAM_PAGES_4K)
+		return cv_fmt(err, errlen, "huge_pages \"2M\" and memory_options' hugepages exclude each other");
 	c->vcpus = nvcpus;
 	c->mem_mib = mib;
+	if (huge || !patch)
+		c->huge_2m = huge && !strcmp(json_string_value(huge), "2M");
+	if (opts || !patch)
+		snprintf(c->mem_options, sizeof(c->mem_options), "%s", opts ? json_string_value(opts) : "");
 	/* PUT resets what it does not name, as Firecracker does. */
 	if (dirty || !patch)
 		c->track_dirty_pages = dirty && json_is_true(dirty);
@@ -153,8 +167,13 @@ int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, s
 
 json_t *api_machine_json(const struct api_config *c)
 {
-	return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)c->vcpus, "mem_size_mib",
-			 (json_int_t)c->mem_mib, "smt", 0, "track_dirty_pages", c->track_dirty_pages, "huge_pages", "None");
+	json_t *j = json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)c->vcpus, "mem_size_mib",
+			      (json_int_t)c->mem_mib, "smt", 0, "track_dirty_pages", c->track_dirty_pages, "huge_pages",
+			      c->huge_2m ? "2M" : "None");
+
+	if (j && c->mem_options[0])
+		json_object_set_new(j, "memory_options", json_string(c->mem_options));
+	return j;
 }
 
 /* ------------------------------------------------------------- boot source */
@@ -552,6 +571,17 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* 2M pages are Firecracker's huge_pages; the rest is cellvm's own. */
+static void describe_ram(struct api_config *c, const struct ram_config *vm_ram)
+{
+	struct ram_config ram = *vm_ram;
+
+	c->huge_2m = ram.pages == RAM_PAGES_2M;
+	if (c->huge_2m)
+		ram.pages = RAM_PAGES_4K;
+	ram_format(&ram, c->mem_options, sizeof(c->mem_options));
+}
+
 int api_config_describe(struct api_config *c, const struct vm_config *vm)
 {
 	/* The logger and metrics stay as configured: they are the process's. */
@@ -569,6 +599,7 @@ int api_config_describe(struct api_config *c, const struct vm_config *vm)
 	c->boot_args = dup_or_null(vm->cmdline);
 	c->vcpus = vm->cpus;
 	c->mem_mib = (unsigned)(vm->memory >> 20);
+	describe_ram(c, &vm->ram);
 	c->track_dirty_pages = vm->track_dirty_pages;
 	for (unsigned i = 0; i < vm->ndisks; i++) {
 		struct api_drive *d = &c->drives[c->ndrives++];
@@ -607,6 +638,14 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 	vm->initrd = c->initrd;
 	vm->cpus = c->vcpus;
 	vm->memory = (uint64_t)c->mem_mib << 20;
+	vm->ram = RAM_CONFIG_DEFAULT;
+	/* Checked when it was put. */
+	if (ram_parse(c->mem_options, &vm->ram, err, errlen))
+		return CV_EINPUT;
+	if (c->huge_2m)
+		vm->ram.pages = RAM_PAGES_2M;
+	if (vm->memory % ram_page_size(&vm->ram))
+		return cv_fmt(err, errlen, "mem_size_mib %u is not a whole number of huge pages", c->mem_mib);
 	vm->track_dirty_pages = c->track_dirty_pages;
 	snprintf(c->cmdline, sizeof(c->cmdline), "%s", c->boot_args ? c->boot_args : DEFAULT_BOOT_ARGS);
 	if (c->ndrives && c->drives[0].root) {

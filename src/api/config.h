@@ -62,6 +62,10 @@ struct api_config {
 	char *kernel, *initrd, *boot_args;
 	unsigned vcpus, mem_mib;
 	bool track_dirty_pages;
+	/* How RAM is backed: Firecracker's huge_pages "2M", and cellvm's
+	 * memory_options (those of --memory after the size, vmm/ram.h). */
+	bool huge_2m;
+	char mem_options[512];
 	struct api_drive drives[CV_MAX_DISKS]; /* the root drive, if any, first */
 	unsigned ndrives;
 	struct api_nic nics[CV_MAX_NICS];

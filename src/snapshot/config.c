@@ -77,6 +77,7 @@ int snap_config_decode(struct snap_reader *r, struct snap_config *out)
 	struct vm_config *c = &out->cfg;
 	uint8_t reboot, transport, console;
 
+	/* Zero: a restored VM's RAM is anonymous (then its memory file). */
 	memset(out, 0, sizeof(*out));
 	c->kernel = get_opt_str(r, out->kernel, sizeof(out->kernel));
 	c->initrd = get_opt_str(r, out->initrd, sizeof(out->initrd));

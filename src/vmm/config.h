@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/ram.h"
+
 #include "util/ratelimit.h"
 
 #define CV_MIN_MEMORY (16ULL << 20)
@@ -69,6 +71,7 @@ struct vm_config {
 	const char *cmdline;
 	unsigned cpus;
 	uint64_t memory;
+	struct ram_config ram; /* how it is backed */
 	enum reboot_action reboot;
 	enum virtio_transport_kind transport;
 	enum console_kind console;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "arch/x86/layout.h"
 #include "util/err.h"
@@ -17,10 +18,10 @@ void guest_mem_layout(struct guest_mem *m, uint64_t size, uint64_t hole)
 	m->hole = hole;
 	m->low_size = size < hole ? size : hole;
 	m->vm_fd = -1;
+	m->ram_fd = -1;
+	m->remappable = true;
 	m->dirty = NULL;
 }
-
-
 
 static int add_slot(int vm_fd, unsigned slot, uint64_t gpa, uint64_t len, void *host, uint32_t flags)
 {
@@ -49,19 +50,14 @@ int guest_mem_set_slot_flags(struct guest_mem *m, uint32_t flags)
 	return 0;
 }
 
-int guest_mem_init(struct guest_mem *m, int vm_fd, uint64_t size, uint64_t hole)
+int guest_mem_init(struct guest_mem *m, int vm_fd, uint64_t size, uint64_t hole, const struct ram_config *rc)
 {
-	void *p;
+	int err;
 
 	guest_mem_layout(m, size, hole);
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED) {
-		cv_err("cannot reserve %llu bytes of guest RAM: %s", (unsigned long long)size, strerror(errno));
-		return CV_EFAIL;
-	}
-	m->host = p;
-	/* Guest RAM is the guest's business; keep it out of host core dumps. */
-	madvise(p, size, MADV_DONTDUMP);
+	if (!(m->host = ram_map(rc, size, &m->ram_fd, &err)))
+		return err;
+	m->remappable = rc->backend == RAM_ANON && rc->shared != RAM_SHARED_ON && ram_page_size(rc) == 4096;
 	m->vm_fd = vm_fd;
 	if (guest_mem_set_slot_flags(m, 0)) {
 		guest_mem_free(m);
@@ -74,9 +70,21 @@ void guest_mem_free(struct guest_mem *m)
 {
 	if (m->host)
 		munmap(m->host, m->size);
+	if (m->ram_fd >= 0)
+		close(m->ram_fd);
 	m->host = NULL;
+	m->ram_fd = -1;
 	free(m->dirty);
 	m->dirty = NULL;
+}
+
+int guest_mem_discard(struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = guest_mem_ptr(m, gpa, len);
+
+	if (!p || !len || ((gpa | len) & 4095))
+		return -EINVAL;
+	return ram_discard(m->host, m->ram_fd, (uint64_t)(p - m->host), len);
 }
 
 uint64_t guest_mem_pages(const struct guest_mem *m)
@@ -106,7 +114,7 @@ int guest_mem_map_file(struct guest_mem *m, uint64_t gpa, uint64_t len, int fd, 
 	uint8_t *p = guest_mem_ptr(m, gpa, len);
 	void *r;
 
-	if (!p || !len || ((gpa | len | off) & 4095))
+	if (!p || !len || ((gpa | len | off) & 4095) || !m->remappable)
 		return -1;
 	r = mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, (off_t)off);
 	if (r != MAP_FAILED)

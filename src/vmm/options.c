@@ -15,7 +15,9 @@ const char options_run_usage[] =
 	"  --initrd PATH        initial ramdisk\n"
 	"  --cmdline STR        kernel command line (default \"console=ttyS0 reboot=k panic=-1\")\n"
 	"  --cpus N             number of vCPUs, 1..64 (default 1)\n"
-	"  --memory SIZE        guest RAM, e.g. 512M or 2G (default 256M)\n"
+	"  --memory SIZE[,OPT]  guest RAM, e.g. 512M or 2G (default 256M); OPT: backend=anon|memfd,\n"
+	"                       file=PATH, hugepages=2M|1G|thp, shared=on|off, merge=on, prealloc=on,\n"
+	"                       node=N\n"
 	"  --reboot exit|restart  what a guest reboot does (default exit)\n"
 	"  --disk PATH[,ro][,id=NAME][,format=raw|qcow2][,iops=N][,bps=SIZE]  a virtio disk (repeatable, up to 8);\n"
 	"                       iops/bps limit operations and bytes per second (bursts: iops_burst=, bps_burst=)\n"
@@ -54,6 +56,7 @@ void vm_config_defaults(struct vm_config *cfg)
 		.cmdline = "console=ttyS0 reboot=k panic=-1",
 		.cpus = 1,
 		.memory = 256ULL << 20,
+		.ram = RAM_CONFIG_DEFAULT,
 		.reboot = REBOOT_EXIT,
 		.name = "cellvm",
 	};
@@ -72,18 +75,29 @@ static int parse_cpus(const char *v, unsigned *out, char *err, size_t errlen)
 	return 0;
 }
 
-static int parse_memory(const char *v, uint64_t *out, char *err, size_t errlen)
+/* --memory SIZE[,OPTION...] (the options: vmm/ram.h). */
+static int parse_memory(const char *v, struct vm_config *cfg, char *err, size_t errlen)
 {
+	const char *comma = strchr(v, ',');
+	char size[32];
 	uint64_t n;
 
-	if (!size_parse(v, &n))
-		return cv_fmt(err, errlen, "invalid --memory '%s': not a size (use e.g. 512M, 2G)", v);
+	if ((comma ? (size_t)(comma - v) : strlen(v)) >= sizeof(size))
+		return cv_fmt(err, errlen, "invalid --memory '%.40s': not a size (use e.g. 512M, 2G)", v);
+	snprintf(size, sizeof(size), "%.*s", comma ? (int)(comma - v) : (int)strlen(v), v);
+	if (!size_parse(size, &n))
+		return cv_fmt(err, errlen, "invalid --memory '%s': not a size (use e.g. 512M, 2G)", size);
 	if (n < CV_MIN_MEMORY || n > CV_MAX_MEMORY)
-		return cv_fmt(err, errlen, "invalid --memory '%s': must be between 16M and 1T", v);
+		return cv_fmt(err, errlen, "invalid --memory '%s': must be between 16M and 1T", size);
 	/* KVM memory slots are page-granular. */
 	if (n & 4095)
-		return cv_fmt(err, errlen, "invalid --memory '%s': must be a multiple of 4K", v);
-	*out = n;
+		return cv_fmt(err, errlen, "invalid --memory '%s': must be a multiple of 4K", size);
+	cfg->memory = n;
+	cfg->ram = RAM_CONFIG_DEFAULT;
+	if (comma && ram_parse(comma + 1, &cfg->ram, err, errlen))
+		return CV_EINPUT;
+	if (n % ram_page_size(&cfg->ram))
+		return cv_fmt(err, errlen, "invalid --memory '%s': not a whole number of huge pages", v);
 	return 0;
 }
 
@@ -315,7 +329,7 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		else if (!strcmp(name, "--cpus"))
 			rc = parse_cpus(val, &cfg->cpus, err, errlen);
 		else if (!strcmp(name, "--memory"))
-			rc = parse_memory(val, &cfg->memory, err, errlen);
+			rc = parse_memory(val, cfg, err, errlen);
 		else if (!strcmp(name, "--disk"))
 			rc = parse_disk(val, cfg, err, errlen);
 		else if (!strcmp(name, "--transport"))

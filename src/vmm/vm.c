@@ -176,7 +176,7 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 	if (!rc)
 		rc = create_vm(vm);
 	if (!rc)
-		rc = guest_mem_init(&vm->mem, vm->fd, cfg->memory, LAYOUT_MMIO_HOLE);
+		rc = guest_mem_init(&vm->mem, vm->fd, cfg->memory, LAYOUT_MMIO_HOLE, &cfg->ram);
 	mem_chain_init(&vm->chain, guest_mem_bitmap_words(&vm->mem));
 	/* From here on every guest write to RAM counts for the next diff
 	 * snapshot (the restore's own writes below are not the guest's). */

@@ -181,6 +181,56 @@ static void test_bad_memory_messages(void **state)
 	parse_fails(ARGC(page), page, (const char *[]){ "'16777217'", "4K", NULL });
 }
 
+static void test_memory_options(void **state)
+{
+	char *argv[] = { "--kernel", "k", "--memory", "1G,backend=memfd,hugepages=2M,merge=on,prealloc=on,node=0" };
+	char *file[] = { "--kernel", "k", "--memory", "64M,file=/dev/shm/ram,shared=off" };
+	struct vm_config cfg;
+	char text[128];
+
+	(void)state;
+	parse_ok(ARGC(argv), argv, &cfg);
+	assert_int_equal(cfg.memory, 1ULL << 30);
+	assert_int_equal(cfg.ram.backend, RAM_MEMFD);
+	assert_int_equal(cfg.ram.pages, RAM_PAGES_2M);
+	assert_true(cfg.ram.merge && cfg.ram.prealloc && cfg.ram.bind && cfg.ram.node == 0);
+	ram_format(&cfg.ram, text, sizeof(text));
+	assert_string_equal(text, "backend=memfd,hugepages=2M,merge=on,prealloc=on,node=0");
+	parse_ok(ARGC(file), file, &cfg);
+	assert_int_equal(cfg.ram.backend, RAM_FILE);
+	assert_string_equal(cfg.ram.file, "/dev/shm/ram");
+	assert_int_equal(cfg.ram.shared, RAM_SHARED_OFF);
+	ram_format(&cfg.ram, text, sizeof(text));
+	assert_string_equal(text, "file=/dev/shm/ram,shared=off");
+}
+
+static void test_bad_memory_options(void **state)
+{
+	static const struct {
+		const char *value, *want;
+	} bad[] = {
+		{ "512M,hugepages=3M", "'3M'" },
+		{ "512M,hugepages=4K", "'4K'" },
+		{ "512M,backend=foo", "'foo'" },
+		{ "512M,merge=maybe", "'maybe'" },
+		{ "512M,node=x", "'x'" },
+		{ "512M,colour=red", "'colour'" },
+		{ "512M,merge", "'merge'" },
+		{ "512M,backend=memfd,hugepages=thp", "thp" },
+		{ "512M,file=/x,hugepages=2M", "hugetlbfs" },
+		{ "513M,hugepages=2M", "huge pages" },
+		{ "512M,hugepages=1G", "huge pages" },
+		{ "512M,file=", "file" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { "--kernel", "k", "--memory", (char *)bad[i].value };
+
+		parse_fails(ARGC(argv), argv, (const char *[]){ bad[i].want, NULL });
+	}
+}
+
 static void test_bad_cpus(void **state)
 {
 	static const char *const bad[] = { "0", "65", "-1", "abc", "", "4x", "99999999999999999999999", "1.0" };
@@ -262,6 +312,8 @@ int main(void)
 		cmocka_unit_test(test_unknown_option),
 		cmocka_unit_test(test_bad_memory),
 		cmocka_unit_test(test_bad_memory_messages),
+		cmocka_unit_test(test_memory_options),
+		cmocka_unit_test(test_bad_memory_options),
 		cmocka_unit_test(test_bad_cpus),
 		cmocka_unit_test(test_bad_reboot),
 		cmocka_unit_test(test_missing_value),
