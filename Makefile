@@ -8,8 +8,8 @@ BUILD ?= build
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 CFLAGS ?= -O2 -g
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
-CPPFLAGS := -Isrc -D_GNU_SOURCE -DCELLVM_VERSION='"$(VERSION)"' -MMD -MP $(shell pkg-config --cflags slirp libnbd 2>/dev/null)
-LDLIBS := -luring -lpthread $(shell pkg-config --libs slirp libnbd 2>/dev/null) -ljansson -larchive -lz
+CPPFLAGS := -Isrc -D_GNU_SOURCE -DCELLVM_VERSION='"$(VERSION)"' -MMD -MP $(shell pkg-config --cflags slirp libnbd gnutls 2>/dev/null)
+LDLIBS := -luring -lpthread $(shell pkg-config --libs slirp libnbd gnutls 2>/dev/null) -ljansson -larchive -lz
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined

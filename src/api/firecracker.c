@@ -291,7 +291,7 @@ static int patch_drive(struct fc_api *a, const char *id, json_t *body, char *err
 
 static int put_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)
 {
-	json_t *dest, *token, *down, *max, *bw, *conv, *copy, *drives, *id;
+	json_t *dest, *token, *down, *max, *bw, *conv, *copy, *drives, *id, *tls;
 	uint64_t ms = MIG_DEFAULT_DOWNTIME_MS, max_ms = 0, mib = 0;
 	struct mig_params p;
 	int rc = json_fields(body, "migrate",
@@ -302,8 +302,9 @@ static int put_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)
 						      { "max_bandwidth_mib", JF_UINT, false, &bw },
 						      { "auto_converge", JF_BOOL, false, &conv },
 						      { "copy_storage", JF_BOOL, false, &copy },
-						      { "copy_drives", JF_ARRAY, false, &drives } },
-			     8, err, errlen);
+						      { "copy_drives", JF_ARRAY, false, &drives },
+						      { "tls", JF_BOOL, false, &tls } },
+			     9, err, errlen);
 	uint32_t mask = 0;
 	size_t k;
 
@@ -336,7 +337,8 @@ static int put_migrate(struct fc_api *a, json_t *body, char *err, size_t errlen)
 				 .max_bandwidth = mib << 20,
 				 .auto_converge = !conv || json_is_true(conv),
 				 .copy_storage = (copy && json_is_true(copy)) || drives,
-				 .copy_disks = mask };
+				 .copy_disks = mask,
+				 .tls = tls && json_is_true(tls) };
 	return a->ops->migrate(a->ctx, &p, err, errlen);
 }
 

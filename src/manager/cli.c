@@ -40,10 +40,10 @@ static const char usage[] =
 	"  cellvm snapshot restore NAME SNAP    continue the stopped VM from SNAP (its disks go back too)\n"
 	"  cellvm snapshot delete NAME SNAP     (a disk layer stays while the disk is built on it)\n"
 	"  cellvm migrate NAME tcp:HOST:PORT --token T [--downtime-ms N] [--max-time S] [--bandwidth MIB]\n"
-	"                 [--copy-storage] [--no-auto-converge]\n"
+	"                 [--copy-storage] [--no-auto-converge] [--tls]\n"
 	"      move the running VM to `cellvm receive` (or `cellvm run --incoming`) there; disks kept in\n"
 	"      the bundle go along; Ctrl-C (or cellvm migrate NAME --cancel) gives up, the VM stays here\n"
-	"  cellvm receive NAME --listen tcp:ADDR:PORT --token T\n"
+	"  cellvm receive NAME --listen tcp:ADDR:PORT --token T [--tls]\n"
 	"      wait for a VM migrating here and keep it as managed VM NAME\n";
 
 static const char *const commands[] = { "create", "start", "stop",   "list",   "console",

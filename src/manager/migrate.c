@@ -143,13 +143,13 @@ static int parse_long(const char *opt, const char *v, long lo, long hi, const ch
 
 #define MIGRATE_USAGE                                                                                             \
 	"cellvm migrate NAME tcp:HOST:PORT --token T [--downtime-ms N] [--max-time S] [--bandwidth MIB] "           \
-	"[--copy-storage] [--no-auto-converge] | cellvm migrate NAME --cancel"
+	"[--copy-storage] [--no-auto-converge] [--tls] | cellvm migrate NAME --cancel"
 
 int migrate_main(int argc, char **argv)
 {
 	const char *name = NULL, *dest = NULL, *token = NULL, *down = "50", *max = "0", *bw = NULL;
 	struct sigaction sa = { .sa_handler = on_sigint };
-	bool cancel = false, copy = false, no_converge = false;
+	bool cancel = false, copy = false, no_converge = false, tls = false;
 	long ms, secs, mib = 0;
 	char *body;
 	json_t *req;
@@ -162,6 +162,8 @@ int migrate_main(int argc, char **argv)
 			copy = true;
 		else if (!strcmp(argv[i], "--no-auto-converge"))
 			no_converge = true;
+		else if (!strcmp(argv[i], "--tls"))
+			tls = true;
 		else if (!strcmp(argv[i], "--token") && i + 1 < argc)
 			token = argv[++i];
 		else if (!strcmp(argv[i], "--downtime-ms") && i + 1 < argc)
@@ -190,8 +192,8 @@ int migrate_main(int argc, char **argv)
 		return 2;
 	if (cancel)
 		return vmproc_api(name, "PATCH", "/migrate", "{\"state\":\"Cancelled\"}", VMPROC_API_TIMEOUT_MS) ? 2 : 0;
-	req = json_pack("{sssssIsb}", "destination", dest, "token", token, "downtime_ms", (json_int_t)ms,
-			"auto_converge", !no_converge);
+	req = json_pack("{sssssIsbsb}", "destination", dest, "token", token, "downtime_ms", (json_int_t)ms,
+			"auto_converge", !no_converge, "tls", tls);
 	/* The bundle's own files go along: its kernel, initrd and the disks
 	 * copied into it; referenced disks only with --copy-storage. */
 	if (req && copy)

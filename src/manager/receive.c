@@ -23,7 +23,7 @@
 #include "manager/vmproc.h"
 #include "util/err.h"
 
-#define RECEIVE_USAGE "cellvm receive NAME --listen tcp:ADDR:PORT --token T"
+#define RECEIVE_USAGE "cellvm receive NAME --listen tcp:ADDR:PORT --token T [--tls]"
 
 static volatile sig_atomic_t interrupted;
 
@@ -120,7 +120,7 @@ static int await_vm(const char *name, const char *dir, const char *spec, pid_t p
 	}
 }
 
-static int receive(const char *name, const char *spec, const char *token)
+static int receive(const char *name, const char *spec, const char *token, bool tls)
 {
 	struct sigaction sa = { .sa_handler = on_sigint }, old;
 	char tmp[PATH_MAX], final[PATH_MAX], path[PATH_MAX], sock[PATH_MAX];
@@ -137,7 +137,8 @@ static int receive(const char *name, const char *spec, const char *token)
 	}
 	sigaction(SIGINT, &sa, &old);
 	pid = vmproc_spawn(tmp, name,
-			   (const char *const[]){ "--incoming", spec, "--migrate-token", token, "--receive-dir", ".", NULL });
+			   (const char *const[]){ "--incoming", spec, "--migrate-token", token, "--receive-dir", ".",
+						  tls ? "--migrate-tls" : NULL, NULL });
 	if (pid < 0) {
 		remove_tree(tmp);
 		return CV_EFAIL;
@@ -168,6 +169,7 @@ static int receive(const char *name, const char *spec, const char *token)
 int receive_main(int argc, char **argv)
 {
 	const char *name = NULL, *spec = NULL, *token = NULL;
+	bool tls = false;
 	int rc;
 
 	for (int i = 0; i < argc; i++) {
@@ -175,6 +177,8 @@ int receive_main(int argc, char **argv)
 			spec = argv[++i];
 		else if (!strcmp(argv[i], "--token") && i + 1 < argc)
 			token = argv[++i];
+		else if (!strcmp(argv[i], "--tls"))
+			tls = true;
 		else if (argv[i][0] == '-' || name) {
 			cv_err("receive: unexpected argument '%s' (" RECEIVE_USAGE ")", argv[i]);
 			return 2;
@@ -191,6 +195,6 @@ int receive_main(int argc, char **argv)
 	}
 	if ((rc = bundle_check_name(name)))
 		return 2;
-	rc = receive(name, spec, token);
+	rc = receive(name, spec, token, tls);
 	return rc == CV_EINPUT ? 2 : rc ? 1 : 0;
 }

@@ -46,6 +46,7 @@ struct mig_params {
 	 * the initrd and the disks in copy_disks (bit i: drive i). */
 	bool copy_storage;
 	uint32_t copy_disks;
+	bool tls; /* TLS keyed by the token (migrate/tls.h) */
 };
 
 struct mig_status {
@@ -80,9 +81,16 @@ void migration_cancel(struct migration *mg);
 /* After done: joins and frees. */
 void migration_free(struct migration *mg);
 
+/* One end of a migration: a connected socket, and its TLS session if
+ * it has one (migrate/tls.h). */
+struct mig_link {
+	int fd;
+	void *tls;
+};
+
 /* The destination's side: what arrived. */
 struct incoming {
-	int fd;
+	struct mig_link link;
 	void *ram;
 	uint64_t ram_size;
 	uint8_t *state;
@@ -90,13 +98,20 @@ struct incoming {
 	struct storage_in disks; /* copied disks, in place once all arrived */
 };
 
+/* How a destination takes a migration: the token the source must know,
+ * TLS or not, and where copied files go. */
+struct mig_accept {
+	const char *token;
+	bool tls;
+	struct storage_dest dest;
+};
+
 /* Listens on spec, takes one migration whose token matches and receives
- * it whole; copied disks go where `dest` says. 0, or CV_EINPUT (refused:
- * bad token, bad stream) / CV_EFAIL, reported; nothing is left allocated
- * or on disk on failure. */
-int migration_receive(const char *spec, const char *token, const struct storage_dest *dest, struct incoming *in);
+ * it whole. 0, or CV_EINPUT (refused: bad token, bad stream) / CV_EFAIL,
+ * reported; nothing is left allocated or on disk on failure. */
+int migration_receive(const char *spec, const struct mig_accept *a, struct incoming *in);
 /* The same on a connection already open (fd, which `in` takes over). */
-int migration_receive_on(int fd, const char *token, const struct storage_dest *dest, struct incoming *in);
+int migration_receive_on(int fd, const struct mig_accept *a, struct incoming *in);
 /* Tells the source whether the VM runs here (code 0) or why not, and
  * releases what is left of `in` (its RAM if the VM did not take it, the
  * disks' copies if it does not run). */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "migrate/stream.h"
+#include "migrate/tls.h"
 #include "util/err.h"
 #include "vmm/config.h"
 
@@ -25,11 +26,11 @@ static bool token_ok(const uint8_t *got, size_t len, const char *want)
 	return !diff;
 }
 
-static void reply(int fd, uint32_t code, const char *msg)
+static void reply(struct mig_link *l, uint32_t code, const char *msg)
 {
 	uint32_t le = htole32(code);
 
-	mig_send(fd, MIG_REPLY, &le, 4, msg, strlen(msg));
+	mig_send(l, MIG_REPLY, &le, 4, msg, strlen(msg));
 }
 
 /* One PAGES record into ram: every count, length and page checked. */
@@ -61,7 +62,7 @@ static int take_stream(struct incoming *in, uint8_t *rec, const struct storage_d
 {
 	for (;;) {
 		uint32_t type;
-		long len = mig_recv(in->fd, &type, rec, MIG_MAX_PAYLOAD);
+		long len = mig_recv(&in->link, &type, rec, MIG_MAX_PAYLOAD);
 		uint64_t size;
 
 		if (len < 0) {
@@ -120,14 +121,15 @@ static void release(struct incoming *in, bool failed)
 	if (in->ram)
 		munmap(in->ram, in->ram_size);
 	free(in->state);
-	if (in->fd >= 0)
-		close(in->fd);
+	mig_tls_end(&in->link);
+	if (in->link.fd >= 0)
+		close(in->link.fd);
 	in->ram = NULL;
 	in->state = NULL;
-	in->fd = -1;
+	in->link.fd = -1;
 }
 
-int migration_receive_on(int fd, const char *token, const struct storage_dest *dest, struct incoming *in)
+int migration_receive_on(int fd, const struct mig_accept *a, struct incoming *in)
 {
 	uint8_t *rec = malloc(MIG_MAX_PAYLOAD);
 	const char *why = NULL;
@@ -136,41 +138,49 @@ int migration_receive_on(int fd, const char *token, const struct storage_dest *d
 	long len;
 
 	memset(in, 0, sizeof(*in));
-	in->fd = fd;
+	in->link.fd = fd;
 	if (!rec) {
 		cv_err("out of memory");
 		release(in, true);
 		return CV_EFAIL;
 	}
-	len = mig_recv(in->fd, &type, rec, 12 + MIG_MAX_TOKEN);
+	/* Without TLS on both sides nothing can be said to the source. */
+	if (a->tls && (rc = mig_tls_start(&in->link, a->token, true))) {
+		cv_err("refused the incoming migration: no TLS with this token");
+		free(rec);
+		release(in, true);
+		return rc;
+	}
+	len = mig_recv(&in->link, &type, rec, 12 + MIG_MAX_TOKEN);
 	if (len < 12 || type != MIG_HELLO || memcmp(rec, MIG_MAGIC, 8)) {
-		why = "not a cellvm migration stream";
+		why = a->tls ? "not a cellvm migration stream" : "not a cellvm migration stream (or one in TLS: "
+								  "start the destination with --migrate-tls)";
 	} else if (memcpy(&version, rec + 8, 4), le32toh(version) != MIG_VERSION) {
 		why = "another version of the migration stream";
-	} else if (!token_ok(rec + 12, (size_t)len - 12, token)) {
+	} else if (!token_ok(rec + 12, (size_t)len - 12, a->token)) {
 		why = "wrong migration token";
 	} else {
-		reply(in->fd, 0, "go on");
-		rc = take_stream(in, rec, dest, &why);
+		reply(&in->link, 0, "go on");
+		rc = take_stream(in, rec, &a->dest, &why);
 	}
 	free(rec);
 	if (rc) {
 		cv_err("refused the incoming migration: %s", why);
-		reply(in->fd, 1, why);
+		reply(&in->link, 1, why);
 		release(in, true);
 	}
 	return rc;
 }
 
-int migration_receive(const char *spec, const char *token, const struct storage_dest *dest, struct incoming *in)
+int migration_receive(const char *spec, const struct mig_accept *a, struct incoming *in)
 {
 	int lfd, fd;
 
 	memset(in, 0, sizeof(*in));
-	in->fd = -1;
+	in->link.fd = -1;
 	if ((lfd = mig_listen(spec)) < 0)
 		return lfd;
-	fprintf(stderr, "cellvm: waiting for a migration on %s\n", spec);
+	fprintf(stderr, "cellvm: waiting for a migration on %s%s\n", spec, a->tls ? " (TLS)" : "");
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	close(lfd);
 	if (fd < 0) {
@@ -178,12 +188,12 @@ int migration_receive(const char *spec, const char *token, const struct storage_
 		return CV_EFAIL;
 	}
 	mig_tune(fd);
-	return migration_receive_on(fd, token, dest, in);
+	return migration_receive_on(fd, a, in);
 }
 
 void migration_reply(struct incoming *in, int code, const char *msg)
 {
-	if (in->fd >= 0)
-		reply(in->fd, (uint32_t)code, msg);
+	if (in->link.fd >= 0)
+		reply(&in->link, (uint32_t)code, msg);
 	release(in, code != 0);
 }

@@ -15,6 +15,7 @@
 
 #include "migrate/storage.h"
 #include "migrate/stream.h"
+#include "migrate/tls.h"
 #include "snapshot/file.h"
 #include "util/err.h"
 #include "virtio/blk.h"
@@ -32,7 +33,8 @@ struct migration {
 	struct mig_params p; /* its strings point to dest and token */
 	void (*done)(void *ctx, enum mig_state end);
 	void *ctx;
-	int fd, efd;
+	struct mig_link link; /* its fd is -1 until connected */
+	int efd;
 	pthread_t thread;
 	bool thread_ok, in_loop;
 	uint64_t *send; /* this round's pages */
@@ -113,7 +115,7 @@ static void sleep_ms(double ms)
 static int out(void *opaque, uint32_t type, const void *a, size_t alen, const void *b, size_t blen)
 {
 	struct migration *mg = opaque;
-	int rc = mig_send(mg->fd, type, a, alen, b, blen);
+	int rc = mig_send(&mg->link, type, a, alen, b, blen);
 	uint64_t n = 8 + alen + blen;
 
 	pthread_mutex_lock(&mg->lock);
@@ -284,7 +286,7 @@ static long read_reply(struct migration *mg, uint32_t *code, char *msg, size_t c
 {
 	uint8_t reply[512];
 	uint32_t type;
-	long n = mig_recv(mg->fd, &type, reply, sizeof(reply) - 1);
+	long n = mig_recv(&mg->link, &type, reply, sizeof(reply) - 1);
 
 	if (n >= 0 && (n < 4 || type != MIG_REPLY))
 		return -EPROTO;
@@ -325,7 +327,7 @@ static void heard_refusal(struct migration *mg)
 	char msg[512];
 	uint32_t code;
 
-	setsockopt(mg->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(mg->link.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (read_reply(mg, &code, msg, sizeof(msg)) >= 0 && code)
 		fail(mg, "the destination refused the VM: %s", msg);
 }
@@ -340,7 +342,9 @@ static void *run(void *opaque)
 
 	memcpy(hello, MIG_MAGIC, 8);
 	memcpy(hello + 8, &v, 4);
-	if ((rc = mig_send(mg->fd, MIG_HELLO, hello, sizeof(hello), mg->token, strlen(mg->token))))
+	if (mg->p.tls && (rc = mig_tls_start(&mg->link, mg->token, false)))
+		fail(mg, "%s", cv_last_error());
+	else if ((rc = mig_send(&mg->link, MIG_HELLO, hello, sizeof(hello), mg->token, strlen(mg->token))))
 		fail(mg, "the destination does not listen: %s", strerror(-rc));
 	else
 		rc = await_reply(mg, "the destination did not answer (%s)");
@@ -451,7 +455,7 @@ static void on_deadline(void *opaque)
 		return;
 	snprintf(limit, sizeof(limit), "%u ms", mg->p.max_time_ms);
 	fail(mg, "not done within max_time (%s): the guest writes memory faster than it can be sent", limit);
-	shutdown(mg->fd, SHUT_RDWR);
+	shutdown(mg->link.fd, SHUT_RDWR);
 }
 
 static void on_step(void *opaque, uint32_t events)
@@ -548,7 +552,7 @@ int migration_start(struct migration **out, struct vm *vm, struct event_loop *lo
 	mg->loop = loop;
 	mg->done = done;
 	mg->ctx = ctx;
-	mg->fd = mg->efd = -1;
+	mg->link.fd = mg->efd = -1;
 	mg->t0 = now_ms();
 	mg->st.state = MIG_ACTIVE;
 	mg->was_paused = vm->paused;
@@ -582,7 +586,7 @@ int migration_start(struct migration **out, struct vm *vm, struct event_loop *lo
 	}
 	/* Connecting is quick or fails at once: done here, so that a wrong
 	 * address is the request's error. */
-	if ((rc = mg->fd = mig_connect(p->dest)) < 0)
+	if ((rc = mg->link.fd = mig_connect(p->dest)) < 0)
 		goto fail;
 	if (p->copy_storage) {
 		if ((rc = storage_start(mg)))
@@ -610,7 +614,7 @@ void migration_cancel(struct migration *mg)
 {
 	fail(mg, "%s", "cancelled");
 	/* The thread's next send or receive fails; the VM stays. */
-	shutdown(mg->fd, SHUT_RDWR);
+	shutdown(mg->link.fd, SHUT_RDWR);
 }
 
 void migration_status(struct migration *mg, struct mig_status *st)
@@ -630,7 +634,7 @@ void migration_free(struct migration *mg)
 	if (mg->thread_ok) {
 		/* Still running (the process ends): cut the stream and answer a
 		 * step it may wait for, so that it ends at once. */
-		shutdown(mg->fd, SHUT_RDWR);
+		shutdown(mg->link.fd, SHUT_RDWR);
 		pthread_mutex_lock(&mg->lock);
 		mg->aborted = true;
 		pthread_cond_signal(&mg->cond);
@@ -647,8 +651,9 @@ void migration_free(struct migration *mg)
 		event_loop_del(mg->loop, mg->efd);
 	if (mg->efd >= 0)
 		close(mg->efd);
-	if (mg->fd >= 0)
-		close(mg->fd);
+	mig_tls_end(&mg->link);
+	if (mg->link.fd >= 0)
+		close(mg->link.fd);
 	if (mg->state_ok)
 		snap_file_writer_free(&mg->state);
 	free(mg->send);

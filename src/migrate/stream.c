@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "migrate/tls.h"
 #include "util/err.h"
 
 /* Splits "tcp:HOST:PORT" (HOST may be [v6]) and resolves it. */
@@ -99,7 +100,8 @@ int mig_listen(const char *spec)
 	return fd;
 }
 
-static int io_all(int fd, struct iovec *iov, int n, bool out)
+/* All of iov, over TLS when the link has it. */
+static int io_all(struct mig_link *l, struct iovec *iov, int n, bool out)
 {
 	for (;;) {
 		ssize_t k;
@@ -110,12 +112,16 @@ static int io_all(int fd, struct iovec *iov, int n, bool out)
 		}
 		if (!n)
 			return 0;
-		k = out ? writev(fd, iov, n) : readv(fd, iov, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		if (l->tls) {
+			if ((k = mig_tls_io(l, iov->iov_base, iov->iov_len, out)) < 0)
+				return (int)k;
+		} else {
+			k = out ? writev(l->fd, iov, n) : readv(l->fd, iov, n);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0)
+				return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		}
 		if (k == 0)
 			return -ECONNRESET;
 		while (n > 0 && (size_t)k >= iov->iov_len) {
@@ -130,27 +136,27 @@ static int io_all(int fd, struct iovec *iov, int n, bool out)
 	}
 }
 
-int mig_send(int fd, uint32_t type, const void *a, size_t alen, const void *b, size_t blen)
+int mig_send(struct mig_link *l, uint32_t type, const void *a, size_t alen, const void *b, size_t blen)
 {
 	uint32_t hdr[2] = { htole32(type), htole32((uint32_t)(alen + blen)) };
 	struct iovec iov[3] = { { hdr, sizeof(hdr) }, { (void *)a, alen }, { (void *)b, blen } };
 
-	return io_all(fd, iov, 3, true);
+	return io_all(l, iov, 3, true);
 }
 
-long mig_recv(int fd, uint32_t *type, void *buf, size_t max)
+long mig_recv(struct mig_link *l, uint32_t *type, void *buf, size_t max)
 {
 	uint32_t hdr[2];
 	struct iovec iov = { hdr, sizeof(hdr) };
 	int rc;
 
-	if ((rc = io_all(fd, &iov, 1, false)))
+	if ((rc = io_all(l, &iov, 1, false)))
 		return rc;
 	*type = le32toh(hdr[0]);
 	if (le32toh(hdr[1]) > max)
 		return -EPROTO;
 	iov = (struct iovec){ buf, le32toh(hdr[1]) };
-	if ((rc = io_all(fd, &iov, 1, false)))
+	if ((rc = io_all(l, &iov, 1, false)))
 		return rc;
 	return (long)le32toh(hdr[1]);
 }

@@ -51,9 +51,9 @@ int mig_listen(const char *spec);
 void mig_tune(int fd);
 
 /* One record out: 0 or -errno. */
-int mig_send(int fd, uint32_t type, const void *a, size_t alen, const void *b, size_t blen);
+int mig_send(struct mig_link *l, uint32_t type, const void *a, size_t alen, const void *b, size_t blen);
 /* One record in, its payload (up to max bytes) into buf: the payload
  * length, or -errno (-EPROTO: longer than max). */
-long mig_recv(int fd, uint32_t *type, void *buf, size_t max);
+long mig_recv(struct mig_link *l, uint32_t *type, void *buf, size_t max);
 
 #endif

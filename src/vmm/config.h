@@ -95,6 +95,7 @@ struct vm_config {
 	const char *api_sock, *config_file, *console_sock, *pid_file, *restore_dir;
 	/* a migration to take in (tcp:ADDR:PORT) and its shared token */
 	const char *incoming, *migrate_token;
+	bool migrate_tls;
 	/* Where disks a migration sends along go (src/migrate/storage.h). */
 	const char *receive_dir;
 	struct disk_override {

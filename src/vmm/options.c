@@ -41,7 +41,8 @@ const char options_run_usage[] =
 	"  --net-override IFACE=TAP  with --restore or --incoming: NIC IFACE (netN, or the API's\n"
 	"                       iface_id) uses tap TAP instead of the VM's (each clone needs its own)\n"
 	"  --incoming tcp:ADDR:PORT  wait for a VM migrating here (PUT /migrate on the source), then\n"
-	"                       run it; with --migrate-token TOKEN, which the source must give\n"
+	"                       run it; with --migrate-token TOKEN, which the source must give, and\n"
+	"                       --migrate-tls: TLS keyed by the token (the source sends tls: true)\n"
 	"  --receive-dir DIR  with --incoming: disks the source sends along (copy_storage) are\n"
 	"                       written to DIR under their file names\n"
 	"  --disk-override DRIVE=PATH  with --incoming: the copy of drive DRIVE (vda, vdb, ... or its\n"
@@ -299,6 +300,10 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			cfg->track_dirty_pages = true;
 			continue;
 		}
+		if (!strcmp(arg, "--migrate-tls")) {
+			cfg->migrate_tls = true;
+			continue;
+		}
 		if (strncmp(arg, "--", 2) || nlen >= sizeof(name))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		memcpy(name, arg, nlen);
@@ -362,6 +367,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		return cv_fmt(err, errlen, "'%s' cannot be combined with --incoming: the migration describes the VM",
 			      vm_option ? vm_option : cfg->config_file ? "--config-file" : cfg->restore_dir ? "--restore"
 												     : transport_or_console);
+	if (cfg->migrate_tls && !cfg->incoming)
+		return cv_fmt(err, errlen, "--migrate-tls is for --incoming: the source asks for TLS in PUT /migrate");
 	if (!cfg->incoming != !cfg->migrate_token)
 		return cv_fmt(err, errlen, "--incoming and --migrate-token go together: the source must give the token");
 	if (cfg->noverrides && !cfg->restore_dir && !cfg->incoming)

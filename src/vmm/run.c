@@ -598,13 +598,15 @@ static int setup(struct runner *r)
 		return load_config_file(r);
 	if (r->cfg->incoming) {
 		struct fc_snapshot_load l = { .resume = true };
-		struct storage_dest dest = { .dir = r->cfg->receive_dir,
-					     .ov = r->cfg->disk_overrides,
-					     .nov = r->cfg->ndisk_overrides };
+		struct mig_accept a = { .token = r->cfg->migrate_token,
+					.tls = r->cfg->migrate_tls,
+					.dest = { .dir = r->cfg->receive_dir,
+						  .ov = r->cfg->disk_overrides,
+						  .nov = r->cfg->ndisk_overrides } };
 
 		memcpy(l.overrides, r->cfg->overrides, sizeof(l.overrides));
 		l.noverrides = r->cfg->noverrides;
-		if ((rc = migration_receive(r->cfg->incoming, r->cfg->migrate_token, &dest, &r->in)))
+		if ((rc = migration_receive(r->cfg->incoming, &a, &r->in)))
 			return rc;
 		rc = restore_up(r, &l, &r->in);
 		migration_reply(&r->in, rc ? 1 : 0, rc ? cv_last_error() : "running");

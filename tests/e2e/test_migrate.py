@@ -425,3 +425,39 @@ def test_no_answer_after_the_whole_vm_keeps_it_paused(spawn, tmp_path, kernel, i
     assert last_count(g.output) <= n + 1, "the VM ran on while it may run elsewhere"
     assert curl(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
     g.wait_for(f"CNT={n + 3}", 30)
+
+
+def test_tls(spawn, tmp_path, kernel, initrd, kvm_available):
+    """With tls the stream is TLS 1.3 keyed by the token: a listener sees a
+    TLS handshake, never the token; a destination without --migrate-tls, a
+    TLS destination given a plain stream, or a wrong token all refuse, and
+    the source goes on; with both sides agreeing, the VM moves."""
+    g, sock = source(spawn, tmp_path, kernel, initrd)
+    g.send(COUNTER.format(file="/tmp/count"))
+    g.wait_for("CNT=3", 30)
+
+    p = port()
+    with peer(p) as srv:
+        start_to(sock, p, tls=True)
+        conn, _ = srv.accept()
+        first = conn.recv(4096)
+        conn.close()
+        assert ended(sock)["state"] == "failed"
+    assert first[0] == 0x16 and TOKEN.encode() not in first and b"CELLVMIG" not in first, first[:16]
+
+    for tls_src, dest_extra, token in ((True, (), TOKEN), (False, ("--migrate-tls",), TOKEN),
+                                       (True, ("--migrate-tls",), "other-token")):
+        p = port()
+        d = destination(spawn, p, token=token, extra=dest_extra)
+        st = migrate(g, sock, p, tls=tls_src)
+        assert st["state"] == "failed", st
+        assert d.wait_exit(30) == 2 and "refused the incoming migration" in d.stderr, d.describe()
+        n = last_count(g.output)
+        g.wait_for(f"CNT={n + 2}", 30)
+
+    p = port()
+    d = destination(spawn, p, extra=["--migrate-tls"])
+    assert "(TLS)" in d.stderr
+    assert migrate(g, sock, p, tls=True)["state"] == "completed"
+    assert g.wait_exit(30) == 0, g.describe()
+    check_moved(g, d)

@@ -27,16 +27,16 @@ static void remove_dir(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct storage_dest dest;
+	static struct mig_accept a = { .token = "fuzz" };
 	struct incoming in;
 	int sv[2];
 
-	if (!dest.dir) {
+	if (!a.dest.dir) {
 		if (!mkdtemp(dir)) {
 			perror("mkdtemp");
 			abort();
 		}
-		dest.dir = dir;
+		a.dest.dir = dir;
 		atexit(remove_dir);
 	}
 	/* What fits a socket buffer without a reader. */
@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	shutdown(sv[0], SHUT_WR);
-	if (migration_receive_on(sv[1], "fuzz", &dest, &in) == 0)
+	if (migration_receive_on(sv[1], &a, &in) == 0)
 		migration_reply(&in, 1, "fuzzed");
 	close(sv[0]);
 	return 0;
