@@ -63,6 +63,11 @@ class NbdServer:
         args = self.command()
         res = subprocess.run(args, capture_output=True, text=True, timeout=30)
         assert res.returncode == 0, f"{' '.join(args)}: {res.stderr}"
+        # The forked server writes its pid file, maybe just after its parent ended.
+        deadline = time.monotonic() + 10
+        while not self.pid_file.exists() or not self.pid_file.read_text().strip():
+            assert time.monotonic() < deadline, f"{' '.join(args)}: no pid file"
+            time.sleep(0.02)
         self.pid = int(self.pid_file.read_text())
         return self
 
