@@ -228,6 +228,16 @@ def receiver(m2, p, token=TOKEN):
     return r
 
 
+def booted_do(con, cmd, want):
+    """At the guest's first prompt on console con, runs cmd, waits for want
+    and detaches."""
+    con.read_until(rb"cellvm:\S*# ", BOOT_TIMEOUT)
+    con.write(cmd + b"\n")
+    con.read_until(want, 30)
+    con.write(b"\x01x")
+    con.wait()
+
+
 def test_managed_vm_migrates(tmp_path, spawn, kernel, initrd, kvm_available):
     """A managed VM with a disk in its bundle moves to `cellvm receive` under
     another CELLVM_HOME (a second host): its bundle's files go along, the VM
@@ -241,12 +251,8 @@ def test_managed_vm_migrates(tmp_path, spawn, kernel, initrd, kvm_available):
     try:
         create(m, "mover", kernel, initrd, "--disk", f"{data},id=data", check=0)
         m("start", "mover", check=0)
-        con = Pty(m, "mover")
-        con.read_until(rb"cellvm:\S*# ", BOOT_TIMEOUT)
-        con.write(b"mount /dev/vda /mnt && echo hello-$((40+2)) > /mnt/greeting && sync && echo WR''OTE\n")
-        con.read_until(b"WROTE", 30)
-        con.write(b"\x01x")
-        con.wait()
+        booted_do(Pty(m, "mover"), b"mount /dev/vda /mnt && echo hello-$((40+2)) > /mnt/greeting && sync && "
+                  b"echo WR''OTE", b"WROTE")
 
         # A wrong token: the receive fails, nothing is left of it there.
         p = port()
@@ -276,12 +282,7 @@ def test_managed_vm_migrates(tmp_path, spawn, kernel, initrd, kvm_available):
         # Whole: it starts again from the bundle it got.
         m2("stop", "mover", "--force", check=0)
         m2("start", "mover", check=0)
-        con = Pty(m2, "mover")
-        con.read_until(rb"cellvm:\S*# ", BOOT_TIMEOUT)
-        con.write(b"mount /dev/vda /mnt && cat /mnt/greeting\n")
-        con.read_until(b"hello-42", 30)
-        con.write(b"\x01x")
-        con.wait()
+        booted_do(Pty(m2, "mover"), b"mount /dev/vda /mnt && cat /mnt/greeting", b"hello-42")
         res = m("migrate", "mover", "tcp:127.0.0.1:1")
         assert res.returncode == 2 and "usage" in res.stderr, res.stderr
     finally:
