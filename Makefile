@@ -8,11 +8,17 @@ BUILD ?= build
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 CFLAGS ?= -O2 -g
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
-CPPFLAGS := -Isrc -D_GNU_SOURCE -DCELLVM_VERSION='"$(VERSION)"' -MMD -MP $(shell pkg-config --cflags slirp libnbd gnutls 2>/dev/null)
-LDLIBS := -luring -lpthread $(shell pkg-config --libs slirp libnbd gnutls 2>/dev/null) -ljansson -larchive -lz
+CPPFLAGS := -Isrc -D_GNU_SOURCE -DCELLVM_VERSION='"$(VERSION)"' -MMD -MP $(shell pkg-config --cflags slirp libnbd gnutls libseccomp 2>/dev/null)
+LDLIBS := -luring -lpthread $(shell pkg-config --libs slirp libnbd gnutls libseccomp 2>/dev/null) -ljansson -larchive -lz
+# Hardening of the host binary (checked by tests/e2e/test_hardening.py);
+# sanitizer and fuzzer builds leave it out, since fortified libc calls hide
+# accesses from ASan.
+HARDEN := -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=3
+HARDEN_LD := -pie -Wl,-z,relro,-z,now,-z,noexecstack
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
+HARDEN :=
 endif
 
 LIB_SRCS := $(shell find src -name '*.c' ! -name main.c | sort)
@@ -33,14 +39,14 @@ deps:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(WARN) $(HARDEN) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/libcellvm.a: $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
 $(BUILD)/cellvm: $(BUILD)/obj/src/main.o $(BUILD)/libcellvm.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(if $(HARDEN),$(HARDEN_LD)) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libcellvm.a
 	@mkdir -p $(dir $@)
@@ -94,7 +100,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 
 fuzz-build:
-	$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_BUILD) CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_BUILD) HARDEN= CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
 		$(FUZZ_BUILD)/libcellvm.a
 	@for src in $(FUZZ_SRCS); do \
 		bin=$(FUZZ_BUILD)/$$(basename $$src .c); \

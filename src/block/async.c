@@ -121,9 +121,21 @@ static void finish_in_pool(struct async *a, struct req *r)
 	signal_loop(a);
 }
 
+static int (*thread_start)(void);
+
+void async_set_thread_start(int (*fn)(void))
+{
+	thread_start = fn;
+}
+
 static void *worker(void *opaque)
 {
 	struct async *a = opaque;
+	bool ok;
+
+	pthread_setname_np(pthread_self(), "disk-worker");
+	/* A worker that cannot take its syscall filter must not touch a disk. */
+	ok = !thread_start || thread_start() == 0;
 
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
@@ -139,7 +151,7 @@ static void *worker(void *opaque)
 		if (!a->todo)
 			a->todo_tail = &a->todo;
 		pthread_mutex_unlock(&a->lock);
-		r->err = run_sync(a, r);
+		r->err = ok ? run_sync(a, r) : -EPERM;
 		finish_in_pool(a, r);
 		pthread_mutex_lock(&a->lock);
 	}

@@ -340,6 +340,7 @@ static void *run(void *opaque)
 	enum mig_state end = MIG_FAILED;
 	int rc;
 
+	pthread_setname_np(pthread_self(), "migrate");
 	memcpy(hello, MIG_MAGIC, 8);
 	memcpy(hello + 8, &v, 4);
 	if (mg->p.tls && (rc = mig_tls_start(&mg->link, mg->token, false)))

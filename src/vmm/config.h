@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "vmm/ram.h"
+#include "vmm/seccomp.h"
 
 #include "util/ratelimit.h"
 
@@ -70,6 +71,11 @@ struct vm_config {
 	const char *initrd;
 	const char *cmdline;
 	unsigned cpus;
+	/* Host placement (--cpus N,pin=LIST,quota=P%), not the VM's state: a
+	 * snapshot does not keep it. */
+	int pin[CV_MAX_CPUS];
+	unsigned npin;
+	unsigned cpu_quota; /* percent of one host CPU; 0: none */
 	uint64_t memory;
 	struct ram_config ram; /* how it is backed */
 	enum reboot_action reboot;
@@ -98,6 +104,7 @@ struct vm_config {
 	bool migrate_tls;
 	/* Where disks a migration sends along go (src/migrate/storage.h). */
 	const char *receive_dir;
+	enum seccomp_mode seccomp; /* the VMM's syscall filters */
 	struct disk_override {
 		char drive[CV_DISK_ID_MAX + 1]; /* vda, vdb, ... or a drive's id */
 		const char *path;

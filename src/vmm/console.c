@@ -12,6 +12,11 @@ static struct console *active;
 
 static void restore_at_exit(void)
 {
+	console_restore_active();
+}
+
+void console_restore_active(void)
+{
 	if (active)
 		console_restore(active);
 }

@@ -23,6 +23,9 @@ struct console {
 /* Takes in_fd; on a terminal, saves its mode and makes it raw. */
 int console_open(struct console *c, int in_fd);
 void console_restore(struct console *c);
+/* Puts the terminal back from wherever the process is about to end (a
+ * signal handler too: only tcsetattr). */
+void console_restore_active(void);
 
 /* Copies input bytes meant for the guest from in to out (out has room for
  * n bytes), acting on escapes. Returns the number of bytes for the guest. */

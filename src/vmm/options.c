@@ -1,6 +1,7 @@
 #include "vmm/options.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,13 +9,16 @@
 #include "net/netopt.h"
 #include "util/err.h"
 #include "util/size.h"
+#include "vmm/seccomp.h"
 
 const char options_run_usage[] =
 	"usage: cellvm run --kernel PATH [options]\n"
 	"  --kernel PATH        bzImage or uncompressed ELF vmlinux\n"
 	"  --initrd PATH        initial ramdisk\n"
 	"  --cmdline STR        kernel command line (default \"console=ttyS0 reboot=k panic=-1\")\n"
-	"  --cpus N             number of vCPUs, 1..64 (default 1)\n"
+	"  --cpus N[,quota=P%][,pin=LIST]  number of vCPUs, 1..64 (default 1); quota caps their CPU\n"
+	"                       time at P% of one host CPU; pin runs vCPU i on the i-th host CPU of\n"
+	"                       LIST (0-3 or 0,2,...)\n"
 	"  --memory SIZE[,OPT]  guest RAM, e.g. 512M or 2G (default 256M); OPT: backend=anon|memfd,\n"
 	"                       file=PATH, hugepages=2M|1G|thp, shared=on|off, merge=on, prealloc=on,\n"
 	"                       node=N\n"
@@ -47,6 +51,9 @@ const char options_run_usage[] =
 	"                       written to DIR under their file names\n"
 	"  --disk-override DRIVE=PATH  with --incoming: the copy of drive DRIVE (vda, vdb, ... or its\n"
 	"                       id) goes to PATH\n"
+	"  --seccomp kill|log|off  the VMM's per-thread syscall filters (default kill, or\n"
+	"                       $CELLVM_SECCOMP): kill ends the VMM on a refused call, naming it;\n"
+	"                       log lets it through and the kernel logs it (dmesg: type=1326)\n"
 	"  --track-dirty-pages  track the pages the guest writes, so that the API can take Diff\n"
 	"                       snapshots (only what changed since the previous snapshot)\n"
 	"Console: the guest's ttyS0 is this terminal; Ctrl-A x quits, Ctrl-A h helps.\n";
@@ -63,17 +70,91 @@ void vm_config_defaults(struct vm_config *cfg)
 	};
 }
 
-static int parse_cpus(const char *v, unsigned *out, char *err, size_t errlen)
+/* LIST: host CPUs as 0-3 or 0,2,5 (or both); each must be one cellvm may
+ * run on. */
+static int parse_pin(const char *opt, const char *list, struct vm_config *cfg, char *err, size_t errlen)
 {
+	cpu_set_t allowed;
+	const char *p = list;
+
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+		CPU_ZERO(&allowed);
+	cfg->npin = 0;
+	while (*p) {
+		char *end;
+		unsigned long lo, hi;
+
+		errno = 0;
+		lo = strtoul(p, &end, 10);
+		hi = lo;
+		if (end != p && *end == '-') {
+			p = end + 1;
+			hi = strtoul(p, &end, 10);
+		}
+		if (end == p || errno || *p == '-' || (*end && *end != ',') || hi < lo || hi >= CPU_SETSIZE)
+			return cv_fmt(err, errlen, "invalid --cpus '%s': pin= takes host CPUs like 0-3 or 0,2", opt);
+		for (unsigned long c = lo; c <= hi; c++) {
+			if (!CPU_ISSET(c, &allowed))
+				return cv_fmt(err, errlen, "invalid --cpus '%s': host CPU %lu is not one cellvm may run on",
+					      opt, c);
+			if (cfg->npin == CV_MAX_CPUS)
+				return cv_fmt(err, errlen, "invalid --cpus '%s': more than %d CPUs to pin to", opt,
+					      CV_MAX_CPUS);
+			cfg->pin[cfg->npin++] = (int)c;
+		}
+		p = *end ? end + 1 : end;
+	}
+	if (!cfg->npin)
+		return cv_fmt(err, errlen, "invalid --cpus '%s': pin= needs at least one host CPU", opt);
+	return 0;
+}
+
+/* --cpus N[,pin=LIST][,quota=P%] */
+static int parse_cpus(const char *v, struct vm_config *cfg, char *err, size_t errlen)
+{
+	char buf[256], pins[256] = "", *save = NULL, *tok;
 	char *end;
 	unsigned long n;
 
+	if (strlen(v) >= sizeof(buf))
+		return cv_fmt(err, errlen, "invalid --cpus: value too long");
+	strcpy(buf, v);
+	tok = strtok_r(buf, ",", &save);
 	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (!*v || *end || errno || v[0] == '-' || n < 1 || n > CV_MAX_CPUS)
+	n = tok ? strtoul(tok, &end, 10) : 0;
+	if (!tok || !*tok || *end || errno || tok[0] == '-' || n < 1 || n > CV_MAX_CPUS)
 		return cv_fmt(err, errlen, "invalid --cpus '%s': must be between 1 and %d", v, CV_MAX_CPUS);
-	*out = (unsigned)n;
-	return 0;
+	cfg->cpus = (unsigned)n;
+	cfg->npin = 0;
+	cfg->cpu_quota = 0;
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		/* The pin list has commas of its own: bare numbers after pin= are its. */
+		if (!strncmp(tok, "pin=", 4) || (*pins && !strchr(tok, '='))) {
+			size_t len = strlen(pins);
+
+			snprintf(pins + len, sizeof(pins) - len, "%s%s", len ? "," : "", tok + (len ? 0 : 4));
+			if (!*pins)
+				return cv_fmt(err, errlen, "invalid --cpus '%s': pin= needs at least one host CPU", v);
+			continue;
+		}
+		if (!strncmp(tok, "quota=", 6)) {
+			const char *q = tok + 6;
+
+			errno = 0;
+			n = strtoul(q, &end, 10);
+			if (end == q || *q == '-' || errno || strcmp(end, "%") || n < 1)
+				return cv_fmt(err, errlen, "invalid --cpus '%s': quota= is a percentage of one host CPU, "
+							   "like 150%%", v);
+			if (n >= 100 * cfg->cpus)
+				return cv_fmt(err, errlen,
+					      "invalid --cpus '%s': quota %lu%% is not below what %u vCPUs can use (%u%%)", v,
+					      n, cfg->cpus, 100 * cfg->cpus);
+			cfg->cpu_quota = (unsigned)n;
+			continue;
+		}
+		return cv_fmt(err, errlen, "invalid --cpus '%s': unknown option '%s' (pin=, quota=)", v, tok);
+	}
+	return *pins ? parse_pin(v, pins, cfg, err, errlen) : 0;
 }
 
 /* --memory SIZE[,OPTION...] (the options: vmm/ram.h). */
@@ -287,6 +368,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 	const char *vm_option = NULL, *transport_or_console = NULL;
 
 	vm_config_defaults(cfg);
+	if (seccomp_default_mode(&cfg->seccomp, err, errlen))
+		return CV_EINPUT;
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i], *val;
 		const char *eq = strchr(arg, '=');
@@ -312,7 +395,7 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		    strcmp(name, "--cpus") && strcmp(name, "--memory") && strcmp(name, "--reboot") &&
 		    strcmp(name, "--disk") && strcmp(name, "--transport") && strcmp(name, "--net") &&
 		    strcmp(name, "--console") && strcmp(name, "--name") && strcmp(name, "--net-override") &&
-		    strcmp(name, "--disk-override") && !process_option(name, cfg))
+		    strcmp(name, "--disk-override") && strcmp(name, "--seccomp") && !process_option(name, cfg))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		if (is_vm_option(name))
 			vm_option = arg;
@@ -332,7 +415,7 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		else if (!strcmp(name, "--cmdline"))
 			cfg->cmdline = val;
 		else if (!strcmp(name, "--cpus"))
-			rc = parse_cpus(val, &cfg->cpus, err, errlen);
+			rc = parse_cpus(val, cfg, err, errlen);
 		else if (!strcmp(name, "--memory"))
 			rc = parse_memory(val, cfg, err, errlen);
 		else if (!strcmp(name, "--disk"))
@@ -347,6 +430,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			rc = parse_disk_override(val, cfg, err, errlen);
 		else if (!strcmp(name, "--console"))
 			rc = parse_console(val, &cfg->console, err, errlen);
+		else if (!strcmp(name, "--seccomp"))
+			rc = seccomp_parse_mode(val, &cfg->seccomp, err, errlen);
 		else if (process_option(name, cfg) && !*val)
 			rc = cv_fmt(err, errlen, "invalid %s '': must not be empty", name);
 		else if (process_option(name, cfg))

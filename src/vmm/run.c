@@ -17,7 +17,9 @@
 #include "vmm/console_sock.h"
 #include "migrate/migrate.h"
 #include "vmm/disks.h"
+#include "block/async.h"
 #include "vmm/kvm.h"
+#include "vmm/seccomp.h"
 #include "vmm/vm.h"
 
 #define DEFAULT_HINT_SECONDS 5
@@ -55,6 +57,7 @@ struct runner {
 	bool migrating;
 	bool mig_unknown; /* it may run on the destination: paused, disks closed */
 	struct incoming in; /* a migration in (the copied disks' paths live here) */
+	bool filtered; /* the main thread's syscall filter is loaded */
 	bool done;
 	int code;
 };
@@ -206,6 +209,13 @@ static int vm_up(struct runner *r, bool paused)
 	input_start(r);
 	if (paused)
 		atomic_store(&r->vm.pause_req, true); /* they park before KVM_RUN */
+	/* Before the first guest instruction; a reboot's new VM is built
+	 * under it. */
+	if (!r->filtered) {
+		if ((rc = seccomp_enter(SECCOMP_VMM, "main")))
+			return rc;
+		r->filtered = true;
+	}
 	if ((rc = vm_start(&r->vm)) || (paused && (rc = vm_pause(&r->vm))))
 		return rc;
 	r->hint_at = r->kvm.pvm ? now_s() + hint_seconds() : 0;
@@ -578,6 +588,9 @@ static int setup(struct runner *r)
 {
 	int rc;
 
+	if ((rc = seccomp_configure(r->cfg->seccomp)))
+		return rc;
+	async_set_thread_start(seccomp_worker_start);
 	if (r->cfg->pid_file && (r->pid_fd = pidfile_acquire(r->cfg->pid_file)) < 0)
 		return r->pid_fd;
 	if ((rc = event_loop_init(&r->loop)))

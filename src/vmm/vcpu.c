@@ -1,6 +1,7 @@
 #include "vmm/vcpu.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "arch/x86/regs.h"
 #include "arch/x86/vcpu_state.h"
 #include "util/err.h"
+#include "vmm/seccomp.h"
 #include "vmm/vm.h"
 
 #define SIG_KICK SIGUSR1
@@ -151,6 +153,25 @@ static void handle_exit(struct vcpu *c)
 	}
 }
 
+/* --cpus N,pin=LIST: vCPU i runs on the i-th host CPU of LIST (round robin). */
+static int pin_thread(struct vcpu *c)
+{
+	const struct vm_config *cfg = c->vm->cfg;
+	cpu_set_t set;
+	int host;
+
+	if (!cfg->npin)
+		return 0;
+	host = cfg->pin[c->index % cfg->npin];
+	CPU_ZERO(&set);
+	CPU_SET(host, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+		cv_err("cannot pin vCPU %u to host CPU %d: %s", c->index, host, strerror(errno));
+		return CV_EFAIL;
+	}
+	return 0;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *c = arg;
@@ -159,6 +180,10 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "vcpu%u", c->index);
 	pthread_setname_np(pthread_self(), name);
+	if (pin_thread(c) || seccomp_enter(SECCOMP_VCPU, name)) {
+		vm_request_exit(c->vm, VM_EXIT_FAILED);
+		return NULL;
+	}
 	current_run = c->run;
 	sigemptyset(&kick);
 	sigaddset(&kick, SIG_KICK);
@@ -182,6 +207,7 @@ static void *vcpu_thread(void *arg)
 				c->run->immediate_exit = 0;
 				if (atomic_load(&c->vm->throttle_pct))
 					vm_throttle_nap(c->vm, &c->nap_at);
+				vm_quota_nap(c->vm, &c->quota_cpu_ns);
 				continue;
 			}
 			cv_err("vCPU %u: KVM_RUN: %s", c->index, strerror(errno));

@@ -24,6 +24,7 @@ struct vcpu {
 	bool tsc_saved;
 	struct cpuid_table cpuid; /* what the vCPU was given */
 	double nap_at;            /* throttled: when it sleeps next (vm_throttle_nap) */
+	int64_t quota_cpu_ns;     /* its CPU time when last charged (vm_quota_nap) */
 	/* Exit counts for the metrics (written by the vCPU thread). */
 	atomic_ulong exits_io, exits_mmio, exits_other;
 };

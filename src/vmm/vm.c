@@ -20,6 +20,8 @@
 #include "util/err.h"
 #include "virtio/console.h"
 
+static void on_quota_tick(void *opaque);
+
 static int vm_ioctl(struct vm *vm, unsigned long req, unsigned long arg, const char *name)
 {
 	if (ioctl(vm->fd, req, arg) < 0) {
@@ -188,6 +190,10 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 		rc = vm_restore_memory(vm, restore);
 	if (!rc && !(rc = event_loop_init(&vm->loop)))
 		vm->loop_ok = true;
+	if (!rc && cfg->cpu_quota && !(rc = event_timer_init(&vm->quota_tick, &vm->loop, on_quota_tick, vm))) {
+		cpu_quota_init(&vm->quota, cfg->cpu_quota);
+		vm->quota_ok = true;
+	}
 	if (!rc && !(rc = irq_router_init(&vm->irq, vm->fd)))
 		vm->irq_ok = true;
 	if (!rc && !(rc = pci_host_init(&vm->pci, &vm->pio, &vm->mmio, LAYOUT_PCI_ECAM, LAYOUT_PCI_WINDOW,
@@ -238,6 +244,8 @@ int vm_create(struct vm *vm, struct kvm *kvm, const struct vm_config *cfg, int c
 
 int vm_start(struct vm *vm)
 {
+	if (vm->quota_ok)
+		event_timer_arm(&vm->quota_tick, CPU_QUOTA_TICK_NS);
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
 		if (vcpu_start(&vm->vcpus[i])) {
 			vm_request_exit(vm, VM_EXIT_FAILED);
@@ -315,31 +323,65 @@ void vm_throttle_kick(struct vm *vm)
 			vcpu_kick(&vm->vcpus[i]);
 }
 
+/* Sleeps on the park condition until `until`, or earlier for a pause, the
+ * VM's end, or (with while_set) that flag dropping to 0. */
+static void nap(struct vm *vm, const struct timespec *until, atomic_uint *while_set)
+{
+	pthread_mutex_lock(&vm->park_lock);
+	while ((!while_set || atomic_load(while_set)) && !atomic_load(&vm->pause_req) && vm_running(vm))
+		if (pthread_cond_timedwait(&vm->park_cond, &vm->park_lock, until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&vm->park_lock);
+}
+
+static struct timespec after_ns(struct timespec t, long long ns)
+{
+	t.tv_sec += (time_t)(ns / 1000000000LL);
+	t.tv_nsec += (long)(ns % 1000000000LL);
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 void vm_throttle_nap(struct vm *vm, double *next)
 {
 	unsigned pct = atomic_load(&vm->throttle_pct);
 	struct timespec now, until;
-	long long nap_ns;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	/* Kicks come every slice; one nap per slice of running. */
 	if (!pct || mono_ms(&now) < *next)
 		return;
-	nap_ns = (long long)VM_THROTTLE_SLICE_MS * 1000000LL * pct / (100 - pct);
-	until = now;
-	until.tv_sec += (time_t)(nap_ns / 1000000000LL);
-	until.tv_nsec += (long)(nap_ns % 1000000000LL);
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&vm->park_lock);
-	while (atomic_load(&vm->throttle_pct) && !atomic_load(&vm->pause_req) && vm_running(vm))
-		if (pthread_cond_timedwait(&vm->park_cond, &vm->park_lock, &until) == ETIMEDOUT)
-			break;
-	pthread_mutex_unlock(&vm->park_lock);
+	until = after_ns(now, (long long)VM_THROTTLE_SLICE_MS * 1000000LL * pct / (100 - pct));
+	nap(vm, &until, &vm->throttle_pct);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	*next = mono_ms(&now) + VM_THROTTLE_SLICE_MS;
+}
+
+static void on_quota_tick(void *opaque)
+{
+	struct vm *vm = opaque;
+
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	event_timer_arm(&vm->quota_tick, CPU_QUOTA_TICK_NS);
+}
+
+void vm_quota_nap(struct vm *vm, int64_t *cpu_ns)
+{
+	struct timespec now, until;
+	int64_t wait;
+
+	if (!vm->quota_ok)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	wait = cpu_quota_charge(&vm->quota, cpu_ns, (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec);
+	if (wait) {
+		until = after_ns(now, wait);
+		nap(vm, &until, NULL);
+	}
 }
 
 int vm_pause(struct vm *vm)
@@ -417,6 +459,11 @@ void vm_destroy(struct vm *vm)
 		pci_host_destroy(&vm->pci);
 	if (vm->irq_ok)
 		irq_router_destroy(&vm->irq);
+	if (vm->quota_ok) {
+		event_timer_destroy(&vm->quota_tick);
+		cpu_quota_destroy(&vm->quota);
+	}
+	vm->quota_ok = false;
 	if (vm->loop_ok)
 		event_loop_destroy(&vm->loop);
 	vm->irq_ok = vm->loop_ok = vm->pci_ok = false;

@@ -14,6 +14,7 @@
 #include "hw/serial.h"
 #include "vmm/bus.h"
 #include "vmm/config.h"
+#include "vmm/cpu_quota.h"
 #include "vmm/devices.h"
 #include "vmm/dirty_log.h"
 #include "vmm/event_loop.h"
@@ -63,6 +64,10 @@ struct vm {
 	bool paused;
 	/* Auto-converge: the share of time (percent) each vCPU sleeps. */
 	atomic_uint throttle_pct;
+	/* --cpus N,quota=P%: the vCPUs' budget, charged every tick. */
+	struct cpu_quota quota;
+	struct event_timer quota_tick;
+	bool quota_ok;
 	struct kvm_clock_data clock; /* kvmclock at the pause */
 	struct state_registry state; /* every section a snapshot has */
 	uint64_t restore_elapsed_ns; /* how long the restored snapshot lay on disk */
@@ -102,6 +107,9 @@ void vm_throttle_kick(struct vm *vm);
 /* Called by a vCPU thread out of KVM_RUN; *next is its own clock (ms) of
  * the next nap. Wakes early for a pause or the VM's end. */
 void vm_throttle_nap(struct vm *vm, double *next);
+/* Called by a vCPU thread out of KVM_RUN under a CPU quota: charges the
+ * thread's CPU time since *cpu_ns and sleeps if the budget is spent. */
+void vm_quota_nap(struct vm *vm, int64_t *cpu_ns);
 /* Stops and joins every vCPU thread. */
 void vm_stop(struct vm *vm);
 void vm_destroy(struct vm *vm);

@@ -103,6 +103,16 @@ def require_bin() -> Path:
     return b
 
 
+def refused(args, *want, env=None):
+    """`cellvm run ARGS` exits 2 with one line that contains every `want`."""
+    res = subprocess.run([str(require_bin()), "run", *map(str, args)], capture_output=True, text=True, timeout=60,
+                         env=None if env is None else {**os.environ, **env})
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    for w in want:
+        assert w in res.stderr, res.stderr
+    return res.stderr
+
+
 def make_tiny_elf(path, code=b"\xeb\xfe", paddr=0x100000):
     """Write a minimal x86-64 ELF executable with one PT_LOAD at `paddr` holding
     `code` at its entry point (default: `jmp .`)."""

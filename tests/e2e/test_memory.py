@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, require_bin, vm_args
+from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, refused, require_bin, vm_args
 
 pytestmark = pytest.mark.vm
 
@@ -52,14 +52,6 @@ def ram_smaps(g):
 
 def ram_kb(g, name):
     return sum(f.get(name, 0) for _, f in ram_smaps(g))
-
-
-def refused(args, *want):
-    res = subprocess.run([str(require_bin()), "run", *map(str, args)], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
-    for w in want:
-        assert w in res.stderr, res.stderr
-    return res.stderr
 
 
 def test_memfd_backend(spawn, kernel, initrd, kvm_available):

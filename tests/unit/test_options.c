@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,67 @@ static void test_bad_cpus(void **state)
 		option_value_fails("--cpus", bad[i]);
 }
 
+/* The host CPUs a test may name (whatever this host has). */
+static int first_host_cpu(void)
+{
+	cpu_set_t set;
+
+	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set))
+			return c;
+	fail_msg("no CPU to run on");
+	return -1;
+}
+
+static void test_cpus_placement(void **state)
+{
+	char val[64], *argv[] = { "--kernel", "k", "--cpus", val };
+	struct vm_config cfg;
+	int cpu = first_host_cpu();
+
+	(void)state;
+	snprintf(val, sizeof(val), "3,quota=150%%,pin=%d,%d", cpu, cpu);
+	parse_ok(ARGC(argv), argv, &cfg);
+	assert_int_equal(cfg.cpus, 3);
+	assert_int_equal(cfg.cpu_quota, 150);
+	assert_int_equal(cfg.npin, 2);
+	assert_int_equal(cfg.pin[0], cpu);
+	assert_int_equal(cfg.pin[1], cpu);
+	snprintf(val, sizeof(val), "2,pin=%d-%d,quota=20%%", cpu, cpu);
+	parse_ok(ARGC(argv), argv, &cfg);
+	assert_int_equal(cfg.npin, 1);
+	assert_int_equal(cfg.cpu_quota, 20);
+	snprintf(val, sizeof(val), "2");
+	parse_ok(ARGC(argv), argv, &cfg);
+	assert_int_equal(cfg.npin, 0);
+	assert_int_equal(cfg.cpu_quota, 0);
+}
+
+static void test_bad_cpus_placement(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "2,quota=200%", "not below what 2 vCPUs can use (200%)" },
+		{ "1,quota=0%", "percentage" },
+		{ "1,quota=50", "percentage" },
+		{ "1,quota=-5%", "percentage" },
+		{ "1,pin=", "at least one host CPU" },
+		{ "1,pin=3-1", "like 0-3" },
+		{ "1,pin=x", "like 0-3" },
+		{ "1,pin=1023", "host CPU 1023 is not one cellvm may run on" },
+		{ "1,pin=99999", "like 0-3" },
+		{ "1,fast=on", "unknown option 'fast=on'" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARGC(bad); i++) {
+		char *argv[] = { "--kernel", "k", "--cpus", (char *)bad[i][0] };
+		const char *want[] = { "--cpus", bad[i][0], bad[i][1], NULL };
+
+		parse_fails(ARGC(argv), argv, want);
+	}
+}
+
 static void test_bad_reboot(void **state)
 {
 	static const char *const bad[] = { "maybe", "", "EXIT", "restart " };
@@ -315,6 +377,8 @@ int main(void)
 		cmocka_unit_test(test_memory_options),
 		cmocka_unit_test(test_bad_memory_options),
 		cmocka_unit_test(test_bad_cpus),
+		cmocka_unit_test(test_cpus_placement),
+		cmocka_unit_test(test_bad_cpus_placement),
 		cmocka_unit_test(test_bad_reboot),
 		cmocka_unit_test(test_missing_value),
 		cmocka_unit_test(test_missing_kernel),

@@ -1,0 +1,107 @@
+"""The VMM confined: every thread of a running VM under its seccomp filter
+(the rest of the suite runs with them too, which proves the lists
+complete), vCPU threads pinned to host CPUs, and a CPU quota that caps the
+VM's CPU time. Bad values exit 2 with one line."""
+import os
+import re
+import time
+
+import pytest
+
+from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, refused, vm_args
+
+pytestmark = pytest.mark.vm
+
+
+def boot(spawn, kernel, initrd, tmp_path, cpus=None, extra=(), env=None):
+    """A guest at its prompt, with a qcow2 disk so that disk workers run."""
+    disk = tmp_path / "d.qcow2"
+    if not disk.exists():
+        os.system(f"qemu-img create -q -f qcow2 {disk} 16M")
+    g = spawn(vm_args(kernel, initrd, DEFAULT_CMDLINE, "256M", cpus, ["--disk", str(disk), *extra]), env=env)
+    g.wait_ready(BOOT_TIMEOUT)
+    return g
+
+
+def threads(g):
+    """{thread name: [status fields]} of the VMM process."""
+    out = {}
+    for tid in os.listdir(f"/proc/{g.proc.pid}/task"):
+        try:
+            with open(f"/proc/{g.proc.pid}/task/{tid}/status") as f:
+                text = f.read()
+        except FileNotFoundError:
+            continue  # ended meanwhile
+        fields = dict(re.findall(r"^(\w+):\s*(.*)$", text, re.M))
+        # KVM's own workers in the process (kvm-nx-lpage-recovery) run no user code.
+        if not fields["Name"].startswith("kvm-"):
+            out.setdefault(fields["Name"], []).append(fields)
+    return out
+
+
+def test_every_thread_filtered(spawn, kernel, initrd, kvm_available, tmp_path):
+    g = boot(spawn, kernel, initrd, tmp_path, cpus=2)
+    # Writes that allocate qcow2 clusters start the disk workers.
+    out, status = g.run("dd if=/dev/urandom of=/dev/vda bs=64k count=64 2>&1 && sync", 60)
+    assert status == 0, out
+    t = threads(g)
+    assert {"cellvm", "vcpu0", "vcpu1", "disk-worker"} <= set(t), t.keys()
+    for name, entries in t.items():
+        for fields in entries:
+            assert fields["Seccomp"] == "2", (name, fields["Seccomp"])
+            assert fields["NoNewPrivs"] == "1", name
+            # Their own filter on top of the main thread's.
+            want = "1" if name == "cellvm" else "2"
+            assert fields["Seccomp_filters"] == want, (name, fields["Seccomp_filters"])
+    out, status = g.run("echo alive", 30)
+    assert status == 0 and "alive" in out
+
+
+def test_off_and_log(spawn, kernel, initrd, kvm_available, tmp_path):
+    g = boot(spawn, kernel, initrd, tmp_path, extra=["--seccomp", "off"])
+    assert all(f["Seccomp"] == "0" for entries in threads(g).values() for f in entries)
+    g.close()
+    g = boot(spawn, kernel, initrd, tmp_path, env={"CELLVM_SECCOMP": "log"})
+    assert all(f["Seccomp"] == "2" for entries in threads(g).values() for f in entries)
+
+
+def test_bad_seccomp(kernel):
+    refused(["--kernel", kernel, "--seccomp", "strict"], "invalid --seccomp 'strict'")
+    refused(["--kernel", kernel], "invalid CELLVM_SECCOMP 'loud'", env={"CELLVM_SECCOMP": "loud"})
+
+
+def test_pinned_vcpus(spawn, kernel, initrd, kvm_available, tmp_path):
+    host = sorted(os.sched_getaffinity(0))
+    pin = [host[-1], host[0]]
+    g = boot(spawn, kernel, initrd, tmp_path, extra=["--cpus", f"2,pin={pin[0]},{pin[1]}"])
+    t = threads(g)
+    assert t["vcpu0"][0]["Cpus_allowed_list"] == str(pin[0])
+    assert t["vcpu1"][0]["Cpus_allowed_list"] == str(pin[1])
+    # Only vCPUs are pinned: the rest runs where it may.
+    assert t["cellvm"][0]["Cpus_allowed_list"] != str(pin[0]) or len(host) == 1
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_cpu_quota(spawn, kernel, initrd, kvm_available, tmp_path):
+    """A guest spinning on its one vCPU under quota=25% gets about a
+    quarter of a host CPU, and keeps working."""
+    g = boot(spawn, kernel, initrd, tmp_path, extra=["--cpus", "1,quota=25%"])
+    g.send("while :; do :; done &")
+    g.run("echo spinning", 60)
+    c0, t0 = cpu_seconds(g.proc.pid), time.monotonic()
+    time.sleep(4)
+    used = (cpu_seconds(g.proc.pid) - c0) / (time.monotonic() - t0)
+    assert 0.02 < used < 0.25 + 0.12, f"VMM used {used:.2f} of a CPU under a 25% quota"
+    out, status = g.run("echo responsive", 60)
+    assert status == 0 and "responsive" in out
+
+
+def test_bad_cpus(kernel):
+    refused(["--kernel", kernel, "--cpus", "2,quota=250%"], "quota 250% is not below what 2 vCPUs can use (200%)")
+    refused(["--kernel", kernel, "--cpus", "1,pin=1023"], "host CPU 1023 is not one cellvm may run on")
+    refused(["--kernel", kernel, "--cpus", "1,turbo=on"], "unknown option 'turbo=on'")
