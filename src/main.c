@@ -6,6 +6,7 @@
 
 #include "net/switch.h"
 #include "disk/disk.h"
+#include "jail/jail.h"
 #include "manager/cli.h"
 #include "util/err.h"
 #include "util/signals.h"
@@ -23,6 +24,7 @@ static const char usage[] =
 	"usage: cellvm COMMAND [options]\n"
 	"commands:\n"
 	"  run        boot a VM (cellvm run --help)\n"
+	"  jail       boot a VM confined: namespaces, a root of its own, no privileges (cellvm jail --help)\n"
 	"  create, start, stop, list, console, pause, resume, delete, export, import\n"
 	"             manage VMs kept as bundles under $CELLVM_HOME (cellvm create --help)\n"
 	"  disk       create, inspect, convert and snapshot disk images (cellvm disk --help)\n"
@@ -55,6 +57,25 @@ static int cmd_run(int argc, char **argv)
 	return rc;
 }
 
+static int cmd_jail(int argc, char **argv)
+{
+	struct jail_config jc;
+	char err[256];
+	int rc = jail_parse(argc, argv, &jc, err, sizeof(err)), code;
+
+	if (rc == 1) {
+		fputs(jail_usage, stdout);
+		return EXIT_OK;
+	}
+	if (rc) {
+		cv_err("%s", err);
+		return EXIT_USAGE;
+	}
+	if (!jail_enter(&jc, &code))
+		return code;
+	return cmd_run(jc.run_argc, jc.run_argv);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -73,6 +94,8 @@ int main(int argc, char **argv)
 		return disk_main(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "jail"))
+		return cmd_jail(argc - 2, argv + 2);
 	if (manager_is_command(argv[1]))
 		return manager_main(argv[1], argc - 2, argv + 2);
 	if (!strcmp(argv[1], "switch"))

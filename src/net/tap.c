@@ -33,9 +33,12 @@ static int bring_up(const char *name)
 	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
 	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
 		rc = -1;
-	ifr.ifr_flags |= IFF_UP;
-	if (!rc && ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-		rc = -1;
+	/* Already up (a jailed VMM, without CAP_NET_ADMIN, is given such a tap). */
+	if (!rc && !(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+			rc = -1;
+	}
 	close(s);
 	return rc;
 }
