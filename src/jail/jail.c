@@ -33,6 +33,10 @@ const char jail_usage[] =
 	"  --netns PATH         join this network namespace (e.g. /var/run/netns/NAME)\n"
 	"  --new-pid-ns         run the VMM as PID 1 of a new PID namespace\n"
 	"  --resource-limit no-file=N|fsize=N  open files (default 2048), largest file written\n"
+	"  --cgroup FILE=VALUE  the VMM in cgroup PARENT/ID with FILE set, e.g. cpu.max=50000 (v2) or\n"
+	"                       cpu.cfs_quota_us=50000 (v1), memory.max=, pids.max=, cpuset.cpus= (repeatable)\n"
+	"  --cgroup-version 1|2  the hierarchy (default: 2 where the host's controllers are there)\n"
+	"  --parent-cgroup NAME  (default cellvm)\n"
 	"The VMM gets its own mount, IPC and UTS namespaces, a /dev with only kvm, net/tun,\n"
 	"urandom and null, no capabilities and no_new_privs.\n";
 
@@ -76,6 +80,8 @@ int jail_parse(int argc, char **argv, struct jail_config *cfg, char *err, size_t
 	int i;
 
 	*cfg = (struct jail_config){ .base = DEFAULT_BASE, .max_files = DEFAULT_MAX_FILES };
+	cfg->cg.version = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 ? 2 : 1;
+	cfg->cg.parent = "cellvm";
 	for (i = 0; i < argc && strcmp(argv[i], "--"); i++) {
 		const char *name = argv[i];
 		uint64_t n;
@@ -88,7 +94,8 @@ int jail_parse(int argc, char **argv, struct jail_config *cfg, char *err, size_t
 			continue;
 		}
 		if (strcmp(name, "--id") && strcmp(name, "--uid") && strcmp(name, "--gid") &&
-		    strcmp(name, "--chroot-base-dir") && strcmp(name, "--netns") && strcmp(name, "--resource-limit"))
+		    strcmp(name, "--chroot-base-dir") && strcmp(name, "--netns") && strcmp(name, "--resource-limit") &&
+		    strcmp(name, "--cgroup") && strcmp(name, "--cgroup-version") && strcmp(name, "--parent-cgroup"))
 			return cv_fmt(err, errlen, "unknown option '%s' (cellvm jail --help)", name);
 		if (i + 1 >= argc)
 			return cv_fmt(err, errlen, "option '%s' needs a value", name);
@@ -111,6 +118,16 @@ int jail_parse(int argc, char **argv, struct jail_config *cfg, char *err, size_t
 			cfg->base = v;
 		} else if (!strcmp(name, "--netns")) {
 			cfg->netns = v;
+		} else if (!strcmp(name, "--cgroup")) {
+			rc = cgroup_parse(&cfg->cg, v, err, errlen);
+		} else if (!strcmp(name, "--cgroup-version")) {
+			if (strcmp(v, "1") && strcmp(v, "2"))
+				return cv_fmt(err, errlen, "invalid --cgroup-version '%s': use 1 or 2", v);
+			cfg->cg.version = v[0] - '0';
+		} else if (!strcmp(name, "--parent-cgroup")) {
+			if (!*v || strlen(v) > 64 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != strlen(v))
+				return cv_fmt(err, errlen, "invalid --parent-cgroup '%s': letters, digits, '_' and '-'", v);
+			cfg->cg.parent = v;
 		} else {
 			rc = parse_limit(v, cfg, err, errlen);
 		}
@@ -121,6 +138,7 @@ int jail_parse(int argc, char **argv, struct jail_config *cfg, char *err, size_t
 		return cv_fmt(err, errlen, "cellvm jail needs --id, --uid and --gid");
 	if (i == argc)
 		return cv_fmt(err, errlen, "cellvm jail needs '--' before the VM's options (cellvm run's)");
+	cfg->cg.id = cfg->id;
 	cfg->run_argc = argc - i - 1;
 	cfg->run_argv = argv + i + 1;
 	return 0;
@@ -273,6 +291,45 @@ static int wait_inside(pid_t pid)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Forks. The child waits until its parent has put it in its cgroups, then
+ * returns true to go on into the jail; the parent returns false with the
+ * child's exit code once it ended, having removed the cgroups. */
+static bool supervise(const struct jail_config *cfg, int *code)
+{
+	struct cgroup_plan cg = cfg->cg;
+	int go[2], rc;
+	pid_t pid;
+	char byte = 0;
+
+	if (pipe2(go, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		cv_err("jail: fork: %s", strerror(errno));
+		return false;
+	}
+	if (pid == 0) {
+		close(go[1]);
+		if (read(go[0], &byte, 1) != 1)
+			_exit(1);
+		close(go[0]);
+		return true;
+	}
+	close(go[0]);
+	if (cg.n && (rc = cgroup_join(&cg, pid))) {
+		close(go[1]);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		*code = rc == CV_EINPUT ? 2 : 1;
+		return false;
+	}
+	if (write(go[1], &byte, 1) != 1) {
+		cv_err("jail: cannot start the VMM: %s", strerror(errno));
+		kill(pid, SIGKILL);
+	}
+	close(go[1]);
+	*code = wait_inside(pid);
+	cgroup_remove(&cg);
+	return false;
+}
+
 static int join_netns(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -307,27 +364,27 @@ bool jail_enter(const struct jail_config *cfg, int *code)
 		*code = 2;
 		return false;
 	}
-	if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (cfg->new_pid_ns ? CLONE_NEWPID : 0)) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 || sethostname(cfg->id, strlen(cfg->id)) < 0) {
-		cv_err("jail: cannot make namespaces: %s", strerror(errno));
+	if (cfg->new_pid_ns && unshare(CLONE_NEWPID) < 0) {
+		cv_err("jail: cannot make a PID namespace: %s", strerror(errno));
 		return false;
 	}
-	if (cfg->new_pid_ns) {
-		pid_t pid = fork();
-
-		if (pid < 0) {
-			cv_err("jail: fork: %s", strerror(errno));
-			return false;
-		}
-		if (pid > 0) {
-			*code = wait_inside(pid);
-			return false;
-		}
+	/* A process stays outside when there is a PID namespace to be the
+	 * parent of, or cgroups to put the VMM in and remove afterwards. */
+	if ((cfg->new_pid_ns || cfg->cg.n) && !supervise(cfg, code))
+		return false;
+	/* Only the VMM's side: pivot_root moves every process of the mount
+	 * namespace, and the supervisor must keep the host's view. */
+	if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 || sethostname(cfg->id, strlen(cfg->id)) < 0) {
+		cv_err("jail: cannot make namespaces: %s", strerror(errno));
+		if (cfg->new_pid_ns || cfg->cg.n)
+			_exit(1);
+		return false;
 	}
 	if (build_root(cfg, root) || enter_root(root) || limit(RLIMIT_NOFILE, cfg->max_files, "open files") ||
 	    (cfg->max_fsize && limit(RLIMIT_FSIZE, cfg->max_fsize, "file size")) || drop_privileges(cfg)) {
-		/* Inside a new PID namespace this is its child: exit from there. */
-		if (cfg->new_pid_ns)
+		/* A supervised child: its parent reports the exit. */
+		if (cfg->new_pid_ns || cfg->cg.n)
 			_exit(1);
 		return false;
 	}

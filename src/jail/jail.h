@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "jail/cgroup.h"
+
 #define JAIL_ID_MAX 64
 
 struct jail_config {
@@ -23,6 +25,7 @@ struct jail_config {
 	bool new_pid_ns;
 	uint64_t max_files; /* RLIMIT_NOFILE */
 	uint64_t max_fsize; /* RLIMIT_FSIZE, 0: unlimited */
+	struct cgroup_plan cg;
 	int run_argc;	    /* what follows `--`: cellvm run's options */
 	char **run_argv;
 };

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -103,6 +104,63 @@ def test_jailed_in_netns_with_tap(spawn, kernel, initrd, kvm_available, tmp_path
         subprocess.run(["ip", "netns", "delete", name], check=False)
 
 
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_jailed_in_cgroups(spawn, kernel, initrd, kvm_available, tmp_path):
+    """--cgroup settings land in PARENT/ID of each controller (v1 or v2,
+    whichever the host has), the VMM runs in them, its CPU is capped at the
+    quota, and the cgroups go when it ends."""
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    jid = f"cg-{os.getpid()}"
+    if v2:
+        settings = {"cpu.max": "20000 100000", "memory.max": "1073741824", "pids.max": "64", "cpuset.cpus": str(cpu)}
+        dirs = {c: f"/sys/fs/cgroup/cellvm-test/{jid}" for c in ("cpu", "memory", "pids", "cpuset")}
+    else:
+        settings = {"cpu.cfs_quota_us": "20000", "cpu.cfs_period_us": "100000", "memory.limit_in_bytes": "1073741824",
+                    "pids.max": "64", "cpuset.cpus": str(cpu)}
+        dirs = {c: f"/sys/fs/cgroup/{c}/cellvm-test/{jid}" for c in ("cpu", "memory", "pids", "cpuset")}
+    jail_root(tmp_path, kernel, initrd, jid)
+    opts = ["--parent-cgroup", "cellvm-test", "--new-pid-ns"]
+    for k, v in settings.items():
+        opts += ["--cgroup", f"{k}={v}"]
+    g = jailed(spawn, tmp_path, jid, opts)
+    pid = vmm_pid(g)
+    with open(f"/proc/{pid}/cgroup") as f:
+        mine = f.read()
+    assert mine.count(f"/cellvm-test/{jid}") >= (1 if v2 else 4), mine
+    for k, v in settings.items():
+        with open(f"{dirs[k.split('.')[0]]}/{k}") as f:
+            assert f.read().strip() == v, k
+    with open(f"/proc/{pid}/status") as f:
+        assert re.search(rf"^Cpus_allowed_list:\s+{cpu}$", f.read(), re.M)
+    g.send("while :; do :; done &")
+    g.run("echo spinning", 60)
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(4)
+    used = (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+    assert 0.02 < used < 0.2 + 0.12, f"VMM used {used:.2f} of a CPU under a 20% cgroup quota"
+    g.signal(15)
+    assert g.wait_exit() == 0
+    for d in set(dirs.values()):
+        assert not os.path.exists(d), d
+
+
+def test_bad_cgroup(kernel, tmp_path):
+    res = subprocess.run([str(require_bin()), "jail", "--id", "bad-cg", "--uid", "1", "--gid", "1",
+                          "--chroot-base-dir", str(tmp_path), "--parent-cgroup", "cellvm-test",
+                          "--cgroup", "pids.nonsense=5", "--", "--kernel", "/k"],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2 and "invalid --cgroup 'pids.nonsense=5'" in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr
+    assert not os.path.exists("/sys/fs/cgroup/pids/cellvm-test/bad-cg")
+    assert not os.path.exists("/sys/fs/cgroup/cellvm-test/bad-cg")
+
+
 @pytest.mark.parametrize("args, want", [
     (["--uid", "1", "--gid", "1", "--", "--kernel", "/k"], "needs --id, --uid and --gid"),
     (["--id", "../x", "--uid", "1", "--gid", "1", "--"], "invalid --id '../x'"),
@@ -111,6 +169,9 @@ def test_jailed_in_netns_with_tap(spawn, kernel, initrd, kvm_available, tmp_path
     (["--id", "a", "--uid", "1", "--gid", "1", "--resource-limit", "cpu=5", "--"], "invalid --resource-limit 'cpu=5'"),
     (["--id", "a", "--uid", "1", "--gid", "1", "--chroot-base-dir", "rel", "--"], "must be an absolute path"),
     (["--id", "a", "--uid", "1", "--gid", "1", "--bogus", "--"], "unknown option '--bogus'"),
+    (["--id", "a", "--uid", "1", "--gid", "1", "--cgroup", "../x=1", "--"], "invalid --cgroup '../x=1'"),
+    (["--id", "a", "--uid", "1", "--gid", "1", "--cgroup", "cpu.max", "--"], "invalid --cgroup 'cpu.max'"),
+    (["--id", "a", "--uid", "1", "--gid", "1", "--cgroup-version", "3", "--"], "invalid --cgroup-version '3'"),
 ])
 def test_bad_jail_options(args, want):
     res = subprocess.run([str(require_bin()), "jail", *args], capture_output=True, text=True, timeout=30)
