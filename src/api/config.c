@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/cpu_config.h"
 #include "api/json.h"
 #include "block/nbd.h"
 #include "net/mac.h"
@@ -102,18 +103,10 @@ static int check_drive(json_t *v, bool writable, char *err, size_t errlen)
 
 /* ------------------------------------------------------------- machine */
 
-static int enum_none(json_t *v, const char *field, const char *what, char *err, size_t errlen)
-{
-	if (v && strcmp(json_string_value(v), "None"))
-		return cv_fmt(err, errlen, "%s '%.32s' is not supported by this build of cellvm (only \"None\")",
-			      what, json_string_value(v));
-	(void)field;
-	return 0;
-}
-
 int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, size_t errlen)
 {
 	json_t *vcpus, *mem, *smt, *tmpl, *dirty, *huge, *opts;
+	static struct cpu_template t; /* big: not on the stack */
 	struct ram_config ram = RAM_CONFIG_DEFAULT;
 	uint64_t v;
 	unsigned nvcpus = c->vcpus, mib = patch ? c->mem_mib : 0;
@@ -142,7 +135,7 @@ int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, s
 	}
 	if (smt && json_is_true(smt))
 		return cv_fmt(err, errlen, "smt is not supported by this build of cellvm: each vCPU is its own core");
-	if ((rc = enum_none(tmpl, "cpu_template", "cpu_template", err, errlen)))
+	if (tmpl && (rc = cpu_template_static(json_string_value(tmpl), &t, err, errlen)))
 		return rc;
 	if (huge && strcmp(json_string_value(huge), "None") && strcmp(json_string_value(huge), "2M"))
 		return cv_fmt(err, errlen, "invalid huge_pages '%.32s': \"None\" or \"2M\"", json_string_value(huge));
@@ -160,6 +153,10 @@ int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, s
 	if (opts || !patch)
 		snprintf(c->mem_options, sizeof(c->mem_options), "%s", opts ? json_string_value(opts) : "");
 	/* PUT resets what it does not name, as Firecracker does. */
+	if (tmpl)
+		c->tmpl = t;
+	else if (!patch && strcmp(c->tmpl.name, "custom"))
+		memset(&c->tmpl, 0, sizeof(c->tmpl));
 	if (dirty || !patch)
 		c->track_dirty_pages = dirty && json_is_true(dirty);
 	return 0;
@@ -170,6 +167,10 @@ json_t *api_machine_json(const struct api_config *c)
 	json_t *j = json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)c->vcpus, "mem_size_mib",
 			      (json_int_t)c->mem_mib, "smt", 0, "track_dirty_pages", c->track_dirty_pages, "huge_pages",
 			      c->huge_2m ? "2M" : "None");
+
+	/* A custom template is not a machine-config name: GET /vm/config's cpu-config has it. */
+	if (j && c->tmpl.n && strcmp(c->tmpl.name, "custom"))
+		json_object_set_new(j, "cpu_template", json_string(c->tmpl.name));
 
 	if (j && c->mem_options[0])
 		json_object_set_new(j, "memory_options", json_string(c->mem_options));
@@ -601,6 +602,7 @@ int api_config_describe(struct api_config *c, const struct vm_config *vm)
 	c->mem_mib = (unsigned)(vm->memory >> 20);
 	describe_ram(c, &vm->ram);
 	c->track_dirty_pages = vm->track_dirty_pages;
+	c->tmpl = vm->cpu_template;
 	for (unsigned i = 0; i < vm->ndisks; i++) {
 		struct api_drive *d = &c->drives[c->ndrives++];
 
@@ -637,6 +639,7 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 	vm->kernel = c->kernel;
 	vm->initrd = c->initrd;
 	vm->cpus = c->vcpus;
+	vm->cpu_template = c->tmpl;
 	vm->memory = (uint64_t)c->mem_mib << 20;
 	vm->ram = RAM_CONFIG_DEFAULT;
 	/* Checked when it was put. */
@@ -734,7 +737,8 @@ json_t *api_config_json(const struct api_config *c)
 					    level_names[c->logger.level], "show_level", c->logger.show_level,
 					    "show_log_origin", c->logger.show_origin, "module", str_or_null(c->logger.module));
 	metrics = !c->metrics.set ? json_null() : json_pack("{s:s}", "metrics_path", c->metrics.path);
-	return json_pack("{s:n, s:o, s:o, s:n, s:o, s:o, s:o, s:n, s:o, s:n, s:n}", "balloon", "drives", drives,
-			 "boot-source", boot, "cpu-config", "logger", logger, "machine-config", api_machine_json(c),
+	return json_pack("{s:n, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:n, s:n}", "balloon", "drives", drives,
+			 "boot-source", boot, "cpu-config",
+			 !strcmp(c->tmpl.name, "custom") ? api_cpu_config_json(&c->tmpl) : json_null(), "logger", logger, "machine-config", api_machine_json(c),
 			 "metrics", metrics, "mmds-config", "network-interfaces", nics, "vsock", "entropy");
 }

@@ -6,6 +6,8 @@
 #define CELLVM_API_CONFIG_H
 
 #include <jansson.h>
+
+#include "arch/x86/cpu_template.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -72,6 +74,7 @@ struct api_config {
 	unsigned nnics;
 	struct api_logger logger;
 	struct api_metrics metrics;
+	struct cpu_template tmpl; /* machine-config's cpu_template or PUT /cpu-config */
 	char cmdline[4096]; /* boot_args plus root=, built by api_config_to_vm */
 };
 

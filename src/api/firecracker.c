@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/cpu_config.h"
 #include "api/json.h"
 #include "util/err.h"
 
@@ -22,8 +23,7 @@
 
 /* Firecracker resources this build does not have: asked for, they are
  * refused with a reason, never accepted and ignored. */
-static const char *const unsupported[] = { "balloon", "cpu-config", "entropy", "hotplug", "mmds",
-					   "pmem",    "serial",     "vsock" };
+static const char *const unsupported[] = { "balloon", "entropy", "hotplug", "mmds", "pmem", "serial", "vsock" };
 
 enum when { ANY_TIME, PRE_BOOT, POST_BOOT };
 
@@ -381,6 +381,8 @@ static int modify(struct fc_api *a, bool patch, const char **tok, int n, json_t 
 		return (rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : put_logger(a, body, err, errlen);
 	if (!patch && !strcmp(res, "metrics"))
 		return (rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : put_metrics(a, body, err, errlen);
+	if (!patch && !strcmp(res, "cpu-config"))
+		return (rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_cpu_config_parse(body, &a->cfg.tmpl, err, errlen);
 	if (!strcmp(res, "drives"))
 		return patch ? ((rc = check_when(a, POST_BOOT, err, errlen)) ? rc : patch_drive(a, id, body, err, errlen))
 			     : ((rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_put_drive(&a->cfg, id, body, err, errlen));
@@ -503,6 +505,9 @@ int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err,
 	if ((rc = json_parse(buf, len, &doc, err, errlen)))
 		return rc;
 	rc = json_fields(doc, "the configuration file", f, sizeof(f) / sizeof(f[0]), err, errlen);
+	if (!rc && other[1])
+		rc = api_cpu_config_parse(other[1], &a->cfg.tmpl, err, errlen);
+	other[1] = NULL; /* cpu-config: taken */
 	for (i = 0; !rc && i < 7; i++)
 		if (*f[6 + i].out && !(json_is_array(*f[6 + i].out) && !json_array_size(*f[6 + i].out)))
 			rc = cv_fmt(err, errlen, "'%s' is not supported by this build of cellvm", f[6 + i].name);

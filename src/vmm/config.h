@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch/x86/cpu_template.h"
 #include "vmm/ram.h"
 #include "vmm/seccomp.h"
 
@@ -76,6 +77,7 @@ struct vm_config {
 	int pin[CV_MAX_CPUS];
 	unsigned npin;
 	unsigned cpu_quota; /* percent of one host CPU; 0: none */
+	struct cpu_template cpu_template; /* what the guest's CPUID is made to look like */
 	uint64_t memory;
 	struct ram_config ram; /* how it is backed */
 	enum reboot_action reboot;

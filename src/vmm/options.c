@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/cpu_config.h"
 #include "net/netopt.h"
 #include "util/err.h"
 #include "util/size.h"
@@ -22,6 +23,8 @@ const char options_run_usage[] =
 	"  --memory SIZE[,OPT]  guest RAM, e.g. 512M or 2G (default 256M); OPT: backend=anon|memfd,\n"
 	"                       file=PATH, hugepages=2M|1G|thp, shared=on|off, merge=on, prealloc=on,\n"
 	"                       node=N\n"
+	"  --cpu-template T2|C3|None|FILE  the CPUID the guest sees: a static template, or a\n"
+	"                       custom one in Firecracker's cpu-config JSON (cpuid_modifiers)\n"
 	"  --reboot exit|restart  what a guest reboot does (default exit)\n"
 	"  --disk PATH[,ro][,id=NAME][,format=raw|qcow2][,iops=N][,bps=SIZE]  a virtio disk (repeatable, up to 8);\n"
 	"                       iops/bps limit operations and bytes per second (bursts: iops_burst=, bps_burst=)\n"
@@ -360,7 +363,7 @@ static bool is_vm_option(const char *name)
 {
 	return !strcmp(name, "--kernel") || !strcmp(name, "--initrd") || !strcmp(name, "--cmdline") ||
 	       !strcmp(name, "--cpus") || !strcmp(name, "--memory") || !strcmp(name, "--disk") ||
-	       !strcmp(name, "--net");
+	       !strcmp(name, "--net") || !strcmp(name, "--cpu-template");
 }
 
 int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
@@ -395,7 +398,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		    strcmp(name, "--cpus") && strcmp(name, "--memory") && strcmp(name, "--reboot") &&
 		    strcmp(name, "--disk") && strcmp(name, "--transport") && strcmp(name, "--net") &&
 		    strcmp(name, "--console") && strcmp(name, "--name") && strcmp(name, "--net-override") &&
-		    strcmp(name, "--disk-override") && strcmp(name, "--seccomp") && !process_option(name, cfg))
+		    strcmp(name, "--disk-override") && strcmp(name, "--seccomp") && strcmp(name, "--cpu-template") &&
+		    !process_option(name, cfg))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		if (is_vm_option(name))
 			vm_option = arg;
@@ -430,6 +434,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			rc = parse_disk_override(val, cfg, err, errlen);
 		else if (!strcmp(name, "--console"))
 			rc = parse_console(val, &cfg->console, err, errlen);
+		else if (!strcmp(name, "--cpu-template"))
+			rc = api_cpu_template_arg(val, &cfg->cpu_template, err, errlen);
 		else if (!strcmp(name, "--seccomp"))
 			rc = seccomp_parse_mode(val, &cfg->seccomp, err, errlen);
 		else if (process_option(name, cfg) && !*val)
