@@ -173,14 +173,6 @@ static bool port_used(const struct vsock_uds *m, uint32_t port)
 
 /* ---------------------------------------------------------------- host side */
 
-static void accept_host(struct vsock_uds *m)
-{
-	int fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-	/* A full table closes the newcomer: the host sees its socket end. */
-	if (fd >= 0 && add_conn(m, fd, ST_CMD) < 0)
-		close(fd);
-}
 
 /* "CONNECT PORT\n", PORT decimal without sign or leading blanks. */
 static bool parse_connect(const char *s, uint32_t *port)
@@ -228,6 +220,19 @@ static void read_cmd(struct vsock_uds *m, unsigned slot)
 		return;
 	}
 	conn_free(m, slot);
+}
+
+static void accept_host(struct vsock_uds *m)
+{
+	int fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), slot;
+
+	if (fd < 0)
+		return;
+	/* A full table closes the newcomer: the host sees its socket end. */
+	if ((slot = add_conn(m, fd, ST_CMD)) < 0)
+		close(fd);
+	else
+		read_cmd(m, (unsigned)slot); /* the command may be there already */
 }
 
 /* Writes the ring to the host socket; false when the socket failed. */
