@@ -235,16 +235,27 @@ static void accept_host(struct vsock_uds *m)
 		read_cmd(m, (unsigned)slot); /* the command may be there already */
 }
 
+/* writev that never raises SIGPIPE: a host socket closed under us is
+ * EPIPE, whatever the process does with the signal. */
+static ssize_t send_iov(int fd, const struct iovec *iov, unsigned n)
+{
+	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = n };
+	ssize_t w;
+
+	do
+		w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (w < 0 && errno == EINTR);
+	return w;
+}
+
 /* Writes the ring to the host socket; false when the socket failed. */
 static bool flush(struct conn *c)
 {
 	while (c->len) {
 		uint32_t first = VSOCK_CONN_BUF - c->head < c->len ? VSOCK_CONN_BUF - c->head : c->len;
 		struct iovec v[2] = { { c->buf + c->head, first }, { c->buf, c->len - first } };
-		ssize_t n = writev(c->fd, v, c->len > first ? 2 : 1);
+		ssize_t n = send_iov(c->fd, v, c->len > first ? 2 : 1);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0 && errno == EAGAIN)
 			return true;
 		if (n <= 0)
@@ -376,11 +387,8 @@ static bool guest_data(struct conn *c, const struct iovec *payload, unsigned n, 
 		return false;
 	c->rx_cnt += len;
 	if (!c->len) {
-		ssize_t w;
+		ssize_t w = send_iov(c->fd, payload, n);
 
-		do
-			w = writev(c->fd, payload, (int)n);
-		while (w < 0 && errno == EINTR);
 		if (w < 0 && errno != EAGAIN)
 			return false;
 		done = w > 0 ? (uint64_t)w : 0;
@@ -395,6 +403,8 @@ static bool guest_data(struct conn *c, const struct iovec *payload, unsigned n, 
 		uint32_t room = tail >= c->head && c->len < VSOCK_CONN_BUF ? VSOCK_CONN_BUF - tail : c->head - tail;
 		uint64_t k = iov_to_buf(payload, n, done, c->buf + tail, len - done < room ? len - done : room);
 
+		if (!k)
+			return false; /* a payload shorter than its header says */
 		c->len += (uint32_t)k;
 		done += k;
 	}
@@ -427,9 +437,10 @@ void vsock_uds_from_guest(struct vsock_uds *m, const struct vsock_hdr *h, const 
 	case VSOCK_OP_RESPONSE: {
 		char ok[32];
 		int len = snprintf(ok, sizeof(ok), "OK %u\n", c->local_port);
+		struct iovec v = { ok, (size_t)len };
 
 		/* A fresh socket takes a dozen bytes at once, or is broken. */
-		if (c->st != ST_WAIT || write(c->fd, ok, (size_t)len) != len) {
+		if (c->st != ST_WAIT || send_iov(c->fd, &v, 1) != len) {
 			kill_conn(m, slot);
 			return;
 		}
@@ -441,25 +452,25 @@ void vsock_uds_from_guest(struct vsock_uds *m, const struct vsock_hdr *h, const 
 			kill_conn(m, slot);
 			return;
 		}
-		after_forward(m, slot);
-		return;
+		break;
 	case VSOCK_OP_SHUTDOWN:
 		c->guest_shut |= h->flags;
-		after_forward(m, slot);
-		return;
+		break;
 	case VSOCK_OP_CREDIT_REQUEST:
 		c->want_credit = true;
 		break;
 	case VSOCK_OP_CREDIT_UPDATE:
-		c->credit_req_sent = false;
 		break;
 	default: /* a second REQUEST */
 		kill_conn(m, slot);
 		return;
 	}
-	set_events(m, slot);
+	/* Every header carries the guest's credit: room may have come free. */
+	if (vsock_credit_avail(&c->peer))
+		c->credit_req_sent = false;
 	if (c->want_credit || (c->readable && vsock_credit_avail(&c->peer)))
 		queue(m, slot);
+	after_forward(m, slot);
 }
 
 /* ------------------------------------------------------------ to the guest */

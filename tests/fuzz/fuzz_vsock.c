@@ -22,11 +22,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct vsock_uds *m;
 static int listeners[NLISTEN];
+static char dir[] = "/tmp/cv-fuzz-vsock-XXXXXX", path[96];
+
+/* Leaves no socket files behind. */
+static void cleanup(void)
+{
+	char lpath[128];
+
+	vsock_uds_close(m);
+	for (int i = 0; i < NLISTEN; i++) {
+		snprintf(lpath, sizeof(lpath), "%s_%d", path, i + 1);
+		unlink(lpath);
+	}
+	rmdir(dir);
+}
 
 static void init(void)
 {
-	char dir[] = "/tmp/cv-fuzz-vsock-XXXXXX", path[96];
-
 	if (!mkdtemp(dir))
 		abort();
 	snprintf(path, sizeof(path), "%s/v", dir);
@@ -40,6 +52,7 @@ static void init(void)
 		if (bind(listeners[i], (struct sockaddr *)&a, sizeof(a)) || listen(listeners[i], 64))
 			abort();
 	}
+	atexit(cleanup);
 }
 
 /* The host's end of the guest's connections: a few bytes each, then closed. */
@@ -47,8 +60,7 @@ static void serve_host(void)
 {
 	for (int i = 0; i < NLISTEN; i++)
 		for (int fd; (fd = accept(listeners[i], NULL, NULL)) >= 0;) {
-			if (write(fd, "host bytes", 10) < 0)
-				abort();
+			send(fd, "host bytes", 10, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(fd);
 		}
 }
