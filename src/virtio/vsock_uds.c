@@ -101,11 +101,23 @@ static void conn_free(struct vsock_uds *m, unsigned slot)
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
 	}
+	/* Out of rxq too, or a reused slot could be queued twice and the
+	 * ring overflow. */
+	if (c->queued) {
+		unsigned kept = 0;
+
+		for (unsigned i = 0; i < m->rxq_len; i++) {
+			uint16_t s = m->rxq[(m->rxq_head + i) % VSOCK_MAX_CONNS];
+
+			if (s != slot)
+				m->rxq[(m->rxq_head + kept++) % VSOCK_MAX_CONNS] = s;
+		}
+		m->rxq_len = kept;
+	}
 	free(c->buf);
 	free(c);
 	m->conns[slot] = NULL;
 	m->nconns--;
-	/* A queued slot stays in rxq; the dequeue skips empty slots. */
 }
 
 /* Ends a connection abruptly: the host socket closes now, the guest is
@@ -587,8 +599,6 @@ bool vsock_uds_to_guest(struct vsock_uds *m, struct vsock_hdr *h, const struct i
 
 		m->rxq_head = (m->rxq_head + 1) % VSOCK_MAX_CONNS;
 		m->rxq_len--;
-		if (!m->conns[slot] || !m->conns[slot]->queued)
-			continue;
 		m->conns[slot]->queued = false;
 		got = conn_packet(m, slot, h, iov, n, cap);
 		/* More of it waits behind the others (fairness between streams). */

@@ -449,6 +449,34 @@ static void test_connection_table_is_bounded(void **state)
 	close(lfd);
 }
 
+/* Connections that end while they wait for the guest's buffers leave
+ * nothing queued behind: their slots are reused many times over. */
+static void test_slots_reused_while_queued(void **state)
+{
+	struct env *e = *state;
+	char lpath[128];
+	struct vsock_hdr h;
+	int lfd;
+
+	snprintf(lpath, sizeof(lpath), "%s_58", e->path);
+	lfd = unix_listen(lpath);
+	for (uint32_t i = 0; i < 4 * VSOCK_MAX_CONNS; i++) {
+		int fd;
+
+		send_pkt(e, pkt(VSOCK_OP_REQUEST, 20000 + i % 3, 58, 0), NULL); /* RESPONSE queued */
+		send_pkt(e, pkt(VSOCK_OP_RST, 20000 + i % 3, 58, 0), NULL);	 /* gone before it went */
+		fd = accept(lfd, NULL, NULL);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	send_pkt(e, pkt(VSOCK_OP_REQUEST, 30000, 58, 0), NULL);
+	assert_true(next_pkt(e, &h, 0));
+	assert_int_equal(h.op, VSOCK_OP_RESPONSE);
+	assert_int_equal(h.dst_port, 30000);
+	assert_false(next_pkt(e, &h, 0));
+	close(lfd);
+}
+
 static void test_live_socket_is_refused(void **state)
 {
 	struct env *e = *state;
@@ -472,6 +500,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_credit_violation_resets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_packets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connection_table_is_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slots_reused_while_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_live_socket_is_refused, setup, teardown),
 	};
 
