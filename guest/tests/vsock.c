@@ -12,6 +12,7 @@
  *       hello ID      send "hello ID\n", expect it back: "VSOCK-HELLO-OK ID"
  *       halfclose ID  send "hello ID\n", shut down writing, expect the echo
  *                     then end of stream: "VSOCK-HALFCLOSE-OK ID"
+ *       partial BYTES read BYTES, then close mid-stream: "VSOCK-PARTIAL bytes=N"
  * A failed connect prints "VSOCK-CONNECT-FAIL errno=NAME"; a listener prints
  * "VSOCK-LISTENING PORT" once it listens. crc is zlib's CRC-32 (hex), so the
  * host checks it with zlib.crc32.
@@ -122,6 +123,18 @@ static int do_source(int fd, unsigned long long bytes)
 	return 0;
 }
 
+static int do_partial(int fd, unsigned long long want)
+{
+	static uint8_t buf[4096];
+	unsigned long long got = 0;
+	ssize_t n;
+
+	while (got < want && (n = read(fd, buf, want - got < sizeof(buf) ? (size_t)(want - got) : sizeof(buf))) > 0)
+		got += (unsigned long long)n;
+	printf("VSOCK-PARTIAL bytes=%llu\n", got);
+	return got != want;
+}
+
 static int do_hello(int fd, const char *id, int half)
 {
 	char msg[64], got[64];
@@ -156,6 +169,8 @@ static int serve(int fd, const char *mode, const char *arg)
 		rc = do_sink(fd);
 	else if (!strcmp(mode, "source") && arg)
 		rc = do_source(fd, strtoull(arg, NULL, 0));
+	else if (!strcmp(mode, "partial") && arg)
+		rc = do_partial(fd, strtoull(arg, NULL, 0));
 	else if ((!strcmp(mode, "hello") || !strcmp(mode, "halfclose")) && arg)
 		rc = do_hello(fd, arg, mode[1] == 'a');
 	else {

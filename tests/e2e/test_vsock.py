@@ -2,6 +2,7 @@
 guest ports through the Unix socket uds_path ("CONNECT PORT\\n", answered
 "OK HOSTPORT\\n"), guests reach host port P at the listener uds_path_P. The
 guest side is bin/vsock-test (guest/tests/vsock.c) in the test initramfs."""
+import json
 import os
 import re
 import signal
@@ -198,6 +199,50 @@ def test_64mib_each_way_with_checksums(boot, tmp_path):
     assert got == {"bytes": BIG, "crc": int(m.group(2), 16)}
     lst.close()
     print(f"vsock 64 MiB: host->guest {BIG / h2g / 2**20:.0f} MiB/s, guest->host {BIG / g2h / 2**20:.0f} MiB/s")
+
+
+def test_guest_closes_half_way(boot, tmp_path):
+    """The guest stops reading and closes while the host is still sending:
+    the host's socket ends (no hang), and the device goes on working."""
+    g, uds = vsock_guest(boot, tmp_path)
+    guest_listen(g, 5004, "partial", "100000")
+    s, answer = host_connect(uds, 5004)
+    assert answer.startswith(b"OK "), answer
+    with pytest.raises((BrokenPipeError, ConnectionResetError)):
+        for _ in range(BIG >> 16):
+            s.sendall(bytes(65536))
+    g.wait_for("VSOCK-PARTIAL bytes=100000")
+    s.close()
+    # The same from the guest's side of a guest-initiated connection: the
+    # host reader sees the end of the stream.
+    lst = HostListener(uds, 6004, recv_all)
+    g.send("vsock-test connect 2 6004 partial 10 &")
+    g.wait_for("VSOCK-CONNECTED 6004")
+    guest_listen(g, 5005)
+    s, answer = host_connect(uds, 5005)
+    assert answer.startswith(b"OK ")
+    s.sendall(b"still here\n")
+    assert recv_all_until(s, b"still here\n")
+    s.close()
+    lst.close()
+
+
+def test_config_file_vsock(spawn, tmp_path, kernel, initrd):
+    uds = str(tmp_path / "v.sock")
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": kernel, "initrd_path": str(initrd), "boot_args": DEFAULT_CMDLINE},
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},
+        "vsock": {"guest_cid": 9, "uds_path": uds}}))
+    g = spawn([require_bin(), "run", "--config-file", str(cfg)])
+    g.wait_ready(BOOT_TIMEOUT)
+    guest_listen(g, 5000)
+    s, answer = host_connect(uds, 5000)
+    assert answer.startswith(b"OK "), answer
+    s.close()
+    g.send("poweroff")
+    assert g.wait_exit() == 0
+    assert not os.path.exists(uds)  # removed when the VM stops
 
 
 def test_many_concurrent_connections(boot, tmp_path):
