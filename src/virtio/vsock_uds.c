@@ -7,6 +7,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -16,6 +18,10 @@
 #define CMD_MAX 32 /* "CONNECT 4294967295\n" and some slack */
 #define ORPHAN_MAX 64
 #define LISTENER_KEY UINT64_MAX
+#define TIMER_KEY (UINT64_MAX - 1)
+/* How long a host's CONNECT waits for the guest to accept (Firecracker's
+ * figure); then the guest is sent a RST and the host's socket closes. */
+#define CONNECT_TIMEOUT_NS 2000000000ULL
 /* Host ports of host-initiated connections, as Firecracker numbers them. */
 #define FIRST_HOST_PORT (1u << 30)
 
@@ -38,6 +44,7 @@ struct conn {
 	uint32_t head, len;
 	char cmd[CMD_MAX];
 	unsigned cmd_len;
+	uint64_t deadline;	  /* ST_WAIT: CLOCK_MONOTONIC ns by which the guest must answer */
 	uint32_t events;	  /* registered with epoll */
 	uint32_t guest_shut;	  /* VSOCK_SHUTDOWN_* the guest sent */
 	bool readable, hup, host_eof, queued;
@@ -45,7 +52,7 @@ struct conn {
 };
 
 struct vsock_uds {
-	int epfd, listen_fd;
+	int epfd, listen_fd, timer_fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	uint64_t cid;
 	uint32_t next_port;
@@ -185,6 +192,43 @@ static bool port_used(const struct vsock_uds *m, uint32_t port)
 
 /* ---------------------------------------------------------------- host side */
 
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+/* Arms the timer for the earliest CONNECT still waiting for the guest. */
+static void arm_timer(struct vsock_uds *m)
+{
+	struct itimerspec its = { 0 };
+	uint64_t next = UINT64_MAX;
+
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
+		if (m->conns[i] && m->conns[i]->st == ST_WAIT && m->conns[i]->deadline < next)
+			next = m->conns[i]->deadline;
+	/* A zero it_value would disarm it: deadlines are never 0. */
+	if (next != UINT64_MAX)
+		its.it_value = (struct timespec){ .tv_sec = (time_t)(next / 1000000000ULL),
+						  .tv_nsec = (long)(next % 1000000000ULL) };
+	timerfd_settime(m->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void timer_expired(struct vsock_uds *m)
+{
+	uint64_t expirations, now = now_ns();
+	/* Clears the readiness; nothing to read after a re-arm is fine. */
+	ssize_t n = read(m->timer_fd, &expirations, sizeof(expirations));
+
+	(void)n;
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
+		if (m->conns[i] && m->conns[i]->st == ST_WAIT && m->conns[i]->deadline <= now)
+			kill_conn(m, i);
+	arm_timer(m);
+}
+
 
 /* "CONNECT PORT\n", PORT decimal without sign or leading blanks. */
 static bool parse_connect(const char *s, uint32_t *port)
@@ -226,7 +270,9 @@ static void read_cmd(struct vsock_uds *m, unsigned slot)
 				m->next_port = FIRST_HOST_PORT;
 		} while (port_used(m, c->local_port));
 		c->st = ST_WAIT;
+		c->deadline = now_ns() + CONNECT_TIMEOUT_NS;
 		c->want_request = true;
+		arm_timer(m);
 		set_events(m, slot);
 		queue(m, slot);
 		return;
@@ -345,6 +391,8 @@ void vsock_uds_poll(struct vsock_uds *m)
 
 			if (ev[i].data.u64 == LISTENER_KEY)
 				accept_host(m);
+			else if (ev[i].data.u64 == TIMER_KEY)
+				timer_expired(m);
 			else if (slot < VSOCK_MAX_CONNS && m->conns[slot] && key(m, slot) == ev[i].data.u64)
 				host_event(m, slot, ev[i].events);
 		}
@@ -659,6 +707,7 @@ int vsock_uds_open(const char *path, uint64_t guest_cid, struct vsock_uds **out)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct epoll_event e = { .events = EPOLLIN, .data.u64 = LISTENER_KEY };
+	struct epoll_event te = { .events = EPOLLIN, .data.u64 = TIMER_KEY };
 	struct vsock_uds *m;
 	int rc;
 
@@ -678,18 +727,22 @@ int vsock_uds_open(const char *path, uint64_t guest_cid, struct vsock_uds **out)
 	m->cid = guest_cid;
 	m->next_port = FIRST_HOST_PORT;
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
+	m->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (m->epfd < 0 || m->listen_fd < 0 || bind(m->listen_fd, (struct sockaddr *)&a, sizeof(a))) {
+	if (m->epfd < 0 || m->timer_fd < 0 || m->listen_fd < 0 || bind(m->listen_fd, (struct sockaddr *)&a, sizeof(a))) {
 		cv_err("vsock: cannot listen on '%s': %s", path, strerror(errno));
 		rc = errno == EACCES || errno == ENOENT || errno == EADDRINUSE ? CV_EINPUT : CV_EFAIL;
 		if (m->listen_fd >= 0)
 			close(m->listen_fd);
+		if (m->timer_fd >= 0)
+			close(m->timer_fd);
 		if (m->epfd >= 0)
 			close(m->epfd);
 		free(m);
 		return rc;
 	}
-	if (listen(m->listen_fd, 128) || epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->listen_fd, &e)) {
+	if (listen(m->listen_fd, 128) || epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->listen_fd, &e) ||
+	    epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->timer_fd, &te)) {
 		cv_err("vsock: cannot listen on '%s': %s", path, strerror(errno));
 		m->path[0] = 0;
 		unlink(path);
@@ -706,6 +759,7 @@ void vsock_uds_close(struct vsock_uds *m)
 		return;
 	vsock_uds_reset(m);
 	close(m->listen_fd);
+	close(m->timer_fd);
 	close(m->epfd);
 	if (m->path[0])
 		unlink(m->path);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -283,6 +284,32 @@ static void test_host_connect_refused_by_guest(void **state)
 	close(fd);
 }
 
+/* A guest that never answers a host's CONNECT: after the timeout the
+ * host's socket closes and the guest is told to forget the request. */
+static void test_host_connect_times_out(void **state)
+{
+	struct env *e = *state;
+	struct pollfd p = { .fd = vsock_uds_fd(e->m), .events = POLLIN };
+	struct vsock_hdr h;
+	char c;
+	int fd = unix_connect(e->path);
+
+	assert_int_equal(write(fd, "CONNECT 97\n", 11), 11);
+	assert_true(next_pkt(e, &h, 0));
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	/* Waits for the muxer's timer, not for a time of its own. */
+	while (vsock_uds_count(e->m) && !vsock_uds_has_rx(e->m)) {
+		assert_true(poll(&p, 1, 10000) == 1);
+		vsock_uds_poll(e->m);
+	}
+	assert_true(next_pkt(e, &h, 0));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	assert_int_equal(h.dst_port, 97);
+	assert_int_equal(read(fd, &c, 1), 0);
+	assert_int_equal(vsock_uds_count(e->m), 0);
+	close(fd);
+}
+
 static void test_bad_commands_close(void **state)
 {
 	static const char *const bad[] = { "CONNECT\n",	      "CONNECT -1\n", "CONNECT 4294967296\n",
@@ -495,6 +522,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_guest_connect_without_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_connect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_connect_refused_by_guest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_connect_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_commands_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credit_violation_resets, setup, teardown),
