@@ -175,6 +175,15 @@ static int unix_connect(const char *path)
 	return fd;
 }
 
+/* A host listener for guest connections to host port `port`. */
+static int listen_port(struct env *e, uint32_t port)
+{
+	char lpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+	snprintf(lpath, sizeof(lpath), "%s_%u", e->path, port);
+	return unix_listen(lpath);
+}
+
 /* A guest connection to host port `port` (listening at path_port): the
  * host's accepted socket. */
 static int guest_connects(struct env *e, int lfd, uint32_t src, uint32_t port)
@@ -197,12 +206,11 @@ static int guest_connects(struct env *e, int lfd, uint32_t src, uint32_t port)
 static void test_guest_connect_and_data(void **state)
 {
 	struct env *e = *state;
-	char lpath[128], got[16] = { 0 };
+	char got[16] = { 0 };
 	struct vsock_hdr h;
 	int lfd, fd;
 
-	snprintf(lpath, sizeof(lpath), "%s_52", e->path);
-	lfd = unix_listen(lpath);
+	lfd = listen_port(e, 52);
 	fd = guest_connects(e, lfd, 1000, 52);
 	send_pkt(e, pkt(VSOCK_OP_RW, 1000, 52, 5), "hello");
 	assert_int_equal(read(fd, got, sizeof(got)), 5);
@@ -336,13 +344,11 @@ static void test_bad_commands_close(void **state)
 static void test_flow_control(void **state)
 {
 	struct env *e = *state;
-	char lpath[128];
 	struct vsock_hdr h, small = pkt(VSOCK_OP_REQUEST, 2000, 54, 0);
 	static uint8_t data[1000];
 	int lfd, fd;
 
-	snprintf(lpath, sizeof(lpath), "%s_54", e->path);
-	lfd = unix_listen(lpath);
+	lfd = listen_port(e, 54);
 	small.buf_alloc = 300; /* the guest takes 300 bytes at a time */
 	send_pkt(e, small, NULL);
 	assert_true(next_pkt(e, &h, 0));
@@ -371,13 +377,12 @@ static void test_flow_control(void **state)
 static void test_credit_violation_resets(void **state)
 {
 	struct env *e = *state;
-	char lpath[128], c;
+	char c;
 	struct vsock_hdr h;
 	unsigned sent = 0;
 	int lfd, fd;
 
-	snprintf(lpath, sizeof(lpath), "%s_55", e->path);
-	lfd = unix_listen(lpath);
+	lfd = listen_port(e, 55);
 	fd = guest_connects(e, lfd, 3000, 55);
 	/* The host reads nothing: the socket fills, then the ring. */
 	memset(e->buf, 'y', sizeof(e->buf));
@@ -405,7 +410,6 @@ static void test_credit_violation_resets(void **state)
 static void test_hostile_packets(void **state)
 {
 	struct env *e = *state;
-	char lpath[128];
 	struct vsock_hdr h;
 	unsigned rst = 0;
 	int lfd, fd;
@@ -422,8 +426,7 @@ static void test_hostile_packets(void **state)
 	assert_true(rst > 0 && rst <= 64);
 
 	/* A second REQUEST on an open connection resets it. */
-	snprintf(lpath, sizeof(lpath), "%s_56", e->path);
-	lfd = unix_listen(lpath);
+	lfd = listen_port(e, 56);
 	fd = guest_connects(e, lfd, 4000, 56);
 	send_pkt(e, pkt(VSOCK_OP_REQUEST, 4000, 56, 0), NULL);
 	assert_true(next_pkt(e, &h, 0));
@@ -457,12 +460,10 @@ static void test_hostile_packets(void **state)
 static void test_connection_table_is_bounded(void **state)
 {
 	struct env *e = *state;
-	char lpath[128];
 	struct vsock_hdr h;
 	int lfd;
 
-	snprintf(lpath, sizeof(lpath), "%s_57", e->path);
-	lfd = unix_listen(lpath);
+	lfd = listen_port(e, 57);
 	for (uint32_t i = 0; i < VSOCK_MAX_CONNS + 10; i++) {
 		send_pkt(e, pkt(VSOCK_OP_REQUEST, 10000 + i, 57, 0), NULL);
 		assert_true(next_pkt(e, &h, 0));
@@ -481,12 +482,10 @@ static void test_connection_table_is_bounded(void **state)
 static void test_slots_reused_while_queued(void **state)
 {
 	struct env *e = *state;
-	char lpath[128];
 	struct vsock_hdr h;
 	int lfd;
 
-	snprintf(lpath, sizeof(lpath), "%s_58", e->path);
-	lfd = unix_listen(lpath);
+	lfd = listen_port(e, 58);
 	for (uint32_t i = 0; i < 4 * VSOCK_MAX_CONNS; i++) {
 		int fd;
 
