@@ -127,6 +127,20 @@ def recv_all_until(s, want):
     return got == want
 
 
+def test_vsock_over_mmio(boot, tmp_path):
+    g, uds = vsock_guest(boot, tmp_path, extra=["--transport", "mmio"])
+    guest_listen(g, 5000)
+    s, answer = host_connect(uds, 5000)
+    assert answer.startswith(b"OK "), answer
+    s.sendall(b"over mmio\n")
+    assert recv_all_until(s, b"over mmio\n")
+    s.close()
+    lst = HostListener(uds, 6000, echo_until_eof)
+    out, rc = g.run("vsock-test connect 2 6000 hello 7")
+    assert rc == 0 and "VSOCK-HELLO-OK 7" in out, out
+    lst.close()
+
+
 def test_guest_connects_to_host_listener(boot, tmp_path):
     g, uds = vsock_guest(boot, tmp_path)
     lst = HostListener(uds, 6000, echo_until_eof)
