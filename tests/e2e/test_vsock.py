@@ -311,7 +311,8 @@ def test_api_put_vsock_before_boot_only(spawn, tmp_path, kernel, initrd):
     s.close()
 
 
-def test_snapshot_restore_resets_connections(spawn, boot, tmp_path):
+@pytest.mark.parametrize("load", ["cli", "api"])
+def test_snapshot_restore_resets_connections(spawn, boot, tmp_path, load):
     sock = str(tmp_path / "api.sock")
     g, uds = vsock_guest(boot, tmp_path, extra=["--api-sock", sock])
     guest_listen(g, 5000, "echo", "-", 2)
@@ -330,7 +331,17 @@ def test_snapshot_restore_resets_connections(spawn, boot, tmp_path):
     os.killpg(g.proc.pid, signal.SIGKILL)
     g.proc.wait(10)
     s.close()
-    r = spawn([require_bin(), "run", "--restore", str(d)])
+    if load == "cli":
+        r = spawn([require_bin(), "run", "--restore", str(d)])
+    else:
+        sock2 = str(tmp_path / "load.sock")
+        r = spawn([require_bin(), "run", "--api-sock", sock2])
+        wait_sock(r, sock2)
+        status, body = curl(sock2, "PUT", "/snapshot/load", {
+            "snapshot_path": f"{d}/state", "resume_vm": True,
+            "mem_backend": {"backend_type": "File", "backend_path": f"{d}/memory"}})
+        assert status == 204, body
+        assert curl(sock2, "GET", "/vm/config")[1]["vsock"] == {"guest_cid": 3, "uds_path": uds}
     # The guest's connection was reset: its sink ends.
     r.wait_for("VSOCK-SINK")
     # The listener is back and the guest's listener takes a new connection.
