@@ -49,7 +49,18 @@ def seeds_migrate():
     yield "stranger", rec(1, b"CELLVMIG" + struct.pack("<I", 1) + b"guess")
 
 
-SEEDS = {"fuzz_snapshot": seeds_snapshot, "fuzz_migrate": seeds_migrate}
+def seeds_vsock():
+    def pkt(op, src, dst, payload=b"", flags=0, buf_alloc=65536, fwd=0):
+        return struct.pack("<QQIIIHHIII", 3, 2, src, dst, len(payload), 1, op, flags, buf_alloc,
+                           fwd) + payload
+    # REQUEST to host port 1 (a listener), data, credit traffic, shutdown, RST.
+    yield "session", (pkt(1, 1000, 1) + pkt(5, 1000, 1, b"guest bytes") + pkt(7, 1000, 1) +
+                      pkt(6, 1000, 1, fwd=10) + pkt(4, 1000, 1, flags=3) + pkt(3, 1000, 1))
+    yield "unknown", pkt(5, 7, 9, b"x") + pkt(1, 8, 99)
+    yield "response", pkt(2, 5, 1 << 30)
+
+
+SEEDS = {"fuzz_snapshot": seeds_snapshot, "fuzz_migrate": seeds_migrate, "fuzz_vsock": seeds_vsock}
 
 
 def main():

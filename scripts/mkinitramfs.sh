@@ -7,6 +7,9 @@
 # owner 0:0; device nodes come from devtmpfs at boot. The output is written
 # atomically (temporary file + mv) and is byte-identical from run to run.
 #
+# bin/vsock-test (guest/tests/vsock.c, built here with gcc -static) talks
+# AF_VSOCK for the vsock tests.
+#
 # /init mounts proc, sysfs, devtmpfs and devpts, sets the hostname "cellvm" and
 # prints CELLVM-INIT-READY. With arguments (everything after "--" on the kernel
 # command line) it runs them as `sh -c "$*"`, prints CELLVM-CMD-EXIT=<status> and
@@ -215,6 +218,9 @@ chmod 755 bin/busybox
 	[ "$applet" = bin/busybox ] || ln -s /bin/busybox "$applet"
 done
 write_init init
+# Test helpers busybox lacks, built static (the guest has no libc).
+command -v gcc >/dev/null || die "gcc not found (apt-get install gcc)"
+gcc -O2 -static -o bin/vsock-test "$root_dir/guest/tests/vsock.c" || die "cannot build guest/tests/vsock.c"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >etc/passwd
 printf 'root:x:0:\n' >etc/group
 echo cellvm >etc/hostname

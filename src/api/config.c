@@ -422,6 +422,25 @@ static int find_nic(const struct api_config *c, const char *id)
 	return -1;
 }
 
+int api_put_vsock(struct api_config *c, json_t *body, char *err, size_t errlen)
+{
+	json_t *cid, *path, *id;
+	uint64_t n;
+	int rc = json_fields(body, "vsock",
+			     FIELDS({ "guest_cid", JF_UINT, true, &cid }, { "uds_path", JF_STRING, true, &path },
+				    { "vsock_id", JF_STRING, false, &id }),
+			     err, errlen);
+
+	if (rc || (rc = json_uint_range(cid, "guest_cid", 3, UINT32_MAX - 1, &n, err, errlen)))
+		return rc;
+	if (!json_string_length(path) || json_string_length(path) >= sizeof(c->vsock.uds))
+		return cv_fmt(err, errlen, "invalid uds_path: 1 to %zu bytes", sizeof(c->vsock.uds) - 1);
+	c->vsock.set = true;
+	c->vsock.cid = (uint32_t)n;
+	snprintf(c->vsock.uds, sizeof(c->vsock.uds), "%s", json_string_value(path));
+	return 0;
+}
+
 int api_put_nic(struct api_config *c, const char *id, json_t *body, char *err, size_t errlen)
 {
 	json_t *jid, *host, *mac, *mtu, *rx, *tx;
@@ -603,6 +622,7 @@ int api_config_describe(struct api_config *c, const struct vm_config *vm)
 	describe_ram(c, &vm->ram);
 	c->track_dirty_pages = vm->track_dirty_pages;
 	c->tmpl = vm->cpu_template;
+	c->vsock = vm->vsock;
 	for (unsigned i = 0; i < vm->ndisks; i++) {
 		struct api_drive *d = &c->drives[c->ndrives++];
 
@@ -650,6 +670,7 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 	if (vm->memory % ram_page_size(&vm->ram))
 		return cv_fmt(err, errlen, "mem_size_mib %u is not a whole number of huge pages", c->mem_mib);
 	vm->track_dirty_pages = c->track_dirty_pages;
+	vm->vsock = c->vsock;
 	snprintf(c->cmdline, sizeof(c->cmdline), "%s", c->boot_args ? c->boot_args : DEFAULT_BOOT_ARGS);
 	if (c->ndrives && c->drives[0].root) {
 		char root[96];
@@ -723,7 +744,7 @@ static json_t *nic_json(const struct api_nic *n)
 
 json_t *api_config_json(const struct api_config *c)
 {
-	json_t *drives = json_array(), *nics = json_array(), *boot, *logger, *metrics;
+	json_t *drives = json_array(), *nics = json_array(), *boot, *logger, *metrics, *vsock;
 
 	for (unsigned i = 0; i < c->ndrives; i++)
 		json_array_append_new(drives, drive_json(&c->drives[i]));
@@ -737,8 +758,11 @@ json_t *api_config_json(const struct api_config *c)
 					    level_names[c->logger.level], "show_level", c->logger.show_level,
 					    "show_log_origin", c->logger.show_origin, "module", str_or_null(c->logger.module));
 	metrics = !c->metrics.set ? json_null() : json_pack("{s:s}", "metrics_path", c->metrics.path);
-	return json_pack("{s:n, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:n, s:n}", "balloon", "drives", drives,
+	vsock = !c->vsock.set ? json_null()
+			      : json_pack("{s:I, s:s}", "guest_cid", (json_int_t)c->vsock.cid, "uds_path", c->vsock.uds);
+	return json_pack("{s:n, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:o, s:n}", "balloon", "drives", drives,
 			 "boot-source", boot, "cpu-config",
-			 !strcmp(c->tmpl.name, "custom") ? api_cpu_config_json(&c->tmpl) : json_null(), "logger", logger, "machine-config", api_machine_json(c),
-			 "metrics", metrics, "mmds-config", "network-interfaces", nics, "vsock", "entropy");
+			 !strcmp(c->tmpl.name, "custom") ? api_cpu_config_json(&c->tmpl) : json_null(), "logger", logger,
+			 "machine-config", api_machine_json(c), "metrics", metrics, "mmds-config", "network-interfaces", nics,
+			 "vsock", vsock, "entropy");
 }

@@ -75,6 +75,7 @@ struct api_config {
 	struct api_logger logger;
 	struct api_metrics metrics;
 	struct cpu_template tmpl; /* machine-config's cpu_template or PUT /cpu-config */
+	struct vsock_config vsock;
 	char cmdline[4096]; /* boot_args plus root=, built by api_config_to_vm */
 };
 
@@ -88,6 +89,8 @@ int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, s
 int api_put_boot(struct api_config *c, json_t *body, char *err, size_t errlen);
 int api_put_drive(struct api_config *c, const char *id, json_t *body, char *err, size_t errlen);
 int api_put_nic(struct api_config *c, const char *id, json_t *body, char *err, size_t errlen);
+/* PUT /vsock: guest_cid (3 and up), uds_path, the deprecated vsock_id. */
+int api_put_vsock(struct api_config *c, json_t *body, char *err, size_t errlen);
 /* After boot a drive's path and the rate limiters may change; cellvm
  * cannot change a running device's limiter: a PATCH is validated like
  * Firecracker's and then accepted only if it changes no limiter. A new

@@ -23,7 +23,7 @@
 
 /* Firecracker resources this build does not have: asked for, they are
  * refused with a reason, never accepted and ignored. */
-static const char *const unsupported[] = { "balloon", "entropy", "hotplug", "mmds", "pmem", "serial", "vsock" };
+static const char *const unsupported[] = { "balloon", "entropy", "hotplug", "mmds", "pmem", "serial" };
 
 enum when { ANY_TIME, PRE_BOOT, POST_BOOT };
 
@@ -383,6 +383,8 @@ static int modify(struct fc_api *a, bool patch, const char **tok, int n, json_t 
 		return (rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : put_metrics(a, body, err, errlen);
 	if (!patch && !strcmp(res, "cpu-config"))
 		return (rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_cpu_config_parse(body, &a->cfg.tmpl, err, errlen);
+	if (!patch && !strcmp(res, "vsock"))
+		return (rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_put_vsock(&a->cfg, body, err, errlen);
 	if (!strcmp(res, "drives"))
 		return patch ? ((rc = check_when(a, POST_BOOT, err, errlen)) ? rc : patch_drive(a, id, body, err, errlen))
 			     : ((rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_put_drive(&a->cfg, id, body, err, errlen));
@@ -486,17 +488,16 @@ void fc_api_handle(struct fc_api *a, const char *method, const char *path, const
 
 int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err, size_t errlen)
 {
-	json_t *doc, *boot, *drives, *machine, *nics, *logger, *metrics, *other[9];
+	json_t *doc, *boot, *drives, *machine, *nics, *logger, *metrics, *vsock, *other[9];
 	struct jfield f[] = {
 		{ "boot-source", JF_OBJECT, true, &boot },	  { "drives", JF_ARRAY, false, &drives },
 		{ "machine-config", JF_OBJECT, false, &machine }, { "network-interfaces", JF_ARRAY, false, &nics },
 		{ "logger", JF_OBJECT, false, &logger },	  { "metrics", JF_OBJECT, false, &metrics },
 		{ "balloon", JF_OBJECT, false, &other[0] },	  { "cpu-config", JF_OBJECT, false, &other[1] },
 		{ "entropy", JF_OBJECT, false, &other[2] },	  { "mmds-config", JF_OBJECT, false, &other[3] },
-		{ "vsock", JF_OBJECT, false, &other[4] },	  { "pmem", JF_ARRAY, false, &other[5] },
-		{ "memory-hotplug", JF_OBJECT, false, &other[6] },
+		{ "pmem", JF_ARRAY, false, &other[4] },		  { "memory-hotplug", JF_OBJECT, false, &other[5] },
 		/* cellvm's own notes in a bundle's vm.json (see src/manager/bundle.c) */
-		{ "cellvm", JF_OBJECT, false, &other[7] },
+		{ "cellvm", JF_OBJECT, false, &other[6] },	  { "vsock", JF_OBJECT, false, &vsock },
 	};
 	size_t i;
 	json_t *v;
@@ -508,7 +509,7 @@ int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err,
 	if (!rc && other[1])
 		rc = api_cpu_config_parse(other[1], &a->cfg.tmpl, err, errlen);
 	other[1] = NULL; /* cpu-config: taken */
-	for (i = 0; !rc && i < 7; i++)
+	for (i = 0; !rc && i < 6; i++)
 		if (*f[6 + i].out && !(json_is_array(*f[6 + i].out) && !json_array_size(*f[6 + i].out)))
 			rc = cv_fmt(err, errlen, "'%s' is not supported by this build of cellvm", f[6 + i].name);
 	if (!rc && logger)
@@ -517,6 +518,8 @@ int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err,
 		rc = put_metrics(a, metrics, err, errlen);
 	if (!rc && machine)
 		rc = api_put_machine(&a->cfg, machine, false, err, errlen);
+	if (!rc && vsock)
+		rc = api_put_vsock(&a->cfg, vsock, err, errlen);
 	if (!rc)
 		rc = api_put_boot(&a->cfg, boot, err, errlen);
 	json_array_foreach(drives, i, v)

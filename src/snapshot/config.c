@@ -61,6 +61,9 @@ void snap_config_encode(struct snap_writer *w, const struct vm_config *c)
 		snap_put_fields(w, &n->rx, limit_fields, SNAP_NFIELDS(limit_fields));
 		snap_put_fields(w, &n->tx, limit_fields, SNAP_NFIELDS(limit_fields));
 	}
+	snap_put_u8(w, c->vsock.set);
+	snap_put_u32(w, c->vsock.cid);
+	snap_put_str(w, c->vsock.uds);
 }
 
 /* A string that may be absent (NULL) in the configuration. */
@@ -72,7 +75,7 @@ static const char *get_opt_str(struct snap_reader *r, char *buf, size_t cap)
 	return null ? NULL : buf;
 }
 
-int snap_config_decode(struct snap_reader *r, struct snap_config *out)
+int snap_config_decode(struct snap_reader *r, uint32_t version, struct snap_config *out)
 {
 	struct vm_config *c = &out->cfg;
 	uint8_t reboot, transport, console;
@@ -126,6 +129,13 @@ int snap_config_decode(struct snap_reader *r, struct snap_config *out)
 			snap_get_fields(r, &n->fwd[k], hostfwd_fields, SNAP_NFIELDS(hostfwd_fields));
 		snap_get_fields(r, &n->rx, limit_fields, SNAP_NFIELDS(limit_fields));
 		snap_get_fields(r, &n->tx, limit_fields, SNAP_NFIELDS(limit_fields));
+	}
+	if (version >= 3) {
+		c->vsock.set = snap_get_bool(r);
+		c->vsock.cid = snap_get_u32(r);
+		snap_get_str(r, c->vsock.uds, sizeof(c->vsock.uds), NULL);
+		if (c->vsock.set && (c->vsock.cid < 3 || c->vsock.cid == UINT32_MAX || !c->vsock.uds[0]))
+			snap_reader_fail(r, "vsock configuration out of range");
 	}
 	return snap_reader_ok(r) ? 0 : CV_EINPUT;
 }

@@ -8,7 +8,9 @@
 #include "snapshot/stream.h"
 #include "vmm/config.h"
 
-#define SNAP_CONFIG_VERSION 2
+/* 3 adds the vsock device; 2 (none) still loads. */
+#define SNAP_CONFIG_VERSION 3
+#define SNAP_CONFIG_MIN_VERSION 2
 
 /* A decoded configuration and the strings it points to. */
 struct snap_config {
@@ -17,8 +19,9 @@ struct snap_config {
 };
 
 void snap_config_encode(struct snap_writer *w, const struct vm_config *cfg);
-/* 0, or CV_EINPUT with r marked bad. */
-int snap_config_decode(struct snap_reader *r, struct snap_config *out);
+/* A section of `version` (MIN..SNAP_CONFIG_VERSION): 0, or CV_EINPUT
+ * with r marked bad. */
+int snap_config_decode(struct snap_reader *r, uint32_t version, struct snap_config *out);
 
 /* Gives the NICs named in o their new taps (a restore's overrides): 0,
  * or CV_EINPUT reported (no such NIC, or one without a tap). */

@@ -57,6 +57,15 @@ struct net_config {
 	struct ratelimit_config rx, tx;
 };
 
+/* virtio-vsock: the guest's CID and the host's Unix socket (Firecracker's
+ * hybrid vsock). */
+#define CV_VSOCK_PATH_MAX 96 /* sun_path less room for "_PORT" */
+struct vsock_config {
+	bool set;
+	uint32_t cid; /* 3 and up: 0-2 are reserved */
+	char uds[CV_VSOCK_PATH_MAX];
+};
+
 enum disk_format { DISK_FORMAT_AUTO, DISK_FORMAT_RAW, DISK_FORMAT_QCOW2 };
 
 struct disk_config {
@@ -89,6 +98,7 @@ struct vm_config {
 	struct net_config nics[CV_MAX_NICS];
 	unsigned nnics;
 	bool track_dirty_pages; /* for diff snapshots */
+	struct vsock_config vsock;
 	/* A restore's new host devices for NICs (Firecracker's
 	 * network_overrides: clones of one snapshot each need their own tap). */
 	struct net_override {

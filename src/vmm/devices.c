@@ -12,6 +12,7 @@
 #include "virtio/console.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
+#include "virtio/vsock.h"
 #include "vmm/vm.h"
 
 static int backend_save(void *opaque, struct snap_writer *w)
@@ -92,6 +93,20 @@ static int attach(struct vm *vm, struct virtio_dev *dev, char *cmdline, size_t c
 	return virtio_mmio_cmdline(&d->t.mmio, cmdline, cap);
 }
 
+/* Last, so the other devices keep their section ids. Its own section is
+ * registered first: loaded before the device resumes, it has the guest
+ * told that its connections are gone. */
+static int attach_vsock(struct vm *vm, char *cmdline, size_t cap)
+{
+	struct virtio_dev *dev = virtio_vsock_new(&vm->mem, &vm->loop, vm->cfg->vsock.cid, vm->cfg->vsock.uds);
+
+	if (dev && state_register(&vm->state, "vsock", 1, virtio_vsock_save, virtio_vsock_load, dev, NULL, NULL)) {
+		dev->ops->destroy(dev);
+		return CV_EFAIL;
+	}
+	return dev ? attach(vm, dev, cmdline, cap) : CV_EINPUT;
+}
+
 int devices_open_disk(struct vm *vm, unsigned i, const char *path, struct block **out)
 {
 	static const enum block_format formats[] = {
@@ -151,7 +166,9 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 			return rc;
 		vm->console_dev = vm->devs[vm->ndevs - 1].dev;
 	}
-	return attach(vm, virtio_rng_new(&vm->mem, &vm->loop), cmdline, cap);
+	if ((rc = attach(vm, virtio_rng_new(&vm->mem, &vm->loop), cmdline, cap)) || !cfg->vsock.set)
+		return rc;
+	return attach_vsock(vm, cmdline, cap);
 }
 
 void devices_destroy(struct vm *vm)

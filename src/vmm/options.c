@@ -35,6 +35,9 @@ const char options_run_usage[] =
 	"                         switch=PATH (a `cellvm switch PATH` running on this host)\n"
 	"                       options of every mode: mac=MAC, rx_rate=SIZE, tx_rate=SIZE (bytes/s),\n"
 	"                       rx_burst=SIZE, tx_burst=SIZE\n"
+	"  --vsock cid=N,uds=PATH  a virtio-vsock device: guest CID N (3 and up); the host reaches\n"
+	"                       guest ports through PATH (\"CONNECT PORT\\n\"), the guest reaches\n"
+	"                       host port P at PATH_P\n"
 	"  --console serial|virtio  where this terminal's input goes: ttyS0 or hvc0 (default serial)\n"
 	"  --name NAME          the VM's name; NIC MAC addresses derive from it (default cellvm)\n"
 	"  --api-sock PATH      serve Firecracker's API on this Unix socket (pause, snapshots, ...);\n"
@@ -219,6 +222,44 @@ static int parse_console(const char *v, enum console_kind *out, char *err, size_
 	return 0;
 }
 
+/* cid=N,uds=PATH: both required, once each. */
+static int parse_vsock(const char *v, struct vsock_config *vs, char *err, size_t errlen)
+{
+	char buf[256], *save = NULL;
+	bool cid = false;
+
+	if (vs->set)
+		return cv_fmt(err, errlen, "invalid --vsock '%s': a VM has one vsock device", v);
+	if (strlen(v) >= sizeof(buf))
+		return cv_fmt(err, errlen, "invalid --vsock '%.64s...': too long", v);
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (char *opt = strtok_r(buf, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(opt, "cid=", 4)) {
+			char *end;
+			unsigned long long n;
+
+			errno = 0;
+			n = strtoull(opt + 4, &end, 10);
+			if (cid || opt[4] < '0' || opt[4] > '9' || *end || errno || n < 3 || n >= UINT32_MAX)
+				return cv_fmt(err, errlen, "invalid --vsock '%s': cid must be given once, 3..%u", v,
+					      UINT32_MAX - 1);
+			vs->cid = (uint32_t)n;
+			cid = true;
+		} else if (!strncmp(opt, "uds=", 4) && !vs->uds[0] && opt[4] && strlen(opt + 4) < sizeof(vs->uds)) {
+			snprintf(vs->uds, sizeof(vs->uds), "%s", opt + 4);
+		} else if (!strncmp(opt, "uds=", 4)) {
+			return cv_fmt(err, errlen, "invalid --vsock '%s': uds must be given once, 1..%zu bytes", v,
+				      sizeof(vs->uds) - 1);
+		} else {
+			return cv_fmt(err, errlen, "invalid --vsock '%s': unknown option '%s' (cid=N,uds=PATH)", v, opt);
+		}
+	}
+	if (!cid || !vs->uds[0])
+		return cv_fmt(err, errlen, "invalid --vsock '%s': needs cid=N and uds=PATH", v);
+	vs->set = true;
+	return 0;
+}
+
 /* MODE[,option]... (net/netopt.h) */
 static int parse_net(const char *v, struct vm_config *cfg, char *err, size_t errlen)
 {
@@ -363,7 +404,7 @@ static bool is_vm_option(const char *name)
 {
 	return !strcmp(name, "--kernel") || !strcmp(name, "--initrd") || !strcmp(name, "--cmdline") ||
 	       !strcmp(name, "--cpus") || !strcmp(name, "--memory") || !strcmp(name, "--disk") ||
-	       !strcmp(name, "--net") || !strcmp(name, "--cpu-template");
+	       !strcmp(name, "--net") || !strcmp(name, "--cpu-template") || !strcmp(name, "--vsock");
 }
 
 int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
@@ -399,7 +440,7 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		    strcmp(name, "--disk") && strcmp(name, "--transport") && strcmp(name, "--net") &&
 		    strcmp(name, "--console") && strcmp(name, "--name") && strcmp(name, "--net-override") &&
 		    strcmp(name, "--disk-override") && strcmp(name, "--seccomp") && strcmp(name, "--cpu-template") &&
-		    !process_option(name, cfg))
+		    strcmp(name, "--vsock") && !process_option(name, cfg))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		if (is_vm_option(name))
 			vm_option = arg;
@@ -438,6 +479,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			rc = api_cpu_template_arg(val, &cfg->cpu_template, err, errlen);
 		else if (!strcmp(name, "--seccomp"))
 			rc = seccomp_parse_mode(val, &cfg->seccomp, err, errlen);
+		else if (!strcmp(name, "--vsock"))
+			rc = parse_vsock(val, &cfg->vsock, err, errlen);
 		else if (process_option(name, cfg) && !*val)
 			rc = cv_fmt(err, errlen, "invalid %s '': must not be empty", name);
 		else if (process_option(name, cfg))

@@ -322,18 +322,27 @@ int vm_snapshot_create(struct vm *vm, const char *state_path, const char *mem_pa
 
 /* ---------------------------------------------------------------- restore */
 
-/* Finds section id of the expected version; reports its absence. */
-static int find_section(struct vm_restore *rs, const char *state_path, const char *id, uint32_t version,
-			struct snap_reader *r)
+/* Finds section id of a version in [min, version]; reports its absence. */
+static int find_versions(struct vm_restore *rs, const char *state_path, const char *id, uint32_t min,
+			 uint32_t version, struct snap_reader *r, uint32_t *found)
 {
 	struct snap_section *s = snap_file_get(&rs->file, id);
 
-	if (!s || s->version != version) {
+	if (!s || s->version < min || s->version > version) {
 		cv_err("invalid snapshot '%s': %s section '%s'", state_path, s ? "another version of" : "no", id);
 		return CV_EINPUT;
 	}
 	snap_reader_init(r, s->data, s->len);
+	*found = s->version;
 	return 0;
+}
+
+static int find_section(struct vm_restore *rs, const char *state_path, const char *id, uint32_t version,
+			struct snap_reader *r)
+{
+	uint32_t found;
+
+	return find_versions(rs, state_path, id, version, version, r, &found);
 }
 
 /* Reports a section that did not decode or has bytes left over. */
@@ -350,11 +359,12 @@ static int section_done(const char *state_path, const char *id, struct snap_read
 static int restore_decode(struct vm_restore *rs, const char *name)
 {
 	struct snap_reader r;
+	uint32_t version;
 	int rc;
 
-	rc = find_section(rs, name, "config", SNAP_CONFIG_VERSION, &r);
+	rc = find_versions(rs, name, "config", SNAP_CONFIG_MIN_VERSION, SNAP_CONFIG_VERSION, &r, &version);
 	if (!rc)
-		rc = section_done(name, "config", &r, snap_config_decode(&r, &rs->config));
+		rc = section_done(name, "config", &r, snap_config_decode(&r, version, &rs->config));
 	/* Before the VM opens (and locks) its disks. */
 	if (!rc)
 		rc = find_section(rs, name, DISKS_SECTION, DISKS_VERSION, &r);

@@ -133,7 +133,7 @@ def test_config_file_errors_exit_2(spawn, tmp_path, kernel):
     bad = tmp_path / "bad.json"
     for doc, words in [
         ("{", "invalid JSON"),
-        (json.dumps({"boot-source": {"kernel_image_path": kernel}, "vsock": {"guest_cid": 3}}), "vsock"),
+        (json.dumps({"boot-source": {"kernel_image_path": kernel}, "vsock": {"guest_cid": 3}}), "uds_path"),
         (json.dumps({"boot-source": {"kernel_image_path": kernel, "colour": "red"}}), "colour"),
         (json.dumps({"boot-source": {"kernel_image_path": "/nonexistent"}}), "/nonexistent"),
         (json.dumps({"boot-source": {"kernel_image_path": kernel},
@@ -160,7 +160,8 @@ MALFORMED = [
     ("PUT", "/drives/rootfs", '{"drive_id": "other", "path_on_host": "/x", "is_root_device": true}'),
     ("PUT", "/network-interfaces/eth0", '{"iface_id": "eth0", "host_dev_name": "way-too-long-tap-name"}'),
     ("PUT", "/balloon", '{"amount_mib": 16, "deflate_on_oom": true}'),
-    ("PUT", "/vsock", '{"guest_cid": 3, "uds_path": "/tmp/v.sock"}'),
+    ("PUT", "/vsock", '{"guest_cid": 2, "uds_path": "/tmp/v.sock"}'),
+    ("PUT", "/vsock", '{"guest_cid": 3}'),
     ("PUT", "/snapshot/create", '{"snapshot_path": "/tmp/s", "mem_file_path": "/tmp/m"}'),
     ("PUT", "/mmds", '{"latest": {}}'),
     ("PUT", "/entropy", "{}"),

@@ -311,6 +311,26 @@ static void test_bad_reboot(void **state)
 		option_value_fails("--reboot", bad[i]);
 }
 
+static void test_vsock(void **state)
+{
+	static const char *const bad[] = { "cid=2,uds=/v",	     "cid=abc,uds=/v", "cid=4294967295,uds=/v",
+					   "cid=3",		     "uds=/v",	       "cid=3,uds=/v,x=1",
+					   "cid=3,cid=4,uds=/v",    "cid=3,uds=",      "cid=-3,uds=/v",
+					   "cid=3,uds=/v,uds=/w" };
+	char *argv[] = { "--kernel", "k", "--vsock", "cid=42,uds=/run/v.sock" };
+	char *twice[] = { "--kernel", "k", "--vsock", "cid=3,uds=/a", "--vsock", "cid=4,uds=/b" };
+	struct vm_config cfg;
+
+	(void)state;
+	parse_ok(ARGC(argv), argv, &cfg);
+	assert_true(cfg.vsock.set);
+	assert_int_equal(cfg.vsock.cid, 42);
+	assert_string_equal(cfg.vsock.uds, "/run/v.sock");
+	parse_fails(ARGC(twice), twice, (const char *const[]){ "--vsock", "cid=4,uds=/b", NULL });
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		option_value_fails("--vsock", bad[i]);
+}
+
 static void test_missing_value(void **state)
 {
 	static const char *const opts[] = { "--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--reboot" };
@@ -380,6 +400,7 @@ int main(void)
 		cmocka_unit_test(test_cpus_placement),
 		cmocka_unit_test(test_bad_cpus_placement),
 		cmocka_unit_test(test_bad_reboot),
+		cmocka_unit_test(test_vsock),
 		cmocka_unit_test(test_missing_value),
 		cmocka_unit_test(test_missing_kernel),
 		cmocka_unit_test(test_help),

@@ -426,7 +426,7 @@ static void test_config_round_trip(void **state)
 	snap_writer_init(&w);
 	snap_config_encode(&w, &c);
 	snap_reader_init(&r, w.buf, w.len);
-	assert_int_equal(snap_config_decode(&r, &out), 0);
+	assert_int_equal(snap_config_decode(&r, SNAP_CONFIG_VERSION, &out), 0);
 	assert_int_equal(snap_reader_left(&r), 0);
 	assert_string_equal(out.cfg.kernel, "/k/vmlinux");
 	assert_null(out.cfg.initrd);
@@ -445,15 +445,39 @@ static void test_config_round_trip(void **state)
 	/* Every truncation is refused. */
 	for (size_t len = 0; len < w.len; len++) {
 		snap_reader_init(&r, w.buf, len);
-		assert_int_equal(snap_config_decode(&r, &out), CV_EINPUT);
+		assert_int_equal(snap_config_decode(&r, SNAP_CONFIG_VERSION, &out), CV_EINPUT);
 	}
+	assert_false(out.cfg.vsock.set);
+	/* Version 2 had no vsock: what it wrote still loads, without one. */
+	snap_reader_init(&r, w.buf, w.len - 1 - 4 - 4); /* set, cid, empty uds */
+	assert_int_equal(snap_config_decode(&r, 2, &out), 0);
+	assert_int_equal(snap_reader_left(&r), 0);
+	assert_false(out.cfg.vsock.set);
+	assert_int_equal(out.cfg.cpus, 4);
+	/* A vsock comes back; a CID that cannot be is refused. */
+	c.vsock = (struct vsock_config){ .set = true, .cid = 9, .uds = "/run/v.sock" };
+	snap_writer_free(&w);
+	snap_writer_init(&w);
+	snap_config_encode(&w, &c);
+	snap_reader_init(&r, w.buf, w.len);
+	assert_int_equal(snap_config_decode(&r, SNAP_CONFIG_VERSION, &out), 0);
+	assert_true(out.cfg.vsock.set);
+	assert_int_equal(out.cfg.vsock.cid, 9);
+	assert_string_equal(out.cfg.vsock.uds, "/run/v.sock");
+	c.vsock.cid = 2;
+	snap_writer_free(&w);
+	snap_writer_init(&w);
+	snap_config_encode(&w, &c);
+	snap_reader_init(&r, w.buf, w.len);
+	assert_int_equal(snap_config_decode(&r, SNAP_CONFIG_VERSION, &out), CV_EINPUT);
+	c.vsock.set = false;
 	/* Out-of-range values too: 0 vCPUs. */
 	c.cpus = 0;
 	snap_writer_free(&w);
 	snap_writer_init(&w);
 	snap_config_encode(&w, &c);
 	snap_reader_init(&r, w.buf, w.len);
-	assert_int_equal(snap_config_decode(&r, &out), CV_EINPUT);
+	assert_int_equal(snap_config_decode(&r, SNAP_CONFIG_VERSION, &out), CV_EINPUT);
 	snap_writer_free(&w);
 }
 
