@@ -4,6 +4,8 @@ complete), vCPU threads pinned to host CPUs, and a CPU quota that caps the
 VM's CPU time. Bad values exit 2 with one line."""
 import os
 import re
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -55,6 +57,29 @@ def test_every_thread_filtered(spawn, kernel, initrd, kvm_available, tmp_path):
             assert fields["Seccomp_filters"] == want, (name, fields["Seccomp_filters"])
     out, status = g.run("echo alive", 30)
     assert status == 0 and "alive" in out
+
+
+def inject(g, thread, call):
+    """Makes the VMM's thread `thread` run `call` (a C expression), through
+    gdb: a forbidden syscall from inside a running VM."""
+    if not shutil.which("gdb"):
+        pytest.skip("gdb not installed (apt-get install gdb)")
+    pick = f'python [t.switch() for t in gdb.selected_inferior().threads() if t.name == "{thread}"]'
+    subprocess.run(["gdb", "-p", str(g.proc.pid), "-batch", "-ex", "handle SIGSYS nostop noprint pass",
+                    "-ex", pick, "-ex", f"call {call}"], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("thread, call, name", [
+    ("cellvm", "(int)socket(17, 3, 0)", "socket"),      # AF_PACKET from the main thread
+    ("vcpu0", '(int)open("/etc/hostname", 0)', "openat"),  # a vCPU opens no files
+])
+def test_violation_ends_the_vm(spawn, kernel, initrd, kvm_available, tmp_path, thread, call, name):
+    g = boot(spawn, kernel, initrd, tmp_path)
+    inject(g, thread, call)
+    assert g.wait_exit() == 1, g.describe()
+    lines = [l for l in g.stderr.splitlines() if "seccomp" in l]
+    assert len(lines) == 1 and f"thread {thread if thread != 'cellvm' else 'main'} made syscall {name}" in lines[0], \
+        g.stderr
 
 
 def test_off_and_log(spawn, kernel, initrd, kvm_available, tmp_path):
