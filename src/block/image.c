@@ -125,6 +125,69 @@ bool image_backing_path(const char *image_path, const char *name, char *buf, siz
 	return n >= 0 && (size_t)n < len;
 }
 
+static bool restricted;
+static char *allowed[IMAGE_MAX_ALLOWED_DIRS];
+static unsigned nallowed;
+
+void image_restrict_backing(void)
+{
+	restricted = true;
+}
+
+int image_allow_backing(const char *dir)
+{
+	char *real = realpath(dir, NULL);
+
+	if (!real) {
+		cv_err("invalid --allow-backing '%s': %s", dir, strerror(errno));
+		return CV_EINPUT;
+	}
+	if (nallowed == IMAGE_MAX_ALLOWED_DIRS) {
+		free(real);
+		cv_err("invalid --allow-backing '%s': at most %d directories", dir, IMAGE_MAX_ALLOWED_DIRS);
+		return CV_EINPUT;
+	}
+	allowed[nallowed++] = real;
+	return 0;
+}
+
+static bool under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return !strncmp(path, dir, n) && (path[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
+/* The policy above, for the backing file at path of child's chain. */
+static int backing_allowed(const struct image *child, const char *path)
+{
+	const struct image *top = child;
+	char dir[PATH_MAX], *real, *top_dir;
+	const char *slash;
+	bool ok;
+
+	if (!restricted)
+		return 0;
+	while (top->child)
+		top = top->child;
+	slash = strrchr(top->path, '/');
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - top->path) + (slash == top->path) : 1,
+		 slash ? top->path : ".");
+	/* A missing file is left to open() to report. */
+	if (!(real = realpath(path, NULL)))
+		return 0;
+	top_dir = realpath(dir, NULL);
+	ok = top_dir && under(real, top_dir);
+	for (unsigned i = 0; !ok && i < nallowed; i++)
+		ok = under(real, allowed[i]);
+	if (!ok)
+		cv_err("%s: backing file '%s' is outside the image's directory: give --allow-backing DIR to let the "
+		       "guest read it", child->path, path);
+	free(real);
+	free(top_dir);
+	return ok ? 0 : CV_EINPUT;
+}
+
 int image_open_backing(const struct image *child, const char *name, enum block_format format,
 		       struct image **out)
 {
@@ -137,6 +200,8 @@ int image_open_backing(const struct image *child, const char *name, enum block_f
 		cv_err("%s: backing file name '%s' is too long", child->path, name);
 		return CV_EINPUT;
 	}
+	if (backing_allowed(child, path))
+		return CV_EINPUT;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		cv_err("%s: cannot open backing file '%s': %s", child->path, path, strerror(errno));

@@ -101,6 +101,15 @@ int image_open_backing(const struct image *child, const char *name, enum block_f
  * into buf; false if it does not fit. */
 bool image_backing_path(const char *image_path, const char *name, char *buf, size_t len);
 
+/* The VMM's policy for backing files, which image headers name and a
+ * guest then reads: after image_restrict_backing(), a backing file must
+ * lie in the directory of the image the user gave (the chain's top), or
+ * under a directory passed to image_allow_backing (CV_EINPUT if it does
+ * not exist). The disk tools leave it off: they show no guest anything. */
+#define IMAGE_MAX_ALLOWED_DIRS 8
+void image_restrict_backing(void);
+int image_allow_backing(const char *dir);
+
 /* The format of the image at path, by its content (qcow2 magic or raw),
  * read without opening or locking it. 0 or CV_EINPUT. */
 int image_probe(const char *path, enum block_format *f);

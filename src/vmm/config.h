@@ -117,6 +117,9 @@ struct vm_config {
 	/* Where disks a migration sends along go (src/migrate/storage.h). */
 	const char *receive_dir;
 	enum seccomp_mode seccomp; /* the VMM's syscall filters */
+	/* Directories backing files may also lie in (block/image.h's policy). */
+	const char *allow_backing[8];
+	unsigned nallow_backing;
 	struct disk_override {
 		char drive[CV_DISK_ID_MAX + 1]; /* vda, vdb, ... or a drive's id */
 		const char *path;

@@ -57,6 +57,8 @@ const char options_run_usage[] =
 	"                       written to DIR under their file names\n"
 	"  --disk-override DRIVE=PATH  with --incoming: the copy of drive DRIVE (vda, vdb, ... or its\n"
 	"                       id) goes to PATH\n"
+	"  --allow-backing DIR  qcow2 backing files may also lie under DIR (else only in the directory\n"
+	"                       of the image given: an image must not make the guest read host files)\n"
 	"  --seccomp kill|log|off  the VMM's per-thread syscall filters (default kill, or\n"
 	"                       $CELLVM_SECCOMP): kill ends the VMM on a refused call, naming it;\n"
 	"                       log lets it through and the kernel logs it (dmesg: type=1326)\n"
@@ -439,7 +441,7 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		    strcmp(name, "--cpus") && strcmp(name, "--memory") && strcmp(name, "--reboot") &&
 		    strcmp(name, "--disk") && strcmp(name, "--transport") && strcmp(name, "--net") &&
 		    strcmp(name, "--console") && strcmp(name, "--name") && strcmp(name, "--net-override") &&
-		    strcmp(name, "--disk-override") && strcmp(name, "--seccomp") && strcmp(name, "--cpu-template") &&
+		    strcmp(name, "--disk-override") && strcmp(name, "--seccomp") && strcmp(name, "--cpu-template") && strcmp(name, "--allow-backing") &&
 		    strcmp(name, "--vsock") && !process_option(name, cfg))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		if (is_vm_option(name))
@@ -475,6 +477,12 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			rc = parse_disk_override(val, cfg, err, errlen);
 		else if (!strcmp(name, "--console"))
 			rc = parse_console(val, &cfg->console, err, errlen);
+		else if (!strcmp(name, "--allow-backing") &&
+			 cfg->nallow_backing == sizeof(cfg->allow_backing) / sizeof(cfg->allow_backing[0]))
+			rc = cv_fmt(err, errlen, "invalid --allow-backing '%s': at most %zu directories", val,
+				    sizeof(cfg->allow_backing) / sizeof(cfg->allow_backing[0]));
+		else if (!strcmp(name, "--allow-backing"))
+			cfg->allow_backing[cfg->nallow_backing++] = val;
 		else if (!strcmp(name, "--cpu-template"))
 			rc = api_cpu_template_arg(val, &cfg->cpu_template, err, errlen);
 		else if (!strcmp(name, "--seccomp"))

@@ -18,6 +18,7 @@
 #include "migrate/migrate.h"
 #include "vmm/disks.h"
 #include "block/async.h"
+#include "block/image.h"
 #include "vmm/kvm.h"
 #include "vmm/seccomp.h"
 #include "vmm/vm.h"
@@ -590,6 +591,10 @@ static int setup(struct runner *r)
 
 	if ((rc = seccomp_configure(r->cfg->seccomp)))
 		return rc;
+	image_restrict_backing();
+	for (unsigned i = 0; i < r->cfg->nallow_backing; i++)
+		if ((rc = image_allow_backing(r->cfg->allow_backing[i])))
+			return rc;
 	async_set_thread_start(seccomp_worker_start);
 	if (r->cfg->pid_file && (r->pid_fd = pidfile_acquire(r->cfg->pid_file)) < 0)
 		return r->pid_fd;

@@ -130,3 +130,24 @@ def test_bad_cpus(kernel):
     refused(["--kernel", kernel, "--cpus", "2,quota=250%"], "quota 250% is not below what 2 vCPUs can use (200%)")
     refused(["--kernel", kernel, "--cpus", "1,pin=1023"], "host CPU 1023 is not one cellvm may run on")
     refused(["--kernel", kernel, "--cpus", "1,turbo=on"], "unknown option 'turbo=on'")
+
+
+def test_backing_file_outside_the_image_directory(spawn, kernel, initrd, kvm_available, tmp_path):
+    """A qcow2 whose header names a host file outside its directory as its
+    backing file is refused, so a guest cannot read that file; the user can
+    allow the directory with --allow-backing."""
+    host, vm = tmp_path / "host", tmp_path / "vm"
+    host.mkdir()
+    vm.mkdir()
+    (host / "secret.raw").write_bytes(b"host-secret-bytes".ljust(1 << 20, b"\0"))
+    for name, backing in (("abs.qcow2", str(host / "secret.raw")), ("rel.qcow2", "../host/secret.raw")):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F", "raw", str(vm / name)],
+                       check=True)
+        refused(["--kernel", kernel, "--initrd", initrd, "--disk", vm / name], "outside the image's directory",
+                "--allow-backing", "secret.raw")
+    g = spawn(vm_args(kernel, initrd, DEFAULT_CMDLINE, "256M", None,
+                      ["--disk", str(vm / "rel.qcow2"), "--allow-backing", str(host)]))
+    g.wait_ready(BOOT_TIMEOUT)
+    out, rc = g.run("head -c 17 /dev/vda; echo", 60)
+    assert rc == 0 and "host-secret-bytes" in out, out
+    refused(["--kernel", kernel, "--allow-backing", str(tmp_path / "none")], "invalid --allow-backing")
