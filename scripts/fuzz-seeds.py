@@ -171,8 +171,50 @@ def seeds_qcow2():
     yield "escape", n + ops + with_backing(qcow2_image(), b"../../etc/passwd")
 
 
+def vq_ram(queue: int, chains) -> bytes:
+    """Guest RAM with one queue's rings (0x200 bytes per queue, 16
+    entries) holding `chains`: lists of (addr, len, flags) descriptors,
+    and data from 0x1000 on."""
+    ram = bytearray(0x2000)
+    base, desc = 0x200 * queue, 0
+    for n, chain in enumerate(chains):
+        head = desc
+        for k, (addr, length, flags) in enumerate(chain):
+            nxt = desc + 1 if k + 1 < len(chain) else 0
+            struct.pack_into("<QIHH", ram, base + 16 * desc, addr, length, flags | (1 if k + 1 < len(chain) else 0), nxt)
+            desc += 1
+        struct.pack_into("<H", ram, base + 0x100 + 4 + 2 * n, head)
+    struct.pack_into("<HH", ram, base + 0x100, 0, len(chains))
+    return bytes(ram)
+
+
+def seeds_virtio():
+    # Header: device (0 blk, 1 net, 2 console, 3 rng), log2 queue size,
+    # features (u16: device bits, 0x100 EVENT_IDX, 0x200 INDIRECT_DESC), rounds.
+    hdr = lambda dev, feat=0: struct.pack("<BBHB", dev, 4, feat, 1)  # noqa: E731 - the input header
+    W = 2  # VRING_DESC_F_WRITE
+    blk_read = struct.pack("<IIQ", 0, 0, 8)  # VIRTIO_BLK_T_IN, sector 8
+    blk_write = struct.pack("<IIQ", 1, 0, 16)
+    ram = bytearray(vq_ram(0, [[(0x1000, 16, 0), (0x1100, 512, W), (0x1400, 1, W)],
+                                [(0x1010, 16, 0), (0x1600, 512, 0), (0x1401, 1, W)]]))
+    ram[0x1000:0x1010] = blk_read
+    ram[0x1010:0x1020] = blk_write
+    yield "blk", hdr(0) + bytes(ram)
+    yield "blk-event-idx", hdr(0, 0x300) + bytes(ram)
+    # virtio-net transmits on queue 1: a 12-byte header and a frame.
+    ram = bytearray(vq_ram(1, [[(0x1000, 12, 0), (0x1100, 60, 0)]]))
+    ram[0x1100:0x110e] = b"\xff" * 6 + bytes([2, 0, 0, 0, 0, 1]) + b"\x08\x06"
+    yield "net-tx", hdr(1) + bytes(ram)
+    ram = bytearray(vq_ram(1, [[(0x1000, 6, 0)]]))
+    ram[0x1000:0x1006] = b"hello\n"
+    yield "console-tx", hdr(2) + bytes(ram)
+    yield "console-rx", hdr(2) + vq_ram(0, [[(0x1000, 64, W)]])
+    yield "rng", hdr(3) + vq_ram(0, [[(0x1000, 64, W)], [(0x1040, 16, W), (0x1080, 16, W)]])
+
+
 SEEDS = {"fuzz_snapshot": seeds_snapshot, "fuzz_migrate": seeds_migrate, "fuzz_http": seeds_http, "fuzz_api": seeds_api,
-         "fuzz_options": seeds_options, "fuzz_loaders": seeds_loaders, "fuzz_dhcp": seeds_dhcp, "fuzz_qcow2": seeds_qcow2}
+         "fuzz_options": seeds_options, "fuzz_loaders": seeds_loaders, "fuzz_dhcp": seeds_dhcp, "fuzz_qcow2": seeds_qcow2,
+         "fuzz_virtio": seeds_virtio}
 
 
 def main():
