@@ -212,9 +212,26 @@ def seeds_virtio():
     yield "rng", hdr(3) + vq_ram(0, [[(0x1000, 64, W)], [(0x1040, 16, W), (0x1080, 16, W)]])
 
 
+def seeds_transport():
+    # One access: region | 0x80 for a write (0 ports, 1 ECAM, 2 virtio-pci
+    # BAR, 3 virtio-mmio), log2 size, offset (u32), value (u64).
+    acc = lambda region, size, off, value=0, write=False: struct.pack(  # noqa: E731 - one access
+        "<BBIQ", region | (0x80 if write else 0), {1: 0, 2: 1, 4: 2, 8: 3}[size], off, value)
+    dev = 1 << 15  # ECAM: device 1 on bus 0
+    yield "pci-config", (acc(1, 4, dev) + acc(1, 2, dev + 4, 6, True) + acc(1, 4, dev + 0x10) +
+                         acc(1, 4, dev + 0x10, 0xFFFFFFFF, True) + acc(1, 4, dev + 0x10) + acc(1, 1, dev + 0x34) +
+                         acc(0, 4, 0, 0x80000800, True) + acc(0, 4, 4) + acc(0, 2, 6))
+    yield "virtio-pci", (acc(1, 2, dev + 4, 6, True) + acc(2, 4, 0x04) + acc(2, 1, 0x14, 1, True) +
+                         acc(2, 1, 0x14, 3, True) + acc(2, 2, 0x16, 0, True) + acc(2, 2, 0x18) +
+                         acc(2, 8, 0x20, 0x1000, True) + acc(2, 2, 0x1c, 1, True) + acc(2, 1, 0x14, 0xF, True))
+    yield "virtio-mmio", (acc(3, 4, 0) + acc(3, 4, 0x70, 1, True) + acc(3, 4, 0x70, 3, True) + acc(3, 4, 0x30, 0, True) +
+                          acc(3, 4, 0x38, 8, True) + acc(3, 4, 0x80, 0x1000, True) + acc(3, 4, 0x44, 1, True) +
+                          acc(3, 4, 0x70, 0xF, True) + acc(3, 4, 0x50, 0, True) + acc(3, 4, 0x60) + acc(3, 4, 0x100))
+
+
 SEEDS = {"fuzz_snapshot": seeds_snapshot, "fuzz_migrate": seeds_migrate, "fuzz_http": seeds_http, "fuzz_api": seeds_api,
          "fuzz_options": seeds_options, "fuzz_loaders": seeds_loaders, "fuzz_dhcp": seeds_dhcp, "fuzz_qcow2": seeds_qcow2,
-         "fuzz_virtio": seeds_virtio}
+         "fuzz_virtio": seeds_virtio, "fuzz_transport": seeds_transport}
 
 
 def main():
