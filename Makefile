@@ -124,7 +124,7 @@ fuzz: fuzz-build
 		fi; \
 		/usr/bin/python3 scripts/fuzz-seeds.py $$name $$corpus || exit 1; \
 		echo "== $$name ($(FUZZ_SECONDS) s)"; \
-		$$bin -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$$art/ $$corpus 2>&1 | tail -n 4; \
+		$$bin -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$$art/ $$corpus 2>&1 | tail -n 5; \
 		[ -z "$$(ls $$art)" ] || { echo "fuzz: $$name failed, see $$art"; exit 1; }; \
 	done
 

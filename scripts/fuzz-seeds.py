@@ -5,8 +5,11 @@ instead of rediscovering magic numbers and CRCs.
 
     scripts/fuzz-seeds.py TARGET DIR
 """
+import io
+import json
 import struct
 import sys
+import tarfile
 import zlib
 from pathlib import Path
 
@@ -229,9 +232,41 @@ def seeds_transport():
                           acc(3, 4, 0x70, 0xF, True) + acc(3, 4, 0x50, 0, True) + acc(3, 4, 0x60) + acc(3, 4, 0x100))
 
 
+def tar(members, compression: str = "") -> bytes:
+    """A pax archive of (name, bytes or None for a directory)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:" + compression, format=tarfile.PAX_FORMAT) as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.mtime = 1700000000
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                t.addfile(info)
+            else:
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def seeds_import():
+    # Byte 0: bit 0 set = import under the name "fuzzvm".
+    config = json.dumps({"boot-source": {"kernel_image_path": "vmlinux", "boot_args": "console=ttyS0"},
+                         "drives": [{"drive_id": "rootfs", "path_on_host": "disk.img", "is_root_device": True,
+                                     "is_read_only": False}],
+                         "machine-config": {"vcpu_count": 1, "mem_size_mib": 128}}).encode()
+    vm = [("vm1", None), ("vm1/vm.json", config), ("vm1/vmlinux", b"\x7fELF" + bytes(60)),
+          ("vm1/disk.img", bytes(4096) + b"data" + bytes(4092))]
+    yield "vm", b"\0" + tar(vm)
+    yield "named", b"\1" + tar(vm, "gz")
+    meta = json.dumps({"name": "s1"}).encode()
+    yield "snapshots", b"\0" + tar(vm + [("vm1/snapshots", None), ("vm1/snapshots/s1", None),
+                                         ("vm1/snapshots/s1/meta.json", meta), ("vm1/snapshots/s1/state", b"CELLVMST")])
+
+
 SEEDS = {"fuzz_snapshot": seeds_snapshot, "fuzz_migrate": seeds_migrate, "fuzz_http": seeds_http, "fuzz_api": seeds_api,
          "fuzz_options": seeds_options, "fuzz_loaders": seeds_loaders, "fuzz_dhcp": seeds_dhcp, "fuzz_qcow2": seeds_qcow2,
-         "fuzz_virtio": seeds_virtio, "fuzz_transport": seeds_transport}
+         "fuzz_virtio": seeds_virtio, "fuzz_transport": seeds_transport,
+         "fuzz_import": seeds_import}
 
 
 def main():
