@@ -208,6 +208,7 @@ def seeds_virtio():
     ram = bytearray(vq_ram(1, [[(0x1000, 12, 0), (0x1100, 60, 0)]]))
     ram[0x1100:0x110e] = b"\xff" * 6 + bytes([2, 0, 0, 0, 0, 1]) + b"\x08\x06"
     yield "net-tx", hdr(1) + bytes(ram)
+    yield "net-rx", hdr(1) + vq_ram(0, [[(0x1000, 1526, W)], [(0x1800, 12, W), (0x1900, 100, W)]])
     ram = bytearray(vq_ram(1, [[(0x1000, 6, 0)]]))
     ram[0x1000:0x1006] = b"hello\n"
     yield "console-tx", hdr(2) + bytes(ram)
