@@ -1,8 +1,9 @@
 /* libFuzzer target: virtqueues as a hostile guest lays them out, driving
  * the virtio devices' request handling (src/virtio/queue.c, blk.c, net.c,
- * console.c, rng.c). Input: device (blk, net, console, rng), log2 of the queue size (at most 16 entries), the driver's feature
- * bits (low byte: device bits 0-7; then EVENT_IDX, INDIRECT_DESC), the
- * number of kick rounds, then the first bytes of guest RAM (64 KiB),
+ * console.c, rng.c). Input: device (blk, net, console, rng), log2 of the
+ * queue size (at most 16 entries), the driver's feature bits (low byte:
+ * device bits 0-7; then EVENT_IDX, INDIRECT_DESC), the number of kick
+ * rounds, then the first bytes of guest RAM (64 KiB),
  * which hold every queue's rings (0x200 bytes per queue) and whatever the
  * descriptors point at. The disk is 64 KiB in memory, completing after
  * the kick returns as the event loop would (a real raw image completes on
