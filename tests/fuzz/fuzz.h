@@ -85,9 +85,4 @@ static inline uint64_t fuzz_take(struct fuzz_in *in, unsigned bytes)
 	return v;
 }
 
-static inline bool fuzz_more(const struct fuzz_in *in)
-{
-	return in->left > 0;
-}
-
 #endif
