@@ -30,7 +30,7 @@ GUEST_INITRD := $(BUILD)/guest/initramfs.cpio
 GUEST_CMDLINE ?= console=ttyS0 reboot=k panic=-1 quiet
 PYTEST := /usr/bin/python3 -m pytest
 
-.PHONY: FORCE all deps guest-kernel run test unit unit-asan fuzz fuzz-build e2e bench bench-boot bench-io bench-disk bench-net bench-api bench-snapshot bench-migrate bench-density guest clang-check clean
+.PHONY: FORCE all deps guest-kernel run test unit unit-asan fuzz fuzz-build fuzz-long e2e bench bench-boot bench-io bench-disk bench-net bench-api bench-snapshot bench-migrate bench-density guest clang-check clean
 
 all: $(BUILD)/cellvm
 
@@ -90,13 +90,17 @@ test: deps
 	$(MAKE) --no-print-directory all unit unit-asan fuzz e2e
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c) for what a guest or a user feeds
-# cellvm, built with clang and ASan+UBSan; `make fuzz` runs each for
-# FUZZ_SECONDS from a seed corpus made by scripts/fuzz-seeds.py; a crash,
-# leak or hang fails and leaves its input in build/fuzz/artifacts-TARGET/.
-FUZZ_SECONDS ?= 20
+# cellvm, built with clang and ASan+UBSan; `make fuzz` first replays every
+# input in tests/fuzz/regressions/TARGET/ (crashes found before), then runs
+# each target for FUZZ_SECONDS from a seed corpus made by
+# scripts/fuzz-seeds.py; a crash, leak or hang fails and leaves its input in
+# build/fuzz/artifacts-TARGET/. FUZZ_SECONDS defaults to a share of one
+# minute for all targets together (what CI spends); `make fuzz-long
+# SECONDS=N` runs each for N seconds.
 FUZZ_BUILD := $(BUILD)/fuzz
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_SECONDS ?= $(shell n=$(words $(FUZZ_BINS)); echo $$(( n < 60 ? 60 / n : 1 )))
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 
 fuzz-build:
@@ -112,11 +116,21 @@ fuzz: fuzz-build
 	@for bin in $(FUZZ_BINS); do \
 		name=$$(basename $$bin); corpus=$(FUZZ_BUILD)/corpus-$$name; art=$(FUZZ_BUILD)/artifacts-$$name; \
 		rm -rf $$art; mkdir -p $$corpus $$art; \
+		regs=$$(find tests/fuzz/regressions/$$name -type f 2>/dev/null | sort); \
+		if [ -n "$$regs" ]; then \
+			echo "== $$name: $$(echo $$regs | wc -w) regression inputs"; \
+			$$bin $$regs >$$art/regressions.log 2>&1 || { tail -n 30 $$art/regressions.log; echo "fuzz: $$name regression failed"; exit 1; }; \
+			rm $$art/regressions.log; \
+		fi; \
 		/usr/bin/python3 scripts/fuzz-seeds.py $$name $$corpus || exit 1; \
 		echo "== $$name ($(FUZZ_SECONDS) s)"; \
-		$$bin -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$$art/ $$corpus 2>&1 | tail -n 4; \
+		$$bin -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$$art/ $$corpus 2>&1 | tail -n 5; \
 		[ -z "$$(ls $$art)" ] || { echo "fuzz: $$name failed, see $$art"; exit 1; }; \
 	done
+
+SECONDS ?= 600
+fuzz-long:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(SECONDS)
 
 # Compile-only check that the tree also builds with clang.
 clang-check:

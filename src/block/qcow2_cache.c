@@ -116,8 +116,17 @@ static struct qcow2_cache_slot *victim(struct qcow2 *q, struct qcow2_cache *c, i
 
 void *qcow2_cache_get(struct qcow2 *q, struct qcow2_cache *c, uint64_t off, bool fresh, int *err)
 {
-	struct qcow2_cache_slot *s = find(c, off);
+	struct qcow2_cache_slot *s;
 
+	/* Offset 0 is the header cluster, never a table; and a slot's off 0
+	 * means "empty", so find() would hand back an empty slot without data
+	 * (found by fuzz_qcow2: a hostile image whose refcounts leave cluster
+	 * 0 free makes the allocator place a table there). */
+	if (!off) {
+		*err = qcow2_corrupt(q, "%s at offset 0", c->what);
+		return NULL;
+	}
+	s = find(c, off);
 	if (!s) {
 		if (!(s = victim(q, c, err)))
 			return NULL;

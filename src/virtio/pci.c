@@ -189,8 +189,11 @@ static void common_apply(struct virtio_pci *t, const struct virtio_pci_common_cf
 	}
 	if (TOUCHES(queue_select))
 		t->queue_sel = c->queue_select;
+	/* The queue fields of one access belong to the queue selected when it
+	 * began: a wide write may also change queue_select, and indexing by
+	 * the new value went past queue_vector[] (found by fuzz_transport). */
 	if (TOUCHES(queue_msix_vector) && q)
-		t->queue_vector[t->queue_sel] = valid_vector(t, c->queue_msix_vector);
+		t->queue_vector[q - d->vq] = valid_vector(t, c->queue_msix_vector);
 	if (!cfgq)
 		return;
 	if (TOUCHES(queue_size) && c->queue_size <= d->ops->queue_max)

@@ -10,6 +10,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +263,36 @@ static void test_preallocate(void **state)
 }
 
 /* a -> b -> a must be refused, naming the loop. */
+/* A hostile image whose refcounts call cluster 0 (the header) free: the
+ * allocator may place a new table there, which the metadata cache must
+ * refuse (found by tests/fuzz/fuzz_qcow2.c; it used to hand back an empty
+ * slot without data). The write fails, nothing crashes. */
+static void test_table_at_header(void **state)
+{
+	struct env *e = *state;
+	struct qcow2_create_opts o = { .size = 1 << 20, .cluster_bits = 9 };
+	uint8_t buf[512], be[8];
+	struct iovec v = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct image *img;
+	uint64_t rt, rb;
+	int fd;
+
+	unlink(e->path);
+	assert_int_equal(qcow2_create(e->path, &o), 0);
+	fd = open(e->path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, be, 8, 48), 8); /* refcount_table_offset */
+	rt = be64toh(*(uint64_t *)be);
+	assert_int_equal(pread(fd, be, 8, (off_t)rt), 8);
+	rb = be64toh(*(uint64_t *)be);
+	assert_int_equal(pwrite(fd, "\0\0", 2, (off_t)rb), 2); /* cluster 0: refcount 0 */
+	close(fd);
+	assert_int_equal(image_open(e->path, BLOCK_FORMAT_QCOW2, IMAGE_RW, &img), 0);
+	memset(buf, 0x5a, sizeof(buf));
+	assert_int_equal(img->ops->pwritev(img, 0, &v, 1), -EIO);
+	image_close(img);
+}
+
 static void test_backing_loop(void **state)
 {
 	struct env *e = *state;
@@ -340,6 +373,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_backing_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_table_at_header, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

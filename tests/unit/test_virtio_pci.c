@@ -570,6 +570,23 @@ static void test_queue_select_out_of_range(void **state)
 	assert_int_equal(COMMON_R(e, queue_msix_vector), NO_VEC);
 }
 
+/* One 8-byte write covering queue_select, queue_size and queue_msix_vector
+ * (found by tests/fuzz/fuzz_transport.c): the queue fields go to the queue
+ * selected before the write; the vector was stored at queue_vector[new
+ * selection], past the array. */
+static void test_wide_write_changing_queue_select(void **state)
+{
+	struct env *e = env_of(state);
+	uint64_t v = 0xd600 | (uint64_t)16 << 16 | (uint64_t)0 << 32; /* select, size, vector 0 */
+
+	COMMON_W(e, queue_select, 0);
+	bar_write(e, common_off(e, CC(queue_select)), 8, v);
+	assert_int_equal(COMMON_R(e, queue_select), 0xd600);
+	COMMON_W(e, queue_select, 0);
+	assert_int_equal(COMMON_R(e, queue_size), 16);
+	assert_int_equal(COMMON_R(e, queue_msix_vector), 0);
+}
+
 static void test_reset_clears_everything(void **state)
 {
 	struct env *e = env_of(state);
@@ -893,6 +910,7 @@ int main(void)
 		T(test_device_config_access),
 		T(test_notify_kicks_live_queues),
 		T(test_doorbells_follow_the_bar),
+		T(test_wide_write_changing_queue_select),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
