@@ -601,6 +601,7 @@ int api_config_describe(struct api_config *c, const struct vm_config *vm)
 	c->mem_mib = (unsigned)(vm->memory >> 20);
 	describe_ram(c, &vm->ram);
 	c->track_dirty_pages = vm->track_dirty_pages;
+	c->balloon = vm->balloon;
 	for (unsigned i = 0; i < vm->ndisks; i++) {
 		struct api_drive *d = &c->drives[c->ndrives++];
 
@@ -647,6 +648,9 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 	if (vm->memory % ram_page_size(&vm->ram))
 		return cv_fmt(err, errlen, "mem_size_mib %u is not a whole number of huge pages", c->mem_mib);
 	vm->track_dirty_pages = c->track_dirty_pages;
+	if (c->balloon.on && (uint64_t)c->balloon.amount_mib > c->mem_mib)
+		return cv_fmt(err, errlen, "Amount of pages requested is too large.");
+	vm->balloon = c->balloon;
 	snprintf(c->cmdline, sizeof(c->cmdline), "%s", c->boot_args ? c->boot_args : DEFAULT_BOOT_ARGS);
 	if (c->ndrives && c->drives[0].root) {
 		char root[96];
@@ -734,7 +738,8 @@ json_t *api_config_json(const struct api_config *c)
 					    level_names[c->logger.level], "show_level", c->logger.show_level,
 					    "show_log_origin", c->logger.show_origin, "module", str_or_null(c->logger.module));
 	metrics = !c->metrics.set ? json_null() : json_pack("{s:s}", "metrics_path", c->metrics.path);
-	return json_pack("{s:n, s:o, s:o, s:n, s:o, s:o, s:o, s:n, s:o, s:n, s:n}", "balloon", "drives", drives,
+	return json_pack("{s:o, s:o, s:o, s:n, s:o, s:o, s:o, s:n, s:o, s:n, s:n}", "balloon",
+			 c->balloon.on ? api_balloon_json(&c->balloon) : json_null(), "drives", drives,
 			 "boot-source", boot, "cpu-config", "logger", logger, "machine-config", api_machine_json(c),
 			 "metrics", metrics, "mmds-config", "network-interfaces", nics, "vsock", "entropy");
 }

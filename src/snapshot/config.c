@@ -26,6 +26,12 @@ static const struct snap_field nic_fields[] = {
 	SNAP_FIELD(struct net_config, net_prefix),
 };
 
+static const struct snap_field balloon_fields[] = {
+	SNAP_FLAG(struct balloon_config, on),	    SNAP_FIELD(struct balloon_config, amount_mib),
+	SNAP_FLAG(struct balloon_config, deflate_on_oom), SNAP_FIELD(struct balloon_config, stats_s),
+	SNAP_FLAG(struct balloon_config, reporting),
+};
+
 void snap_config_encode(struct snap_writer *w, const struct vm_config *c)
 {
 	snap_put_str(w, c->kernel);
@@ -61,6 +67,7 @@ void snap_config_encode(struct snap_writer *w, const struct vm_config *c)
 		snap_put_fields(w, &n->rx, limit_fields, SNAP_NFIELDS(limit_fields));
 		snap_put_fields(w, &n->tx, limit_fields, SNAP_NFIELDS(limit_fields));
 	}
+	snap_put_fields(w, &c->balloon, balloon_fields, SNAP_NFIELDS(balloon_fields));
 }
 
 /* A string that may be absent (NULL) in the configuration. */
@@ -72,7 +79,7 @@ static const char *get_opt_str(struct snap_reader *r, char *buf, size_t cap)
 	return null ? NULL : buf;
 }
 
-int snap_config_decode(struct snap_reader *r, struct snap_config *out)
+int snap_config_decode(struct snap_reader *r, uint32_t version, struct snap_config *out)
 {
 	struct vm_config *c = &out->cfg;
 	uint8_t reboot, transport, console;
@@ -126,6 +133,11 @@ int snap_config_decode(struct snap_reader *r, struct snap_config *out)
 			snap_get_fields(r, &n->fwd[k], hostfwd_fields, SNAP_NFIELDS(hostfwd_fields));
 		snap_get_fields(r, &n->rx, limit_fields, SNAP_NFIELDS(limit_fields));
 		snap_get_fields(r, &n->tx, limit_fields, SNAP_NFIELDS(limit_fields));
+	}
+	if (version >= 3 && snap_reader_ok(r)) {
+		snap_get_fields(r, &c->balloon, balloon_fields, SNAP_NFIELDS(balloon_fields));
+		if ((uint64_t)c->balloon.amount_mib << 20 > c->memory || c->balloon.stats_s > CV_MAX_BALLOON_STATS_S)
+			snap_reader_fail(r, "balloon configuration out of range");
 	}
 	return snap_reader_ok(r) ? 0 : CV_EINPUT;
 }

@@ -8,7 +8,8 @@
 #include "snapshot/stream.h"
 #include "vmm/config.h"
 
-#define SNAP_CONFIG_VERSION 2
+/* 3 added the balloon; 2 (none) still loads. */
+#define SNAP_CONFIG_VERSION 3
 
 /* A decoded configuration and the strings it points to. */
 struct snap_config {
@@ -18,7 +19,7 @@ struct snap_config {
 
 void snap_config_encode(struct snap_writer *w, const struct vm_config *cfg);
 /* 0, or CV_EINPUT with r marked bad. */
-int snap_config_decode(struct snap_reader *r, struct snap_config *out);
+int snap_config_decode(struct snap_reader *r, uint32_t version, struct snap_config *out);
 
 /* Gives the NICs named in o their new taps (a restore's overrides): 0,
  * or CV_EINPUT reported (no such NIC, or one without a tap). */

@@ -352,9 +352,12 @@ static int restore_decode(struct vm_restore *rs, const char *name)
 	struct snap_reader r;
 	int rc;
 
-	rc = find_section(rs, name, "config", SNAP_CONFIG_VERSION, &r);
+	struct snap_section *cs = snap_file_get(&rs->file, "config");
+
+	/* Older configurations (without a balloon) load too. */
+	rc = find_section(rs, name, "config", cs && cs->version == 2 ? 2 : SNAP_CONFIG_VERSION, &r);
 	if (!rc)
-		rc = section_done(name, "config", &r, snap_config_decode(&r, &rs->config));
+		rc = section_done(name, "config", &r, snap_config_decode(&r, cs->version, &rs->config));
 	/* Before the VM opens (and locks) its disks. */
 	if (!rc)
 		rc = find_section(rs, name, DISKS_SECTION, DISKS_VERSION, &r);

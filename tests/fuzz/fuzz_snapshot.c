@@ -77,7 +77,7 @@ static void decode_all(const struct snap_section *s)
 		ready = 1;
 	}
 	snap_reader_init(&r, s->data, s->len);
-	snap_config_decode(&r, &cfg);
+	snap_config_decode(&r, SNAP_CONFIG_VERSION, &cfg);
 	snap_reader_init(&r, s->data, s->len);
 	mem_chain_init(&chain, 4);
 	if (!mem_chain_decode(&r, &chain))

@@ -426,7 +426,7 @@ static void test_config_round_trip(void **state)
 	snap_writer_init(&w);
 	snap_config_encode(&w, &c);
 	snap_reader_init(&r, w.buf, w.len);
-	assert_int_equal(snap_config_decode(&r, &out), 0);
+	assert_int_equal(snap_config_decode(&r, SNAP_CONFIG_VERSION, &out), 0);
 	assert_int_equal(snap_reader_left(&r), 0);
 	assert_string_equal(out.cfg.kernel, "/k/vmlinux");
 	assert_null(out.cfg.initrd);
@@ -445,7 +445,7 @@ static void test_config_round_trip(void **state)
 	/* Every truncation is refused. */
 	for (size_t len = 0; len < w.len; len++) {
 		snap_reader_init(&r, w.buf, len);
-		assert_int_equal(snap_config_decode(&r, &out), CV_EINPUT);
+		assert_int_equal(snap_config_decode(&r, SNAP_CONFIG_VERSION, &out), CV_EINPUT);
 	}
 	/* Out-of-range values too: 0 vCPUs. */
 	c.cpus = 0;
@@ -453,7 +453,7 @@ static void test_config_round_trip(void **state)
 	snap_writer_init(&w);
 	snap_config_encode(&w, &c);
 	snap_reader_init(&r, w.buf, w.len);
-	assert_int_equal(snap_config_decode(&r, &out), CV_EINPUT);
+	assert_int_equal(snap_config_decode(&r, SNAP_CONFIG_VERSION, &out), CV_EINPUT);
 	snap_writer_free(&w);
 }
 
