@@ -8,7 +8,8 @@
 #include "util/iov.h"
 
 #define BALLOON_QUEUE_SIZE 128
-#define BALLOON_MAX_SEGS 16
+/* Free page reporting sends up to 32 blocks in one chain. */
+#define BALLOON_MAX_SEGS 64
 /* Bounds the work one request can make us do: Linux sends at most 256
  * PFNs per buffer. */
 #define BALLOON_MAX_PFNS 4096
