@@ -49,7 +49,19 @@ def seeds_migrate():
     yield "stranger", rec(1, b"CELLVMIG" + struct.pack("<I", 1) + b"guess")
 
 
-SEEDS = {"fuzz_snapshot": seeds_snapshot, "fuzz_migrate": seeds_migrate}
+def seeds_balloon():
+    """Guest RAM with an inflate request of four PFNs (queue 0 at 0: one
+    descriptor, one avail entry), then a balloon snapshot section."""
+    ram = bytearray(0x8000)
+    struct.pack_into("<QIHH", ram, 0, 0x6000, 16, 0, 0)       # desc 0: 16 bytes at 0x6000
+    struct.pack_into("<HHH", ram, 0x100, 0, 1, 0)             # avail: idx 1, ring[0] = 0
+    struct.pack_into("<4I", ram, 0x6000, 0x10, 0x11, 0xfffff, 0xffffffff)
+    section = struct.pack("<III", 16, 1, 0x30) + bytes(8 * 17)
+    yield "inflate", bytes(ram) + section
+    yield "empty", b""
+
+
+SEEDS = {"fuzz_snapshot": seeds_snapshot, "fuzz_migrate": seeds_migrate, "fuzz_balloon": seeds_balloon}
 
 
 def main():
