@@ -148,6 +148,9 @@ static void on_timer(void *opaque)
 		if (virtio_pop(&b->dev, (unsigned)b->stats_q, &r, out, in, BALLOON_MAX_SEGS)) {
 			virtq_push(&b->dev.vq[b->stats_q], r.head, 0);
 			virtio_signal_used(&b->dev, (unsigned)b->stats_q);
+			/* Re-arms the guest's kick (EVENT_IDX) for the buffer it posts next. */
+			if (virtq_enable_notify(&b->dev.vq[b->stats_q]))
+				stats_notify(b, (unsigned)b->stats_q);
 		}
 		event_timer_arm(&b->timer, (uint64_t)b->stats_s * 1000000000ULL);
 	}

@@ -180,3 +180,26 @@ def test_bad_values_exit_2(kernel, value, named):
 def test_help_names_balloon():
     res = subprocess.run([str(require_bin()), "run", "--help"], capture_output=True, text=True, timeout=60)
     assert "--balloon" in res.stdout + res.stderr
+
+
+def test_managed_vm_balloon_and_list(tmp_path, kernel, initrd, kvm_available):
+    from test_manager import Manager, create, wait_state
+    m = Manager(tmp_path / "home")
+    try:
+        create(m, "bal", kernel, initrd, "--balloon", "amount=0,stats=1", check=0)
+        m("start", "bal", check=0)
+        wait_state(m, "bal", "running")
+        vm = settle(lambda: m.list()["bal"], lambda v: v["guest_free_mib"] is not None)
+        assert vm["balloon_mib"] == 0 and 0 < vm["guest_free_mib"] < 256 and vm["rss_kib"] > 0, vm
+        m("balloon", "bal", "64M", check=0)
+        vm = settle(lambda: m.list()["bal"], lambda v: v["balloon_mib"] == 64)
+        assert vm["balloon_mib"] == 64, vm
+        assert "BALLOON" in m("list", check=0).stdout
+        res = m("balloon", "bal", "1G")
+        assert res.returncode != 0 and "too large" in res.stderr, res.stderr
+        res = m("balloon", "bal", "lots")
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and "lots" in res.stderr, res.stderr
+        res = create(m, "big", kernel, initrd, "--balloon", "amount=512")
+        assert res.returncode == 2 and "512" in res.stderr, res.stderr
+    finally:
+        m.cleanup()
