@@ -1,7 +1,5 @@
 #include "vmm/run.h"
 
-#include "virtio/balloon.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +13,7 @@
 #include "api/server.h"
 #include "manager/pidfile.h"
 #include "util/err.h"
+#include "virtio/balloon.h"
 #include "vmm/console.h"
 #include "vmm/console_sock.h"
 #include "migrate/migrate.h"
