@@ -1,8 +1,9 @@
 """virtio-balloon: inflating gives guest pages back to the host (its RSS
 drops), deflating returns them; deflate-on-OOM; statistics that match the
 guest's /proc/meminfo; free page reporting; Firecracker's /balloon API
-with its pre/post-boot rules; snapshot/restore of a ballooned VM; bad
-values exit 2 with one line."""
+with its pre/post-boot rules; snapshot/restore and migration of a
+ballooned VM; managed VMs (`cellvm balloon`, `cellvm list`); bad values
+exit 2 with one line."""
 
 import re
 import subprocess
@@ -203,3 +204,25 @@ def test_managed_vm_balloon_and_list(tmp_path, kernel, initrd, kvm_available):
         assert res.returncode == 2 and "512" in res.stderr, res.stderr
     finally:
         m.cleanup()
+
+
+def test_migration_carries_the_balloon(spawn, kernel, initrd, tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    g, sock = boot(spawn, kernel, initrd, tmp_path, memory="256M", balloon="amount=32,stats=1")
+    assert settle(lambda: actual_mib(sock), lambda v: v == 32) == 32
+    dsock = str(tmp_path / "dest.sock")
+    d = spawn([require_bin(), "run", "--incoming", f"tcp:127.0.0.1:{port}", "--migrate-token", "tok",
+               "--api-sock", dsock])
+    wait_sock(d, dsock)
+    st, body = curl(sock, "PUT", "/migrate", {"destination": f"tcp:127.0.0.1:{port}", "token": "tok"})
+    assert st == 204, body
+    # The source ends once the VM runs there; the destination then has the balloon.
+    st, body = settle(lambda: curl(dsock, "GET", "/balloon/statistics"), lambda r: r[0] == 200)
+    assert st == 200, body
+    assert curl(dsock, "GET", "/balloon")[1]["amount_mib"] == 32
+    assert actual_mib(dsock) == 32
+    assert curl(dsock, "PATCH", "/balloon", {"amount_mib": 0})[0] == 204
+    assert settle(lambda: actual_mib(dsock), lambda v: v == 0) == 0
