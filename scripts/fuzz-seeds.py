@@ -275,10 +275,22 @@ def seeds_import():
                                          ("vm1/snapshots/s1/meta.json", meta), ("vm1/snapshots/s1/state", b"CELLVMST")])
 
 
+def seeds_balloon():
+    """Guest RAM with an inflate request of four PFNs (queue 0 at 0: one
+    descriptor, one avail entry), then a balloon snapshot section."""
+    ram = bytearray(0x8000)
+    struct.pack_into("<QIHH", ram, 0, 0x6000, 16, 0, 0)       # desc 0: 16 bytes at 0x6000
+    struct.pack_into("<HHH", ram, 0x100, 0, 1, 0)             # avail: idx 1, ring[0] = 0
+    struct.pack_into("<4I", ram, 0x6000, 0x10, 0x11, 0xfffff, 0xffffffff)
+    section = struct.pack("<III", 16, 1, 0x30) + bytes(8 * 17)
+    yield "inflate", bytes(ram) + section
+    yield "empty", b""
+
+
 SEEDS = {"fuzz_snapshot": seeds_snapshot, "fuzz_migrate": seeds_migrate, "fuzz_http": seeds_http, "fuzz_api": seeds_api,
          "fuzz_options": seeds_options, "fuzz_loaders": seeds_loaders, "fuzz_dhcp": seeds_dhcp, "fuzz_qcow2": seeds_qcow2,
          "fuzz_virtio": seeds_virtio, "fuzz_transport": seeds_transport,
-         "fuzz_import": seeds_import, "fuzz_vsock": seeds_vsock}
+         "fuzz_import": seeds_import, "fuzz_vsock": seeds_vsock, "fuzz_balloon": seeds_balloon}
 
 
 def main():

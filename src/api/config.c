@@ -623,6 +623,7 @@ int api_config_describe(struct api_config *c, const struct vm_config *vm)
 	c->track_dirty_pages = vm->track_dirty_pages;
 	c->tmpl = vm->cpu_template;
 	c->vsock = vm->vsock;
+	c->balloon = vm->balloon;
 	for (unsigned i = 0; i < vm->ndisks; i++) {
 		struct api_drive *d = &c->drives[c->ndrives++];
 
@@ -671,6 +672,9 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 		return cv_fmt(err, errlen, "mem_size_mib %u is not a whole number of huge pages", c->mem_mib);
 	vm->track_dirty_pages = c->track_dirty_pages;
 	vm->vsock = c->vsock;
+	if (c->balloon.on && (uint64_t)c->balloon.amount_mib > c->mem_mib)
+		return cv_fmt(err, errlen, "Amount of pages requested is too large.");
+	vm->balloon = c->balloon;
 	snprintf(c->cmdline, sizeof(c->cmdline), "%s", c->boot_args ? c->boot_args : DEFAULT_BOOT_ARGS);
 	if (c->ndrives && c->drives[0].root) {
 		char root[96];
@@ -760,9 +764,9 @@ json_t *api_config_json(const struct api_config *c)
 	metrics = !c->metrics.set ? json_null() : json_pack("{s:s}", "metrics_path", c->metrics.path);
 	vsock = !c->vsock.set ? json_null()
 			      : json_pack("{s:I, s:s}", "guest_cid", (json_int_t)c->vsock.cid, "uds_path", c->vsock.uds);
-	return json_pack("{s:n, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:o, s:n}", "balloon", "drives", drives,
-			 "boot-source", boot, "cpu-config",
-			 !strcmp(c->tmpl.name, "custom") ? api_cpu_config_json(&c->tmpl) : json_null(), "logger", logger,
-			 "machine-config", api_machine_json(c), "metrics", metrics, "mmds-config", "network-interfaces", nics,
-			 "vsock", vsock, "entropy");
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:o, s:n}", "balloon",
+			 c->balloon.on ? api_balloon_json(&c->balloon) : json_null(), "drives", drives, "boot-source", boot,
+			 "cpu-config", !strcmp(c->tmpl.name, "custom") ? api_cpu_config_json(&c->tmpl) : json_null(),
+			 "logger", logger, "machine-config", api_machine_json(c), "metrics", metrics, "mmds-config",
+			 "network-interfaces", nics, "vsock", vsock, "entropy");
 }

@@ -72,6 +72,7 @@ struct api_config {
 	unsigned ndrives;
 	struct api_nic nics[CV_MAX_NICS];
 	unsigned nnics;
+	struct balloon_config balloon;
 	struct api_logger logger;
 	struct api_metrics metrics;
 	struct cpu_template tmpl; /* machine-config's cpu_template or PUT /cpu-config */
@@ -105,6 +106,10 @@ int api_parse_logger(json_t *body, struct api_logger *out, char *err, size_t err
 int api_parse_metrics(json_t *body, struct api_metrics *out, char *err, size_t errlen);
 void api_logger_set(struct api_config *c, struct api_logger *l);
 void api_metrics_set(struct api_config *c, struct api_metrics *m);
+
+/* PUT /balloon (src/api/balloon.c) and its description. */
+int api_put_balloon(struct api_config *c, json_t *body, char *err, size_t errlen);
+json_t *api_balloon_json(const struct balloon_config *b);
 
 /* "The ID cannot be empty." / only [A-Za-z0-9_]: Firecracker's rule. */
 int api_check_id(const char *id, char *err, size_t errlen);

@@ -18,12 +18,10 @@
 #define CELLVM_VERSION "0.0.0-dev"
 #endif
 
-#define NOT_BEFORE "The requested operation is not supported before starting the microVM."
-#define NOT_AFTER "The requested operation is not supported after starting the microVM."
 
 /* Firecracker resources this build does not have: asked for, they are
  * refused with a reason, never accepted and ignored. */
-static const char *const unsupported[] = { "balloon", "entropy", "hotplug", "mmds", "pmem", "serial" };
+static const char *const unsupported[] = { "entropy", "hotplug", "mmds", "pmem", "serial" };
 
 enum when { ANY_TIME, PRE_BOOT, POST_BOOT };
 
@@ -93,6 +91,14 @@ static void reply_fault(struct fc_reply *r, const char *msg)
 	reply_json(r, 400, json_pack("{s:s}", "fault_message", msg));
 }
 
+static void reply_json_or_fault(struct fc_reply *r, json_t *obj, const char *err)
+{
+	if (obj)
+		reply_json(r, 200, obj);
+	else
+		reply_fault(r, err);
+}
+
 static const char *state_name(enum fc_state s)
 {
 	return s == FC_NOT_STARTED ? "Not started" : s == FC_RUNNING ? "Running" : "Paused";
@@ -101,9 +107,9 @@ static const char *state_name(enum fc_state s)
 static int check_when(struct fc_api *a, enum when w, char *err, size_t errlen)
 {
 	if (w == PRE_BOOT && a->state != FC_NOT_STARTED)
-		return cv_fmt(err, errlen, NOT_AFTER);
+		return cv_fmt(err, errlen, FC_NOT_AFTER);
 	if (w == POST_BOOT && a->state == FC_NOT_STARTED)
-		return cv_fmt(err, errlen, NOT_BEFORE);
+		return cv_fmt(err, errlen, FC_NOT_BEFORE);
 	return 0;
 }
 
@@ -365,6 +371,8 @@ static int modify(struct fc_api *a, bool patch, const char **tok, int n, json_t 
 	bool with_id = !strcmp(res, "drives") || !strcmp(res, "network-interfaces");
 	int rc;
 
+	if (!strcmp(res, "balloon") && n <= 2)
+		return fc_balloon_modify(a, patch, id, body, err, errlen);
 	if (!patch && n == 2 && !strcmp(res, "snapshot"))
 		return fc_snapshot_put(a, tok[1], body, err, errlen);
 	if (n > (with_id ? 2 : 1))
@@ -420,6 +428,8 @@ static void get(struct fc_api *a, const char **tok, int n, struct fc_reply *r, c
 		reply_json(r, 200, api_config_json(&a->cfg));
 	else if (n == 1 && !strcmp(tok[0], "migrate") && a->ops->migrate_status)
 		reply_json(r, 200, a->ops->migrate_status(a->ctx));
+	else if (n <= 2 && !strcmp(tok[0], "balloon"))
+		reply_json_or_fault(r, fc_balloon_get(a, n == 2 ? tok[1] : "", err, errlen), err);
 	else if (is_unsupported(tok[0]))
 		reply_fault(r, (cv_fmt(err, errlen, "/%s is not supported by this build of cellvm", tok[0]), err));
 	else
@@ -488,16 +498,18 @@ void fc_api_handle(struct fc_api *a, const char *method, const char *path, const
 
 int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err, size_t errlen)
 {
-	json_t *doc, *boot, *drives, *machine, *nics, *logger, *metrics, *vsock, *other[9];
+	json_t *doc, *boot, *drives, *machine, *nics, *logger, *metrics, *balloon, *vsock, *cpu, *other[5];
 	struct jfield f[] = {
 		{ "boot-source", JF_OBJECT, true, &boot },	  { "drives", JF_ARRAY, false, &drives },
 		{ "machine-config", JF_OBJECT, false, &machine }, { "network-interfaces", JF_ARRAY, false, &nics },
 		{ "logger", JF_OBJECT, false, &logger },	  { "metrics", JF_OBJECT, false, &metrics },
-		{ "balloon", JF_OBJECT, false, &other[0] },	  { "cpu-config", JF_OBJECT, false, &other[1] },
-		{ "entropy", JF_OBJECT, false, &other[2] },	  { "mmds-config", JF_OBJECT, false, &other[3] },
-		{ "pmem", JF_ARRAY, false, &other[4] },		  { "memory-hotplug", JF_OBJECT, false, &other[5] },
+		{ "balloon", JF_OBJECT, false, &balloon },	  { "cpu-config", JF_OBJECT, false, &cpu },
+		{ "vsock", JF_OBJECT, false, &vsock },
+		/* refused: the loop below */
+		{ "entropy", JF_OBJECT, false, &other[0] },	  { "mmds-config", JF_OBJECT, false, &other[1] },
+		{ "pmem", JF_ARRAY, false, &other[2] },		  { "memory-hotplug", JF_OBJECT, false, &other[3] },
 		/* cellvm's own notes in a bundle's vm.json (see src/manager/bundle.c) */
-		{ "cellvm", JF_OBJECT, false, &other[6] },	  { "vsock", JF_OBJECT, false, &vsock },
+		{ "cellvm", JF_OBJECT, false, &other[4] },
 	};
 	size_t i;
 	json_t *v;
@@ -506,12 +518,11 @@ int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err,
 	if ((rc = json_parse(buf, len, &doc, err, errlen)))
 		return rc;
 	rc = json_fields(doc, "the configuration file", f, sizeof(f) / sizeof(f[0]), err, errlen);
-	if (!rc && other[1])
-		rc = api_cpu_config_parse(other[1], &a->cfg.tmpl, err, errlen);
-	other[1] = NULL; /* cpu-config: taken */
-	for (i = 0; !rc && i < 6; i++)
-		if (*f[6 + i].out && !(json_is_array(*f[6 + i].out) && !json_array_size(*f[6 + i].out)))
-			rc = cv_fmt(err, errlen, "'%s' is not supported by this build of cellvm", f[6 + i].name);
+	if (!rc && cpu)
+		rc = api_cpu_config_parse(cpu, &a->cfg.tmpl, err, errlen);
+	for (i = 0; !rc && i < 4; i++)
+		if (*f[9 + i].out && !(json_is_array(*f[9 + i].out) && !json_array_size(*f[9 + i].out)))
+			rc = cv_fmt(err, errlen, "'%s' is not supported by this build of cellvm", f[9 + i].name);
 	if (!rc && logger)
 		rc = put_logger(a, logger, err, errlen);
 	if (!rc && metrics)
@@ -522,6 +533,8 @@ int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err,
 		rc = api_put_vsock(&a->cfg, vsock, err, errlen);
 	if (!rc)
 		rc = api_put_boot(&a->cfg, boot, err, errlen);
+	if (!rc && balloon)
+		rc = api_put_balloon(&a->cfg, balloon, err, errlen);
 	json_array_foreach(drives, i, v)
 	{
 		if (!rc)

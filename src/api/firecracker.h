@@ -15,6 +15,11 @@
 #include "migrate/migrate.h"
 #include "vmm/config.h"
 
+#define FC_NOT_BEFORE "The requested operation is not supported before starting the microVM."
+#define FC_NOT_AFTER "The requested operation is not supported after starting the microVM."
+
+struct balloon_info;
+
 enum fc_state { FC_NOT_STARTED, FC_RUNNING, FC_PAUSED };
 
 /* What the API asks of the process that owns the VM. Each returns 0, or
@@ -51,6 +56,11 @@ struct fc_ops {
 	json_t *(*migrate_status)(void *ctx);
 	/* PATCH /migrate {"state": "Cancelled"}. */
 	int (*migrate_cancel)(void *ctx, char *err, size_t errlen);
+	/* The balloon: a new target, a new statistics interval, what it
+	 * holds and the guest's statistics. */
+	int (*balloon_update)(void *ctx, uint32_t mib, char *err, size_t errlen);
+	int (*balloon_interval)(void *ctx, unsigned s, char *err, size_t errlen);
+	int (*balloon_info)(void *ctx, struct balloon_info *out, char *err, size_t errlen);
 	/* Adds the VMM's own counters to a metrics line (may be NULL). */
 	void (*metrics)(void *ctx, json_t *line);
 };
@@ -91,6 +101,11 @@ int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err,
 
 /* PUT /snapshot/create and /snapshot/load (src/api/snapshot.c). */
 int fc_snapshot_put(struct fc_api *a, const char *op, json_t *body, char *err, size_t errlen);
+
+/* /balloon and /balloon/statistics (src/api/balloon.c); sub is the
+ * path's second part ("" for none). The GET answers NULL with err set. */
+int fc_balloon_modify(struct fc_api *a, bool patch, const char *sub, json_t *body, char *err, size_t errlen);
+json_t *fc_balloon_get(struct fc_api *a, const char *sub, char *err, size_t errlen);
 
 /* Writes one metrics line now (also done every 60 s once metrics are set). */
 int fc_api_flush_metrics(struct fc_api *a, char *err, size_t errlen);

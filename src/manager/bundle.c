@@ -207,9 +207,10 @@ static json_t *make_config(const struct vm_config *cfg, char files[][PATH_MAX], 
 	boot = json_pack("{s:s, s:s}", "kernel_image_path", "kernel", "boot_args", cfg->cmdline);
 	if (cfg->initrd)
 		json_object_set_new(boot, "initrd_path", json_string("initrd"));
-	return json_pack("{s:o, s:{s:I, s:I}, s:o, s:o, s:{s:o}}", "boot-source", boot, "machine-config",
+	return json_pack("{s:o, s:{s:I, s:I}, s:o, s:o, s:{s:o}, s:o?}", "boot-source", boot, "machine-config",
 			 "vcpu_count", (json_int_t)cfg->cpus, "mem_size_mib", (json_int_t)(cfg->memory >> 20), "drives",
-			 drives, "network-interfaces", nics, "cellvm", "drives", storage);
+			 drives, "network-interfaces", nics, "cellvm", "drives", storage, "balloon",
+			 cfg->balloon.on ? api_balloon_json(&cfg->balloon) : NULL);
 }
 
 /* What a bundle can hold: Firecracker's config has no place for the rest. */

@@ -14,6 +14,7 @@
 #include "manager/snapshot.h"
 #include "manager/vmproc.h"
 #include "util/err.h"
+#include "vmm/balloon_opt.h"
 #include "vmm/options.h"
 
 #define DEFAULT_STOP_TIMEOUT 30
@@ -26,7 +27,10 @@ static const char usage[] =
 	"      the kernel, initrd and disks; --reference-disks keeps the disks where they are instead\n"
 	"  cellvm start NAME            run it in the background\n"
 	"  cellvm console NAME          attach this terminal to its serial console (Ctrl-A x detaches)\n"
-	"  cellvm list [--json]         every VM: state, vCPUs, memory, PID, uptime, disks\n"
+	"  cellvm list [--json]         every VM: state, vCPUs, memory, RSS, balloon, guest free memory,\n"
+	"                               PID, uptime, disks\n"
+	"  cellvm balloon NAME SIZE     set the running VM's balloon to SIZE (MiB, or 256M, 1G; the VM was\n"
+	"                               created with --balloon)\n"
 	"  cellvm pause NAME | resume NAME\n"
 	"  cellvm stop NAME [--timeout SECONDS] [--force]\n"
 	"      asks the guest to shut down (Ctrl+Alt+Del), stops it after the timeout (default 30);\n"
@@ -47,7 +51,7 @@ static const char usage[] =
 	"      wait for a VM migrating here and keep it as managed VM NAME\n";
 
 static const char *const commands[] = { "create", "start", "stop",   "list",   "console",
-					"pause",  "resume", "delete", "export", "import", "snapshot", "migrate", "receive" };
+					"pause",  "resume", "delete", "export", "import", "snapshot", "migrate", "receive", "balloon" };
 
 bool manager_is_command(const char *name)
 {
@@ -183,6 +187,23 @@ static int cmd_delete(const char *name)
 	return 0;
 }
 
+static int cmd_balloon(const char *name, const char *size)
+{
+	char body[64];
+	uint32_t mib;
+	int rc;
+
+	if (!balloon_parse_mib(size, &mib))
+		return bad("invalid balloon size '%s': MiB (e.g. 256) or a size (256M, 1G)", size);
+	if ((rc = bundle_require(name)))
+		return status(rc);
+	snprintf(body, sizeof(body), "{\"amount_mib\": %u}", mib);
+	if ((rc = vmproc_api(name, "PATCH", "/balloon", body, VMPROC_API_TIMEOUT_MS)))
+		return status(rc);
+	printf("balloon of VM %s set to %u MiB\n", name, mib);
+	return 0;
+}
+
 int manager_main(const char *cmd, int argc, char **argv)
 {
 	int rc;
@@ -211,6 +232,8 @@ int manager_main(const char *cmd, int argc, char **argv)
 	if (!strcmp(cmd, "export"))
 		return (rc = positional(cmd, argc, argv, 2, 2, "NAME FILE.tar")) ? rc
 										 : status(bundle_export(argv[0], argv[1]));
+	if (!strcmp(cmd, "balloon"))
+		return (rc = positional(cmd, argc, argv, 2, 2, "NAME SIZE")) ? rc : cmd_balloon(argv[0], argv[1]);
 	if (!strcmp(cmd, "import"))
 		return (rc = positional(cmd, argc, argv, 1, 2, "FILE.tar [NAME]"))
 			       ? rc

@@ -69,6 +69,42 @@ static int api_sock_path(const char *name, char *buf, size_t cap)
 	return bundle_file(name, BUNDLE_API, buf, cap);
 }
 
+/* VmRSS of pid in KiB, or -1. */
+static long process_rss(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if (!(f = fopen(path, "re")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* The balloon's size and the guest's free memory, where it has them. */
+static void balloon_status(const char *sock, struct vm_status *st)
+{
+	char *reply = NULL;
+	int status;
+
+	if (api_call(sock, "GET", "/balloon/statistics", NULL, VMPROC_API_TIMEOUT_MS, &status, &reply) == 0 &&
+	    status == 200) {
+		json_t *doc = json_loads(reply, 0, NULL);
+		json_t *free_b = json_object_get(doc, "free_memory");
+
+		st->balloon_mib = (long)json_integer_value(json_object_get(doc, "actual_mib"));
+		if (free_b)
+			st->guest_free_mib = (long)(json_integer_value(free_b) >> 20);
+		json_decref(doc);
+	}
+	free(reply);
+}
+
 int vmproc_status(const char *name, struct vm_status *st)
 {
 	char pidfile[PATH_MAX], sock[PATH_MAX], *reply = NULL;
@@ -78,6 +114,7 @@ int vmproc_status(const char *name, struct vm_status *st)
 	st->pid = 0;
 	st->uptime = -1;
 	st->migration[0] = 0;
+	st->rss_kib = st->balloon_mib = st->guest_free_mib = -1;
 	if ((rc = bundle_file(name, BUNDLE_PIDFILE, pidfile, sizeof(pidfile))) ||
 	    (rc = api_sock_path(name, sock, sizeof(sock))))
 		return rc;
@@ -93,6 +130,7 @@ int vmproc_status(const char *name, struct vm_status *st)
 		return 0;
 	}
 	st->uptime = process_uptime(st->pid);
+	st->rss_kib = process_rss(st->pid);
 	st->state = VMS_UNRESPONSIVE;
 	if (api_call(sock, "GET", "/", NULL, VMPROC_API_TIMEOUT_MS, &status, &reply) == 0 && status == 200) {
 		st->state = strstr(reply, "\"Paused\"")	 ? VMS_PAUSED
@@ -111,6 +149,8 @@ int vmproc_status(const char *name, struct vm_status *st)
 		json_decref(doc);
 	}
 	free(reply);
+	if (st->state != VMS_UNRESPONSIVE)
+		balloon_status(sock, st);
 	return 0;
 }
 

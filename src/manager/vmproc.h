@@ -25,6 +25,10 @@ struct vm_status {
 	/* Its last migration out (GET /migrate): "active", "failed",
 	 * "unknown" (maybe moved, paused here), or "" for none. */
 	char migration[16];
+	/* From the VM process: its resident memory (KiB, -1 unknown) and its
+	 * balloon (GET /balloon/statistics; -1 when it has none). */
+	long rss_kib;
+	long balloon_mib, guest_free_mib;
 };
 
 const char *vm_state_name(enum vm_state s);

@@ -26,6 +26,12 @@ static const struct snap_field nic_fields[] = {
 	SNAP_FIELD(struct net_config, net_prefix),
 };
 
+static const struct snap_field balloon_fields[] = {
+	SNAP_FLAG(struct balloon_config, on),	    SNAP_FIELD(struct balloon_config, amount_mib),
+	SNAP_FLAG(struct balloon_config, deflate_on_oom), SNAP_FIELD(struct balloon_config, stats_s),
+	SNAP_FLAG(struct balloon_config, reporting),
+};
+
 void snap_config_encode(struct snap_writer *w, const struct vm_config *c)
 {
 	snap_put_str(w, c->kernel);
@@ -64,6 +70,7 @@ void snap_config_encode(struct snap_writer *w, const struct vm_config *c)
 	snap_put_u8(w, c->vsock.set);
 	snap_put_u32(w, c->vsock.cid);
 	snap_put_str(w, c->vsock.uds);
+	snap_put_fields(w, &c->balloon, balloon_fields, SNAP_NFIELDS(balloon_fields));
 }
 
 /* A string that may be absent (NULL) in the configuration. */
@@ -130,12 +137,15 @@ int snap_config_decode(struct snap_reader *r, uint32_t version, struct snap_conf
 		snap_get_fields(r, &n->rx, limit_fields, SNAP_NFIELDS(limit_fields));
 		snap_get_fields(r, &n->tx, limit_fields, SNAP_NFIELDS(limit_fields));
 	}
-	if (version >= 3) {
+	if (version >= 3 && snap_reader_ok(r)) {
 		c->vsock.set = snap_get_bool(r);
 		c->vsock.cid = snap_get_u32(r);
 		snap_get_str(r, c->vsock.uds, sizeof(c->vsock.uds), NULL);
 		if (c->vsock.set && (c->vsock.cid < 3 || c->vsock.cid == UINT32_MAX || !c->vsock.uds[0]))
 			snap_reader_fail(r, "vsock configuration out of range");
+		snap_get_fields(r, &c->balloon, balloon_fields, SNAP_NFIELDS(balloon_fields));
+		if ((uint64_t)c->balloon.amount_mib << 20 > c->memory || c->balloon.stats_s > CV_MAX_BALLOON_STATS_S)
+			snap_reader_fail(r, "balloon configuration out of range");
 	}
 	return snap_reader_ok(r) ? 0 : CV_EINPUT;
 }

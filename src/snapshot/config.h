@@ -8,7 +8,7 @@
 #include "snapshot/stream.h"
 #include "vmm/config.h"
 
-/* 3 adds the vsock device; 2 (none) still loads. */
+/* 3 adds the vsock device and the balloon; 2 (neither) still loads. */
 #define SNAP_CONFIG_VERSION 3
 #define SNAP_CONFIG_MIN_VERSION 2
 

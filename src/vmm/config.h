@@ -76,6 +76,17 @@ struct disk_config {
 	struct ratelimit_config limit;
 };
 
+#define CV_MAX_BALLOON_STATS_S 65535 /* Firecracker's u16 */
+
+/* A virtio-balloon: its first target, and what it offers the guest. */
+struct balloon_config {
+	bool on;
+	uint32_t amount_mib;
+	bool deflate_on_oom;
+	unsigned stats_s; /* statistics polling interval; 0: no statistics */
+	bool reporting;   /* free page reporting */
+};
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
@@ -97,6 +108,7 @@ struct vm_config {
 	unsigned ndisks;
 	struct net_config nics[CV_MAX_NICS];
 	unsigned nnics;
+	struct balloon_config balloon;
 	bool track_dirty_pages; /* for diff snapshots */
 	struct vsock_config vsock;
 	/* A restore's new host devices for NICs (Firecracker's

@@ -8,6 +8,7 @@
 #include "util/err.h"
 #include "net/mac.h"
 #include "net/open.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/net.h"
@@ -166,6 +167,14 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 			return rc;
 		vm->console_dev = vm->devs[vm->ndevs - 1].dev;
 	}
+	if (cfg->balloon.on) {
+		if ((rc = attach(vm, virtio_balloon_new(&vm->mem, &vm->loop, &cfg->balloon), cmdline, cap)))
+			return rc;
+		vm->balloon_dev = vm->devs[vm->ndevs - 1].dev;
+		if ((rc = state_register(&vm->state, "balloon", 1, virtio_balloon_save, virtio_balloon_load,
+					 vm->balloon_dev, NULL, NULL)))
+			return rc;
+	}
 	if ((rc = attach(vm, virtio_rng_new(&vm->mem, &vm->loop), cmdline, cap)) || !cfg->vsock.set)
 		return rc;
 	return attach_vsock(vm, cmdline, cap);
@@ -183,5 +192,5 @@ void devices_destroy(struct vm *vm)
 		d->dev->ops->destroy(d->dev);
 	}
 	vm->ndevs = 0;
-	vm->console_dev = NULL;
+	vm->console_dev = vm->balloon_dev = NULL;
 }

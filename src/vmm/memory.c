@@ -78,13 +78,27 @@ void guest_mem_free(struct guest_mem *m)
 	m->dirty = NULL;
 }
 
-int guest_mem_discard(struct guest_mem *m, uint64_t gpa, uint64_t len)
+int guest_mem_discard(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
 	uint8_t *p = guest_mem_ptr(m, gpa, len);
 
-	if (!p || !len || ((gpa | len) & 4095))
+	if (!p || ((gpa | len) & 4095))
 		return -EINVAL;
-	return ram_discard(m->host, m->ram_fd, (uint64_t)(p - m->host), len);
+	return guest_mem_discard_host(m, p, len);
+}
+
+int guest_mem_discard_host(const struct guest_mem *m, void *host, uint64_t len)
+{
+	uint64_t off = (uint64_t)((uint8_t *)host - m->host);
+	int rc;
+
+	if (!len || (off | len) & 4095)
+		return -EINVAL;
+	rc = ram_discard(m->host, m->ram_fd, off, len);
+	/* The pages now read as zeros: a Diff snapshot must carry them. */
+	if (!rc)
+		guest_mem_mark_dirty(m, host, len);
+	return rc;
 }
 
 uint64_t guest_mem_pages(const struct guest_mem *m)

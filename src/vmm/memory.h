@@ -43,7 +43,9 @@ int guest_mem_map_file(struct guest_mem *m, uint64_t gpa, uint64_t len, int fd, 
 /* Gives [gpa, gpa+len) (page-aligned, all RAM) back to the host: the
  * host's memory use drops; the guest reads what it held as lost. 0, or
  * -EINVAL for a range that is not, or -errno. */
-int guest_mem_discard(struct guest_mem *m, uint64_t gpa, uint64_t len);
+int guest_mem_discard(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* The same for [host, host+len), a range inside RAM (from guest_mem_ptr). */
+int guest_mem_discard_host(const struct guest_mem *m, void *host, uint64_t len);
 
 /* Host pointer for [gpa, gpa+len) if that range is all RAM, else NULL. */
 void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);

@@ -11,6 +11,7 @@
 #include "util/err.h"
 #include "util/size.h"
 #include "vmm/seccomp.h"
+#include "vmm/balloon_opt.h"
 
 const char options_run_usage[] =
 	"usage: cellvm run --kernel PATH [options]\n"
@@ -62,6 +63,10 @@ const char options_run_usage[] =
 	"  --seccomp kill|log|off  the VMM's per-thread syscall filters (default kill, or\n"
 	"                       $CELLVM_SECCOMP): kill ends the VMM on a refused call, naming it;\n"
 	"                       log lets it through and the kernel logs it (dmesg: type=1326)\n"
+	"  --balloon amount=MIB[,deflate_on_oom=on][,stats=SECONDS][,free_page_reporting=on]\n"
+	"                       a virtio-balloon: MIB taken from the guest at boot (default 0; PUT/PATCH\n"
+	"                       /balloon change it), deflate when the guest runs out of memory,\n"
+	"                       statistics every SECONDS, idle free pages handed back to the host\n"
 	"  --track-dirty-pages  track the pages the guest writes, so that the API can take Diff\n"
 	"                       snapshots (only what changed since the previous snapshot)\n"
 	"Console: the guest's ttyS0 is this terminal; Ctrl-A x quits, Ctrl-A h helps.\n";
@@ -406,7 +411,8 @@ static bool is_vm_option(const char *name)
 {
 	return !strcmp(name, "--kernel") || !strcmp(name, "--initrd") || !strcmp(name, "--cmdline") ||
 	       !strcmp(name, "--cpus") || !strcmp(name, "--memory") || !strcmp(name, "--disk") ||
-	       !strcmp(name, "--net") || !strcmp(name, "--cpu-template") || !strcmp(name, "--vsock");
+	       !strcmp(name, "--net") || !strcmp(name, "--cpu-template") || !strcmp(name, "--vsock") ||
+	       !strcmp(name, "--balloon");
 }
 
 int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
@@ -441,8 +447,9 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		    strcmp(name, "--cpus") && strcmp(name, "--memory") && strcmp(name, "--reboot") &&
 		    strcmp(name, "--disk") && strcmp(name, "--transport") && strcmp(name, "--net") &&
 		    strcmp(name, "--console") && strcmp(name, "--name") && strcmp(name, "--net-override") &&
-		    strcmp(name, "--disk-override") && strcmp(name, "--seccomp") && strcmp(name, "--cpu-template") && strcmp(name, "--allow-backing") &&
-		    strcmp(name, "--vsock") && !process_option(name, cfg))
+		    strcmp(name, "--disk-override") && strcmp(name, "--seccomp") && strcmp(name, "--cpu-template") &&
+		    strcmp(name, "--allow-backing") && strcmp(name, "--vsock") && strcmp(name, "--balloon") &&
+		    !process_option(name, cfg))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		if (is_vm_option(name))
 			vm_option = arg;
@@ -475,6 +482,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			rc = parse_override(val, cfg, err, errlen);
 		else if (!strcmp(name, "--disk-override"))
 			rc = parse_disk_override(val, cfg, err, errlen);
+		else if (!strcmp(name, "--balloon"))
+			rc = balloon_parse(val, &cfg->balloon, err, errlen);
 		else if (!strcmp(name, "--console"))
 			rc = parse_console(val, &cfg->console, err, errlen);
 		else if (!strcmp(name, "--allow-backing") &&
@@ -524,5 +533,5 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			      vm_option);
 	if (!cfg->kernel && !cfg->api_sock && !cfg->config_file && !cfg->restore_dir && !cfg->incoming)
 		return cv_fmt(err, errlen, "missing --kernel PATH (see cellvm run --help)");
-	return 0;
+	return balloon_check(&cfg->balloon, cfg->memory, err, errlen);
 }

@@ -13,6 +13,7 @@
 #include "api/server.h"
 #include "manager/pidfile.h"
 #include "util/err.h"
+#include "virtio/balloon.h"
 #include "vmm/console.h"
 #include "vmm/console_sock.h"
 #include "migrate/migrate.h"
@@ -476,7 +477,57 @@ static json_t *api_migrate_status(void *ctx)
 			 st.error[0] ? st.error : NULL);
 }
 
+/* The running VM's balloon, or NULL with Firecracker's reason in err. */
+static struct virtio_dev *balloon(struct runner *r, char *err, size_t errlen)
+{
+	struct balloon_info info;
+
+	if (!r->vm.balloon_dev) {
+		cv_fmt(err, errlen, "No balloon device found.");
+		return NULL;
+	}
+	virtio_balloon_info(r->vm.balloon_dev, &info);
+	if (!info.active) {
+		cv_fmt(err, errlen, "Device is inactive, check if balloon driver is enabled in guest kernel.");
+		return NULL;
+	}
+	return r->vm.balloon_dev;
+}
+
+static int api_balloon_update(void *ctx, uint32_t mib, char *err, size_t errlen)
+{
+	struct virtio_dev *d = balloon(ctx, err, errlen);
+
+	if (!d)
+		return CV_EINPUT;
+	virtio_balloon_set_target(d, (uint32_t)((uint64_t)mib << 20 >> 12));
+	return 0;
+}
+
+static int api_balloon_interval(void *ctx, unsigned s, char *err, size_t errlen)
+{
+	struct virtio_dev *d = balloon(ctx, err, errlen);
+
+	if (!d)
+		return CV_EINPUT;
+	virtio_balloon_set_interval(d, s);
+	return 0;
+}
+
+static int api_balloon_info(void *ctx, struct balloon_info *out, char *err, size_t errlen)
+{
+	struct virtio_dev *d = balloon(ctx, err, errlen);
+
+	if (!d)
+		return CV_EINPUT;
+	virtio_balloon_info(d, out);
+	return 0;
+}
+
 static const struct fc_ops api_ops = {
+	.balloon_update = api_balloon_update,
+	.balloon_interval = api_balloon_interval,
+	.balloon_info = api_balloon_info,
 	.start = api_start,
 	.pause = api_pause,
 	.ctrl_alt_del = api_ctrl_alt_del,

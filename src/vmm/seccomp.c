@@ -53,8 +53,9 @@ static const int worker_calls[] = {
 };
 
 /* A guest driver that starts a device (on its vCPU's thread) puts the
- * device's descriptors in the event loop. */
-static const int vcpu_calls[] = { SCMP_SYS(epoll_ctl) };
+ * device's descriptors in the event loop and arms its timers (the
+ * balloon's statistics); a balloon queue served there gives pages back. */
+static const int vcpu_calls[] = { SCMP_SYS(epoll_ctl), SCMP_SYS(timerfd_settime), SCMP_SYS(fallocate) };
 
 /* The main thread builds VMs (a reboot builds a new one), serves the API,
  * takes snapshots and migrates: it opens files and sockets and starts

@@ -49,6 +49,7 @@ struct vm {
 	struct vm_device devs[VM_MAX_DEVICES];
 	unsigned ndevs;
 	struct virtio_dev *console_dev; /* hvc0 when the console is virtio */
+	struct virtio_dev *balloon_dev; /* when configured */
 	int console_out;
 	char cmdline[4096]; /* the user's, plus what devices add */
 	struct vcpu *vcpus;

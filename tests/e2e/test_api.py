@@ -159,7 +159,7 @@ MALFORMED = [
     ("PUT", "/boot-source", '{"kernel_image_path": "/nonexistent"}'),
     ("PUT", "/drives/rootfs", '{"drive_id": "other", "path_on_host": "/x", "is_root_device": true}'),
     ("PUT", "/network-interfaces/eth0", '{"iface_id": "eth0", "host_dev_name": "way-too-long-tap-name"}'),
-    ("PUT", "/balloon", '{"amount_mib": 16, "deflate_on_oom": true}'),
+    ("PUT", "/balloon", '{"amount_mib": 4096, "deflate_on_oom": true}'),
     ("PUT", "/vsock", '{"guest_cid": 2, "uds_path": "/tmp/v.sock"}'),
     ("PUT", "/vsock", '{"guest_cid": 3}'),
     ("PUT", "/snapshot/create", '{"snapshot_path": "/tmp/s", "mem_file_path": "/tmp/m"}'),

@@ -219,7 +219,11 @@ static void test_malformed_requests_change_nothing(void **state)
 		{ "PUT", "/network-interfaces/eth1", "{\"iface_id\": \"eth1\", \"host_dev_name\": \"a-name-much-too-long\"}" },
 		{ "PUT", "/network-interfaces/eth1",
 		  "{\"iface_id\": \"eth1\", \"host_dev_name\": \"tap1\", \"rx_rate_limiter\": {\"bandwidth\": {\"size\": 1}}}" },
-		{ "PUT", "/balloon", "{\"amount_mib\": 1, \"deflate_on_oom\": true}" },
+		{ "PUT", "/balloon", "{\"amount_mib\": 100000, \"deflate_on_oom\": true}" }, /* larger than RAM */
+		{ "PUT", "/balloon", "{\"amount_mib\": 1}" },
+		{ "PUT", "/balloon", "{\"amount_mib\": 1, \"deflate_on_oom\": true, \"stats_polling_interval_s\": 70000}" },
+		{ "PATCH", "/balloon", "{\"amount_mib\": 1}" }, /* before boot */
+		{ "GET", "/balloon/statistics", NULL },
 		{ "PUT", "/vsock", "{}" },
 		{ "PUT", "/mmds/config", "{}" },
 		{ "PUT", "/snapshot/create", "{}" },
@@ -445,10 +449,10 @@ static void test_config_file_refuses_unsupported(void **state)
 	char doc[512], err[256];
 
 	(void)state;
-	snprintf(doc, sizeof(doc), "{\"boot-source\": {\"kernel_image_path\": \"%s\"}, \"balloon\": {\"amount_mib\": 1}}",
+	snprintf(doc, sizeof(doc), "{\"boot-source\": {\"kernel_image_path\": \"%s\"}, \"vsock\": {\"guest_cid\": 3}}",
 		 kernel);
 	assert_int_equal(fc_api_load_config(&api, doc, strlen(doc), err, sizeof(err)), -2);
-	assert_non_null(strstr(err, "balloon"));
+	assert_non_null(strstr(err, "vsock"));
 	assert_int_equal(fc_api_load_config(&api, "{\"drives\": []}", 14, err, sizeof(err)), -2);
 	assert_non_null(strstr(err, "boot-source"));
 	assert_int_equal(fc_api_load_config(&api, "{\"boot-source\": 1", 17, err, sizeof(err)), -2);
