@@ -448,8 +448,10 @@ static void test_config_round_trip(void **state)
 		assert_int_equal(snap_config_decode(&r, SNAP_CONFIG_VERSION, &out), CV_EINPUT);
 	}
 	assert_false(out.cfg.vsock.set);
-	/* Version 2 had no vsock: what it wrote still loads, without one. */
-	snap_reader_init(&r, w.buf, w.len - 1 - 4 - 4); /* set, cid, empty uds */
+	/* Version 2 had no vsock (set, cid, empty uds) and no balloon (on,
+	 * amount, deflate_on_oom, stats, reporting): what it wrote still
+	 * loads, without them. */
+	snap_reader_init(&r, w.buf, w.len - (1 + 4 + 4) - (1 + 4 + 1 + 4 + 1));
 	assert_int_equal(snap_config_decode(&r, 2, &out), 0);
 	assert_int_equal(snap_reader_left(&r), 0);
 	assert_false(out.cfg.vsock.set);
