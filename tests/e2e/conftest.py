@@ -113,6 +113,13 @@ def refused(args, *want, env=None):
     return res.stderr
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time the process has used, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def make_tiny_elf(path, code=b"\xeb\xfe", paddr=0x100000):
     """Write a minimal x86-64 ELF executable with one PT_LOAD at `paddr` holding
     `code` at its entry point (default: `jmp .`)."""

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, refused, vm_args
+from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, cpu_seconds, refused, vm_args
 
 pytestmark = pytest.mark.vm
 
@@ -104,12 +104,6 @@ def test_pinned_vcpus(spawn, kernel, initrd, kvm_available, tmp_path):
     assert t["vcpu1"][0]["Cpus_allowed_list"] == str(pin[1])
     # Only vCPUs are pinned: the rest runs where it may.
     assert t["cellvm"][0]["Cpus_allowed_list"] != str(pin[0]) or len(host) == 1
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_cpu_quota(spawn, kernel, initrd, kvm_available, tmp_path):

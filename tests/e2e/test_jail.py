@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, require_bin
+from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, cpu_seconds, require_bin
 
 pytestmark = pytest.mark.vm
 
@@ -108,12 +108,6 @@ def test_jailed_in_netns_with_tap(spawn, kernel, initrd, kvm_available, tmp_path
         g.close()
     finally:
         subprocess.run(["ip", "netns", "delete", name], check=False)
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_jailed_in_cgroups(spawn, kernel, initrd, kvm_available, tmp_path):
