@@ -9,20 +9,41 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 CFLAGS ?= -O2 -g
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 CPPFLAGS := -Isrc -D_GNU_SOURCE -DCELLVM_VERSION='"$(VERSION)"' -MMD -MP $(shell pkg-config --cflags slirp libnbd gnutls libseccomp 2>/dev/null)
-LDLIBS := -luring -lpthread $(shell pkg-config --libs slirp libnbd gnutls libseccomp 2>/dev/null) -ljansson -larchive -lz
+# Libraries every process needs, linked in statically where Debian has the
+# archive: a VM maps nothing it does not use (each mapped library costs
+# resident pages for its relocations and start-up code).
+CORE_LIBS := -Wl,-Bstatic -luring -lseccomp -ljansson -lz -Wl,-Bdynamic -lpthread
+# Modules (src/util/module.h): parts whose libraries are large, built as
+# cellvm-NAME.so beside the executable and loaded by the processes that
+# use them.
+MODULES := nat nbd tls archive
+MODULE_SRC_nat := src/net/nat.c
+MODULE_SRC_nbd := src/block/nbd.c
+MODULE_SRC_tls := src/migrate/tls.c
+MODULE_SRC_archive := src/manager/archive.c
+MODULE_LIBS_nat := $(shell pkg-config --libs slirp 2>/dev/null)
+MODULE_LIBS_nbd := $(shell pkg-config --libs libnbd 2>/dev/null)
+MODULE_LIBS_tls := $(shell pkg-config --libs gnutls 2>/dev/null)
+MODULE_LIBS_archive := -larchive
+MODULE_SRCS := $(foreach m,$(MODULES),$(MODULE_SRC_$(m)))
+MODULE_SOS := $(MODULES:%=$(BUILD)/cellvm-%.so)
+# Tests and fuzzers link the modules in; module_get() finds them there.
+LDLIBS := $(CORE_LIBS) $(foreach m,$(MODULES),$(MODULE_LIBS_$(m))) -rdynamic
 # Hardening of the host binary (checked by tests/e2e/test_hardening.py);
 # sanitizer and fuzzer builds leave it out, since fortified libc calls hide
 # accesses from ASan.
 HARDEN := -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=3
 HARDEN_LD := -pie -Wl,-z,relro,-z,now,-z,noexecstack
+MODULE_HARDEN_LD := -Wl,-z,relro,-z,now,-z,noexecstack
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 HARDEN :=
 endif
 
-LIB_SRCS := $(shell find src -name '*.c' ! -name main.c | sort)
+LIB_SRCS := $(filter-out $(MODULE_SRCS),$(shell find src -name '*.c' ! -name main.c | sort))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+MODULE_OBJS := $(MODULE_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -32,7 +53,7 @@ PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: FORCE all deps guest-kernel run test unit unit-asan fuzz fuzz-build fuzz-long e2e bench bench-boot bench-io bench-disk bench-net bench-api bench-snapshot bench-migrate bench-density guest clang-check clean
 
-all: $(BUILD)/cellvm
+all: $(BUILD)/cellvm $(MODULE_SOS)
 
 deps:
 	@scripts/deps.sh
@@ -45,10 +66,27 @@ $(BUILD)/libcellvm.a: $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/cellvm: $(BUILD)/obj/src/main.o $(BUILD)/libcellvm.a
-	$(CC) $(LDFLAGS) $(if $(HARDEN),$(HARDEN_LD)) -o $@ $^ $(LDLIBS)
+# Modules are position-independent code for a shared object.
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(subst -fPIE,,$(HARDEN)) -fPIC $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libcellvm.a
+define module_rule
+$(BUILD)/cellvm-$(1).so: $(BUILD)/pic/$(MODULE_SRC_$(1):.c=.o)
+	$$(CC) $$(LDFLAGS) -shared $$(if $$(HARDEN),$$(MODULE_HARDEN_LD)) -o $$@ $$< $(MODULE_LIBS_$(1))
+endef
+$(foreach m,$(MODULES),$(eval $(call module_rule,$(m))))
+
+# The executable exports what the modules call of it, and nothing else;
+# it holds all of the core, since a module may call what it does not.
+$(BUILD)/modules.sym: $(MODULE_SRCS:%.c=$(BUILD)/pic/%.o)
+	{ echo '{'; nm -u --format=just-symbols $^ | sort -u | sed 's/.*/  &;/'; echo '};'; } >$@
+
+$(BUILD)/cellvm: $(BUILD)/obj/src/main.o $(BUILD)/libcellvm.a $(BUILD)/modules.sym
+	$(CC) $(LDFLAGS) $(if $(HARDEN),$(HARDEN_LD)) -Wl,--dynamic-list=$(BUILD)/modules.sym -o $@ \
+		$(BUILD)/obj/src/main.o -Wl,--whole-archive $(BUILD)/libcellvm.a -Wl,--no-whole-archive $(CORE_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(MODULE_OBJS) $(BUILD)/libcellvm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
@@ -105,11 +143,11 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 
 fuzz-build:
 	$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_BUILD) HARDEN= CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
-		$(FUZZ_BUILD)/libcellvm.a
+		$(FUZZ_BUILD)/libcellvm.a $(MODULE_OBJS:$(BUILD)/%=$(FUZZ_BUILD)/%)
 	@for src in $(FUZZ_SRCS); do \
 		bin=$(FUZZ_BUILD)/$$(basename $$src .c); \
 		echo "clang -o $$bin $$src"; \
-		clang $(CPPFLAGS) $(WARN) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) -o $$bin $$src $(FUZZ_BUILD)/libcellvm.a $(LDLIBS) || exit 1; \
+		clang $(CPPFLAGS) $(WARN) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) -o $$bin $$src $(MODULE_OBJS:$(BUILD)/%=$(FUZZ_BUILD)/%) $(FUZZ_BUILD)/libcellvm.a $(LDLIBS) || exit 1; \
 	done
 
 fuzz: fuzz-build

@@ -7,7 +7,7 @@ set -eu
 PKGS="gcc libc6-dev clang make pkg-config libcmocka-dev liburing-dev libjansson-dev libarchive-dev curl
 libslirp-dev libglib2.0-dev iproute2 util-linux zlib1g-dev qemu-utils
 busybox-static cpio e2fsprogs python3 python3-pytest libnbd-dev libgnutls28-dev nbdkit libseccomp-dev
-qemu-system-x86 linux-image-amd64 libclang-rt-14-dev binutils gdb"
+qemu-system-x86 linux-image-amd64 libclang-rt-14-dev binutils gdb acpica-tools"
 
 missing=""
 for p in $PKGS; do

@@ -10,6 +10,7 @@
 #include "manager/cli.h"
 #include "util/err.h"
 #include "util/signals.h"
+#include "vmm/modules.h"
 #include "vmm/options.h"
 #include "vmm/run.h"
 #include "vmm/vcpu.h"
@@ -31,35 +32,54 @@ static const char usage[] =
 	"  switch     run a virtual switch for VMs on this host (cellvm switch --help)\n"
 	"  --version  print the version\n";
 
-static int cmd_run(int argc, char **argv)
+/* 0 and cfg, or the exit status (EXIT_OK after --help). */
+static int parse_run(int argc, char **argv, struct vm_config *cfg, int *code)
 {
-	struct vm_config cfg;
 	char err[256];
-	int rc, sig_fd;
+	int rc = options_parse_run(argc, argv, cfg, err, sizeof(err));
 
-	rc = options_parse_run(argc, argv, &cfg, err, sizeof(err));
 	if (rc == 1) {
 		fputs(options_run_usage, stdout);
-		return EXIT_OK;
+		*code = EXIT_OK;
+		return 1;
 	}
 	if (rc) {
 		cv_err("%s", err);
-		return EXIT_USAGE;
+		*code = EXIT_USAGE;
+		return 1;
 	}
+	return 0;
+}
+
+static int run(struct vm_config *cfg)
+{
+	int rc, sig_fd;
+
 	/* Every thread (vCPUs included) keeps the stop signals blocked, and
 	 * SIGUSR1, the vCPU kick, which only vCPU threads take. */
 	if ((sig_fd = stop_signals_fd(SIGUSR1)) < 0 || vcpu_signals_init()) {
 		cv_err("cannot set up signal handling");
 		return EXIT_VM_FAILED;
 	}
-	rc = run_main(&cfg, sig_fd);
+	rc = run_main(cfg, sig_fd);
 	close(sig_fd);
 	return rc;
 }
 
+static int cmd_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	int code;
+
+	return parse_run(argc, argv, &cfg, &code) ? code : run(&cfg);
+}
+
+/* The VM's options are read before the jail is entered: its modules must
+ * be loaded while the executable's directory can still be reached. */
 static int cmd_jail(int argc, char **argv)
 {
 	struct jail_config jc;
+	struct vm_config cfg;
 	char err[256];
 	int rc = jail_parse(argc, argv, &jc, err, sizeof(err)), code;
 
@@ -71,9 +91,13 @@ static int cmd_jail(int argc, char **argv)
 		cv_err("%s", err);
 		return EXIT_USAGE;
 	}
+	if (parse_run(jc.run_argc, jc.run_argv, &cfg, &code))
+		return code;
+	if (vm_modules_load(&cfg, true))
+		return EXIT_VM_FAILED;
 	if (!jail_enter(&jc, &code))
 		return code;
-	return cmd_run(jc.run_argc, jc.run_argv);
+	return run(&cfg);
 }
 
 int main(int argc, char **argv)

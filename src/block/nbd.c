@@ -44,18 +44,6 @@ struct cmd {
 	struct extent *e; /* CMD_STATUS */
 };
 
-static const char *const schemes[] = { "nbd", "nbds", "nbd+unix", "nbds+unix", "nbd+vsock", "nbds+vsock" };
-
-bool nbd_image_is_uri(const char *path)
-{
-	const char *colon = strchr(path, ':');
-
-	for (size_t i = 0; colon && i < sizeof(schemes) / sizeof(schemes[0]); i++)
-		if (strlen(schemes[i]) == (size_t)(colon - path) && !strncmp(path, schemes[i], (size_t)(colon - path)))
-			return true;
-	return false;
-}
-
 static struct nbd_image *nbd_of(struct image *img)
 {
 	return (struct nbd_image *)img;
@@ -361,12 +349,12 @@ static const struct image_ops nbd_ops = {
 	.close = nbd_image_close,
 };
 
-const struct nbd_export_info *nbd_image_info(const struct image *img)
+static const struct nbd_export_info *export_info(const struct image *img)
 {
 	return img && img->ops == &nbd_ops ? &((const struct nbd_image *)img)->info : NULL;
 }
 
-int nbd_image_open(const char *uri, enum block_format format, bool readonly, struct image **out)
+static int open_export(const char *uri, enum block_format format, bool readonly, struct image **out)
 {
 	struct nbd_image *n;
 	char why[256];
@@ -403,3 +391,5 @@ int nbd_image_open(const char *uri, enum block_format format, bool readonly, str
 	*out = &n->img;
 	return 0;
 }
+
+const struct nbd_module cellvm_module_nbd = { .open = open_export, .info = export_info };

@@ -5,7 +5,10 @@
  * layer's workers. A connection that drops is made again (for up to
  * NBD_RECONNECT_SECONDS) and the command retried, so a server restart is
  * only a pause for the guest. Sharing the export (locks, several clients)
- * is the server's business. */
+ * is the server's business.
+ *
+ * libnbd is the module "nbd" (util/module.h): the functions below are the
+ * rest of cellvm's way to it, and load it only for a URI. */
 #ifndef CELLVM_BLOCK_NBD_H
 #define CELLVM_BLOCK_NBD_H
 
@@ -35,5 +38,14 @@ int nbd_image_open(const char *uri, enum block_format format, bool readonly, str
 
 /* The export behind img, or NULL if img is no NBD image. */
 const struct nbd_export_info *nbd_image_info(const struct image *img);
+
+/* The module's table: the two functions above that need libnbd. */
+struct nbd_module {
+	int (*open)(const char *uri, enum block_format format, bool readonly, struct image **out);
+	const struct nbd_export_info *(*info)(const struct image *img);
+};
+
+/* In the module; the rest of cellvm reaches it through module_get(). */
+extern const struct nbd_module cellvm_module_nbd;
 
 #endif

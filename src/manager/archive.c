@@ -298,7 +298,7 @@ static int collect(const char *name, json_t *doc, const char *dir, struct member
 	return take_snapshots(name, dir, drives, referenced, ms);
 }
 
-int bundle_export(const char *name, const char *file)
+static int bundle_export(const char *name, const char *file)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX];
 	static struct member m[MAX_MEMBERS];
@@ -525,7 +525,7 @@ static int check_config(const char *dir)
 	return 0;
 }
 
-int bundle_import(const char *file, const char *name)
+static int bundle_import(const char *file, const char *name)
 {
 	char root[PATH_MAX], tmp[PATH_MAX], final[PATH_MAX], top[BUNDLE_NAME_MAX + 2] = "", t[BUNDLE_NAME_MAX + 2];
 	struct archive *a = archive_read_new();
@@ -603,3 +603,6 @@ free:
 	archive_read_free(a);
 	return rc;
 }
+
+const struct archive_module cellvm_module_archive = { .export_bundle = bundle_export,
+						       .import_bundle = bundle_import };

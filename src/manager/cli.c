@@ -14,6 +14,7 @@
 #include "manager/snapshot.h"
 #include "manager/vmproc.h"
 #include "util/err.h"
+#include "util/module.h"
 #include "vmm/balloon_opt.h"
 #include "vmm/options.h"
 
@@ -204,6 +205,21 @@ static int cmd_balloon(const char *name, const char *size)
 	return 0;
 }
 
+static int cmd_archive(const char *cmd, int argc, char **argv)
+{
+	bool out = !strcmp(cmd, "export");
+	const struct archive_module *ar;
+	int rc;
+
+	if ((rc = out ? positional(cmd, argc, argv, 2, 2, "NAME FILE.tar")
+		      : positional(cmd, argc, argv, 1, 2, "FILE.tar [NAME]")))
+		return rc;
+	if (!(ar = module_get("archive")))
+		return 1;
+	return status(out ? ar->export_bundle(argv[0], argv[1])
+			  : ar->import_bundle(argv[0], argc == 2 ? argv[1] : NULL));
+}
+
 int manager_main(const char *cmd, int argc, char **argv)
 {
 	int rc;
@@ -229,15 +245,10 @@ int manager_main(const char *cmd, int argc, char **argv)
 		return migrate_main(argc, argv);
 	if (!strcmp(cmd, "receive"))
 		return receive_main(argc, argv);
-	if (!strcmp(cmd, "export"))
-		return (rc = positional(cmd, argc, argv, 2, 2, "NAME FILE.tar")) ? rc
-										 : status(bundle_export(argv[0], argv[1]));
+	if (!strcmp(cmd, "export") || !strcmp(cmd, "import"))
+		return cmd_archive(cmd, argc, argv);
 	if (!strcmp(cmd, "balloon"))
 		return (rc = positional(cmd, argc, argv, 2, 2, "NAME SIZE")) ? rc : cmd_balloon(argv[0], argv[1]);
-	if (!strcmp(cmd, "import"))
-		return (rc = positional(cmd, argc, argv, 1, 2, "FILE.tar [NAME]"))
-			       ? rc
-			       : status(bundle_import(argv[0], argc == 2 ? argv[1] : NULL));
 	if ((rc = positional(cmd, argc, argv, 1, 1, "NAME")))
 		return rc;
 	if (!strcmp(cmd, "start"))

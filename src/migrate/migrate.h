@@ -83,9 +83,12 @@ void migration_free(struct migration *mg);
 
 /* One end of a migration: a connected socket, and its TLS session if
  * it has one (migrate/tls.h). */
+struct tls_module;
+
 struct mig_link {
 	int fd;
-	void *tls;
+	void *tls; /* the TLS session, if any, and its module */
+	const struct tls_module *tls_ops;
 };
 
 /* The destination's side: what arrived. */

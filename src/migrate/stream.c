@@ -15,6 +15,7 @@
 
 #include "migrate/tls.h"
 #include "util/err.h"
+#include "util/module.h"
 
 /* Splits "tcp:HOST:PORT" (HOST may be [v6]) and resolves it. */
 static int resolve(const char *spec, bool passive, struct addrinfo **out)
@@ -100,6 +101,27 @@ int mig_listen(const char *spec)
 	return fd;
 }
 
+int mig_tls_start(struct mig_link *l, const char *token, bool server)
+{
+	const struct tls_module *m = module_get("tls");
+	int rc;
+
+	if (!m)
+		return CV_EFAIL;
+	if ((rc = m->start(l->fd, token, server, &l->tls)))
+		return rc;
+	l->tls_ops = m;
+	return 0;
+}
+
+void mig_tls_end(struct mig_link *l)
+{
+	if (!l->tls)
+		return;
+	l->tls_ops->end(l->tls);
+	l->tls = NULL;
+}
+
 /* All of iov, over TLS when the link has it. */
 static int io_all(struct mig_link *l, struct iovec *iov, int n, bool out)
 {
@@ -113,7 +135,7 @@ static int io_all(struct mig_link *l, struct iovec *iov, int n, bool out)
 		if (!n)
 			return 0;
 		if (l->tls) {
-			if ((k = mig_tls_io(l, iov->iov_base, iov->iov_len, out)) < 0)
+			if ((k = l->tls_ops->io(l->tls, iov->iov_base, iov->iov_len, out)) < 0)
 				return (int)k;
 		} else {
 			k = out ? writev(l->fd, iov, n) : readv(l->fd, iov, n);

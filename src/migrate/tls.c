@@ -5,7 +5,6 @@
 #include <gnutls/gnutls.h>
 #include <string.h>
 
-#include "migrate/stream.h"
 #include "util/err.h"
 
 /* TLS 1.3 only, PSK with forward secrecy. */
@@ -18,11 +17,6 @@ struct tls {
 	gnutls_psk_server_credentials_t server;
 	unsigned char key[32];
 };
-
-static struct tls *tls_of(struct mig_link *l)
-{
-	return l->tls;
-}
 
 /* The server's side of the key lookup: every identity gets the token's
  * key; a client that does not know it fails the handshake. */
@@ -50,7 +44,7 @@ static void tls_free(struct tls *t)
 	gnutls_free(t);
 }
 
-int mig_tls_start(struct mig_link *l, const char *token, bool server)
+static int tls_start(int fd, const char *token, bool server, void **session)
 {
 	struct tls *t = gnutls_calloc(1, sizeof(*t));
 	gnutls_datum_t key = { t ? t->key : NULL, 32 };
@@ -79,7 +73,7 @@ int mig_tls_start(struct mig_link *l, const char *token, bool server)
 		return CV_EFAIL;
 	}
 	gnutls_session_set_ptr(t->s, t);
-	gnutls_transport_set_int(t->s, l->fd);
+	gnutls_transport_set_int(t->s, fd);
 	do
 		rc = gnutls_handshake(t->s);
 	while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_AGAIN);
@@ -89,13 +83,13 @@ int mig_tls_start(struct mig_link *l, const char *token, bool server)
 		tls_free(t);
 		return CV_EINPUT;
 	}
-	l->tls = t;
+	*session = t;
 	return 0;
 }
 
-ssize_t mig_tls_io(struct mig_link *l, void *buf, size_t len, bool out)
+static ssize_t tls_io(void *session, void *buf, size_t len, bool out)
 {
-	struct tls *t = tls_of(l);
+	struct tls *t = session;
 	ssize_t n;
 
 	do
@@ -111,13 +105,12 @@ ssize_t mig_tls_io(struct mig_link *l, void *buf, size_t len, bool out)
 		       : -EPROTO;
 }
 
-void mig_tls_end(struct mig_link *l)
+static void tls_end(void *session)
 {
-	struct tls *t = tls_of(l);
+	struct tls *t = session;
 
-	if (!t)
-		return;
 	gnutls_bye(t->s, GNUTLS_SHUT_WR);
 	tls_free(t);
-	l->tls = NULL;
 }
+
+const struct tls_module cellvm_module_tls = { .start = tls_start, .io = tls_io, .end = tls_end };

@@ -398,7 +398,7 @@ static int add_forwards(struct nat *n, const struct net_config *nc)
 	return 0;
 }
 
-int nat_open(const struct net_config *nc, struct event_loop *loop, struct net_backend **out)
+static int nat_open(const struct net_config *nc, struct event_loop *loop, struct net_backend **out)
 {
 	SlirpConfig cfg = {
 		.version = 4,
@@ -446,3 +446,5 @@ fail:
 	nat_close(&n->b);
 	return rc;
 }
+
+const struct nat_module cellvm_module_nat = { .open = nat_open };

@@ -7,7 +7,8 @@
  *
  * libslirp's sockets are watched through an epoll set of their own that
  * sits in the VM's event loop as one fd, and its timeouts run on an
- * event-loop timer; it never has a thread. */
+ * event-loop timer; it never has a thread. libslirp (with GLib) is the
+ * module "nat" (util/module.h). */
 #ifndef CELLVM_NET_NAT_H
 #define CELLVM_NET_NAT_H
 
@@ -15,7 +16,12 @@
 #include "vmm/config.h"
 #include "vmm/event_loop.h"
 
-/* Reports and returns CV_EINPUT (a forwarded port in use) or CV_EFAIL. */
-int nat_open(const struct net_config *nc, struct event_loop *loop, struct net_backend **out);
+struct nat_module {
+	/* Reports and returns CV_EINPUT (a forwarded port in use) or CV_EFAIL. */
+	int (*open)(const struct net_config *nc, struct event_loop *loop, struct net_backend **out);
+};
+
+/* In the module; the rest of cellvm reaches it through module_get(). */
+extern const struct nat_module cellvm_module_nat;
 
 #endif

@@ -6,15 +6,18 @@
 #include "net/switchport.h"
 #include "net/tap.h"
 #include "util/err.h"
+#include "util/module.h"
 
 int net_open(const struct net_config *nc, unsigned nic, const uint8_t mac[6], struct event_loop *loop,
 	     struct net_backend **out)
 {
+	const struct nat_module *nat;
+
 	switch (nc->mode) {
 	case NET_TAP:
 		return tap_open(nc->tap, false, loop, out);
 	case NET_NAT:
-		return nat_open(nc, loop, out);
+		return (nat = module_get("nat")) ? nat->open(nc, loop, out) : CV_EFAIL;
 	case NET_BRIDGE:
 		return bridge_open(nc, nic, loop, out);
 	case NET_HOSTONLY:

@@ -21,6 +21,7 @@
 #include "block/async.h"
 #include "block/image.h"
 #include "vmm/kvm.h"
+#include "vmm/modules.h"
 #include "vmm/seccomp.h"
 #include "vmm/vm.h"
 
@@ -214,7 +215,7 @@ static int vm_up(struct runner *r, bool paused)
 	/* Before the first guest instruction; a reboot's new VM is built
 	 * under it. */
 	if (!r->filtered) {
-		if ((rc = seccomp_enter(SECCOMP_VMM, "main")))
+		if ((rc = vm_modules_load(r->cfg, false)) || (rc = seccomp_enter(SECCOMP_VMM, "main")))
 			return rc;
 		r->filtered = true;
 	}

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "util/err.h"
+#include "util/module.h"
 #include "vmm/console.h"
 
 /* Every thread: memory, time, locks, signals, and I/O on descriptors it was
@@ -367,6 +368,8 @@ int seccomp_enter(enum seccomp_kind kind, const char *label)
 	if (current_mode == SECCOMP_OFF)
 		return 0;
 	snprintf(thread_label, sizeof(thread_label), "%s", label);
+	if (kind == SECCOMP_VMM)
+		module_seal();
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &programs[kind]) < 0) {
 		cv_err("seccomp: cannot load the %s filter on thread %s: %s", kind_names[kind], label,

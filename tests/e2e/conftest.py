@@ -38,6 +38,38 @@ def pytest_configure(config):
         "markers", "net: needs root networking (network namespace, tap); skipped otherwise")
 
 
+def kvm_usable() -> bool:
+    """Whether this host can run VMs at all: /dev/kvm opens. (A host that is
+    itself a PVM guest has the kvm modules but no /dev/kvm.)"""
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC))
+        return True
+    except OSError:
+        return False
+
+
+KVM_USABLE = kvm_usable()
+NO_KVM_MESSAGE = "cannot open /dev/kvm"
+# The Guests the running test started (their stderr tells why a VM failed).
+_SPAWNED = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a host without a usable /dev/kvm, a test that failed because a VM
+    of its could not open /dev/kvm is reported as skipped, with that reason;
+    on a host with KVM this changes nothing."""
+    outcome = yield
+    rep = outcome.get_result()
+    if not KVM_USABLE and rep.failed and call.excinfo is not None:
+        text = rep.longreprtext + "".join(g.stderr for g in _SPAWNED)
+        if NO_KVM_MESSAGE in text:
+            rep.outcome = "skipped"
+            rep.longrepr = (str(item.path), item.location[1] or 0, "needs /dev/kvm, which this host does not have")
+    if call.when == "teardown":
+        _SPAWNED.clear()
+
+
 # --------------------------------------------------------------------------- paths
 
 def cellvm_bin() -> Path:
@@ -150,6 +182,7 @@ class Guest:
     """
 
     def __init__(self, args, env=None, tty=False, name="guest"):
+        _SPAWNED.append(self)
         self.args = [str(a) for a in args]
         self.name = name
         self.tty = tty

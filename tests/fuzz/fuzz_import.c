@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd < 0 || write(fd, data + 1, size - 1) < 0)
 		abort();
 	close(fd);
-	bundle_import(file, data[0] & 1 ? "fuzzvm" : NULL);
+	cellvm_module_archive.import_bundle(file, data[0] & 1 ? "fuzzvm" : NULL);
 	remove_tree(vms);
 	unlink(file);
 	return 0;

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,6 +226,46 @@ static void test_fadt_dsdt_facs(void **state)
 	check_fadt(*state);
 }
 
+/* The whole DSDT as ACPICA, the reference AML parser, reads it (iasl -d
+ * fails on AML it cannot parse): every device is there with what the
+ * guest's drivers take from it. */
+static void test_dsdt_disassembles(void **state)
+{
+	struct guest_mem *m = *state;
+	const uint8_t *rsdp = build(m, 2);
+	const uint8_t *fadt = xsdt_find(m, table(m, test_get64(rsdp + 24), "XSDT"), "FACP");
+	const uint8_t *dsdt = table(m, test_get64(fadt + 140), "DSDT");
+	char dir[] = "/tmp/cellvm-dsdt-XXXXXX", cmd[256], path[64], *text;
+	static const char *const want[] = {
+		"Device (PCI0)", "EisaId (\"PNP0A08\")", "Device (COM1)", "EisaId (\"PNP0501\")",
+		"IO (Decode16,", "0x03F8,", "IRQNoFlags ()", "{4}", "Device (VGEN)", "Method (_E00, 0",
+	};
+	FILE *f;
+	long len;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/dsdt.aml", dir);
+	assert_non_null(f = fopen(path, "wb"));
+	assert_int_equal(fwrite(dsdt, 1, test_get32(dsdt + 4), f), test_get32(dsdt + 4));
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "cd %s && iasl -d dsdt.aml >iasl.log 2>&1", dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/dsdt.dsl", dir);
+	assert_non_null(f = fopen(path, "r"));
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	assert_non_null(text = calloc(1, (size_t)len + 1));
+	assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (!strstr(text, want[i]))
+			fail_msg("the disassembled DSDT has no '%s':\n%s", want[i], text);
+	free(text);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_nothing_outside_bios_area(void **state)
 {
 	struct guest_mem *m = *state;
@@ -277,6 +318,7 @@ int main(void)
 		T(test_tables_for_cpu_counts),
 		T(test_madt_for_cpu_counts),
 		T(test_fadt_dsdt_facs),
+		T(test_dsdt_disassembles),
 		T(test_nothing_outside_bios_area),
 		T(test_too_many_cpus_do_not_fit),
 		cmocka_unit_test(test_no_ram_for_tables),

@@ -6,6 +6,7 @@
 #include "arch/x86/layout.h"
 #include "hw/pci.h"
 #include "hw/pm.h"
+#include "hw/serial.h"
 #include "util/err.h"
 
 struct __attribute__((packed)) acpi_header {
@@ -110,11 +111,13 @@ struct __attribute__((packed)) mcfg_entry {
 
 /* The DSDT: the S5 sleep type the PM block acts on; PCI bus 0's host
  * bridge with the resources it decodes, which is how an ACPI kernel finds
- * PCI devices; the VM generation ID device and the GPE method that tells
- * the guest it changed. */
+ * PCI devices; the serial port, so that its driver takes the port and IRQ
+ * from here rather than probing for the IRQ (which sleeps 120 ms of guest
+ * time); the VM generation ID device and the GPE method that tells the
+ * guest it changed. */
 static void dsdt_body(struct aml *a)
 {
-	size_t s5, sb, pci, crs, vgen, addr, gpe, e00;
+	size_t s5, sb, pci, crs, com1, vgen, addr, gpe, e00;
 
 	aml_name(a, "_S5_");
 	s5 = aml_package(a, 4);
@@ -140,6 +143,14 @@ static void dsdt_body(struct aml *a)
 	aml_res_mem32(a, (uint32_t)LAYOUT_PCI_WINDOW, (uint32_t)(LAYOUT_PCI_WINDOW + LAYOUT_PCI_WINDOW_SIZE - 1));
 	aml_end_resources(a, crs);
 	aml_end(a, pci);
+	com1 = aml_device(a, "COM1");
+	aml_name_eisaid(a, "_HID", "PNP0501");
+	aml_name_int(a, "_UID", 1);
+	crs = aml_name_resources(a, "_CRS");
+	aml_res_io_fixed(a, SERIAL_COM1_PORT, 8);
+	aml_res_irq(a, SERIAL_COM1_IRQ);
+	aml_end_resources(a, crs);
+	aml_end(a, com1);
 	vgen = aml_device(a, "VGEN");
 	aml_name_str(a, "_HID", "QEMUVGID");
 	aml_name_str(a, "_CID", "VM_Gen_Counter");

@@ -257,6 +257,14 @@ void aml_res_io_fixed(struct aml *a, uint16_t base, uint8_t len)
 	aml_bytes(a, d, sizeof(d));
 }
 
+void aml_res_irq(struct aml *a, uint8_t irq)
+{
+	const uint16_t mask = (uint16_t)(1u << (irq & 15));
+	const uint8_t d[] = { 0x22, (uint8_t)mask, (uint8_t)(mask >> 8) };
+
+	aml_bytes(a, d, sizeof(d));
+}
+
 void aml_res_mem32(struct aml *a, uint32_t min, uint32_t max)
 {
 	address_space(a, 0x87, 4, 0, 1 /* read-write, non-cacheable */, min, max);

@@ -49,6 +49,8 @@ void aml_end(struct aml *a, size_t mark);
 void aml_res_bus_numbers(struct aml *a, uint16_t min, uint16_t max);
 void aml_res_io_range(struct aml *a, uint16_t min, uint16_t max);
 void aml_res_io_fixed(struct aml *a, uint16_t base, uint8_t len);
+/* An ISA interrupt, edge-triggered and active high (IRQNoFlags). */
+void aml_res_irq(struct aml *a, uint8_t irq);
 void aml_res_mem32(struct aml *a, uint32_t min, uint32_t max);
 void aml_res_mem64(struct aml *a, uint64_t min, uint64_t max);
 
