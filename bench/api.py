@@ -9,7 +9,9 @@
 
 Firecracker publishes <= 8 CPU ms to a ready API and <= 125 ms to guest /init
 (its own minimal kernel and rootfs); the guest here is whatever kernel and
-initramfs are given.
+initramfs are given. --baseline BIN measures another cellvm build in the same
+run, interleaved, and prints the ratio (to compare a change under the same
+load).
 """
 import argparse
 import json
@@ -56,10 +58,10 @@ def wait_ready(p, sock):
             time.sleep(0.0005)
 
 
-def start_to_ready(a, tmp):
+def start_to_ready(binary, tmp):
     sock = os.path.join(tmp, "api.sock")
     t0 = time.monotonic()
-    p = subprocess.Popen([a.cellvm, "run", "--api-sock", sock], stdin=subprocess.DEVNULL,
+    p = subprocess.Popen([binary, "run", "--api-sock", sock], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_ready(p, sock)
     wall = time.monotonic() - t0
@@ -81,7 +83,8 @@ def instance_start_to_init(a, tmp):
                                                      "initrd_path": a.initrd,
                                                      "boot_args": CMDLINE}) == 204
         t0 = time.monotonic()
-        assert request(sock, "PUT", "/actions", {"action_type": "InstanceStart"}) == 204
+        if request(sock, "PUT", "/actions", {"action_type": "InstanceStart"}) != 204:
+            raise RuntimeError("InstanceStart refused: " + p.stderr.read1().decode().strip())
         out = b""
         deadline = t0 + a.timeout
         while MARKER not in out:
@@ -108,14 +111,33 @@ def main():
     ap.add_argument("--runs", type=int, default=20, help="process start -> API ready runs")
     ap.add_argument("--boots", type=int, default=10, help="InstanceStart -> /init runs")
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--baseline", help="another cellvm binary to measure beside it")
     a = ap.parse_args()
+    with open("/proc/loadavg") as f:
+        print(f"host load {f.read().split()[0]}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
-        ready = [start_to_ready(a, tmp) for _ in range(a.runs)]
-        walls, cpus = zip(*ready)
-        print(f"api      process start -> API ready: median {statistics.median(walls):.1f} ms wall "
-              f"(min {min(walls):.1f}), {statistics.median(cpus):.1f} ms CPU (min {min(cpus):.1f}); "
-              f"{a.runs} runs [Firecracker: 8 CPU ms]")
-        boots = [instance_start_to_init(a, tmp) for _ in range(a.boots)]
+        mine, base = [], []
+        for _ in range(a.runs):
+            mine.append(start_to_ready(a.cellvm, tmp))
+            if a.baseline:
+                base.append(start_to_ready(a.baseline, tmp))
+        for name, runs in (("api", mine), ("baseline", base)):
+            if runs:
+                walls, cpus = zip(*runs)
+                print(f"{name:8s} process start -> API ready: median {statistics.median(walls):.1f} ms wall "
+                      f"(min {min(walls):.1f}), {statistics.median(cpus):.1f} ms CPU (min {min(cpus):.1f}); "
+                      f"{a.runs} runs [Firecracker: 8 CPU ms]")
+        cpu = statistics.median(c for _, c in mine)
+        line = f"summary  start->API ready CPU       cellvm {cpu:10.1f} ms"
+        if base:
+            b = statistics.median(c for _, c in base)
+            line += f" | baseline {b:10.1f} ms | ratio {cpu / b:.2f}"
+        print(line)
+        try:
+            boots = [instance_start_to_init(a, tmp) for _ in range(a.boots)]
+        except RuntimeError as e:
+            print(f"api      InstanceStart -> guest /init: no VM could start: {str(e).splitlines()[-1]}")
+            return 0
         print(f"api      InstanceStart -> guest /init: median {statistics.median(boots):.1f} ms "
               f"(min {min(boots):.1f}, max {max(boots):.1f}); {a.boots} boots [Firecracker: <= 125 ms]")
     return 0
