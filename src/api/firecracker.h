@@ -50,6 +50,12 @@ struct fc_ops {
 	 * configuration's order) continues on the file at path, which stays
 	 * valid as long as the VM. */
 	int (*drive_path)(void *ctx, unsigned index, const char *path, char *err, size_t errlen);
+	/* PATCH of a running drive's or NIC's rate limiters: the buckets in
+	 * `which` (RATELIMIT_BYTES/OPS; 0: that direction stays) become c's. */
+	int (*drive_limit)(void *ctx, unsigned index, const struct ratelimit_config *c, unsigned which, char *err,
+			   size_t errlen);
+	int (*nic_limit)(void *ctx, unsigned index, const struct ratelimit_config *rx, unsigned rx_which,
+			 const struct ratelimit_config *tx, unsigned tx_which, char *err, size_t errlen);
 	/* cellvm's own PUT /migrate (start moving the running VM to dest) and
 	 * GET /migrate (how it goes: a JSON object). */
 	int (*migrate)(void *ctx, const struct mig_params *p, char *err, size_t errlen);

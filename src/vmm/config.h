@@ -67,11 +67,15 @@ struct vsock_config {
 };
 
 enum disk_format { DISK_FORMAT_AUTO, DISK_FORMAT_RAW, DISK_FORMAT_QCOW2 };
+/* Firecracker's cache_type: Writeback offers the guest flushes (and
+ * honours them); Unsafe offers none, so the guest never waits for one. */
+enum disk_cache { DISK_CACHE_WRITEBACK, DISK_CACHE_UNSAFE };
 
 struct disk_config {
 	const char *path;
 	bool readonly;
 	enum disk_format format;
+	enum disk_cache cache;
 	char id[CV_DISK_ID_MAX + 1];
 	struct ratelimit_config limit;
 };
@@ -85,6 +89,12 @@ struct balloon_config {
 	bool deflate_on_oom;
 	unsigned stats_s; /* statistics polling interval; 0: no statistics */
 	bool reporting;   /* free page reporting */
+};
+
+/* The virtio-rng every VM has; `set` when configured (PUT /entropy). */
+struct entropy_config {
+	bool set;
+	struct ratelimit_config limit;
 };
 
 struct vm_config {
@@ -111,6 +121,7 @@ struct vm_config {
 	struct balloon_config balloon;
 	bool track_dirty_pages; /* for diff snapshots */
 	struct vsock_config vsock;
+	struct entropy_config entropy;
 	/* A restore's new host devices for NICs (Firecracker's
 	 * network_overrides: clones of one snapshot each need their own tap). */
 	struct net_override {
