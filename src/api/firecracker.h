@@ -85,6 +85,9 @@ struct fc_api {
 	int log_fd, metrics_fd;
 	struct fc_counts get, put, patch;
 	uint64_t started_ms; /* when the API object was made (monotonic) */
+	/* Firecracker's --mmds-size-limit: the most the MMDS store may hold
+	 * (0: its default, the API's body limit). */
+	uint64_t mmds_size_limit;
 };
 
 struct fc_reply {

@@ -97,6 +97,8 @@ struct entropy_config {
 	struct ratelimit_config limit;
 };
 
+struct fc_flags;
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
@@ -140,6 +142,8 @@ struct vm_config {
 	/* Where disks a migration sends along go (src/migrate/storage.h). */
 	const char *receive_dir;
 	enum seccomp_mode seccomp; /* the VMM's syscall filters */
+	/* Started as Firecracker: what its flags ask of the API (vmm/fc_flags.h). */
+	const struct fc_flags *fc;
 	/* Directories backing files may also lie in (block/image.h's policy). */
 	const char *allow_backing[8];
 	unsigned nallow_backing;

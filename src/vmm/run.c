@@ -18,6 +18,7 @@
 #include "virtio/net.h"
 #include "virtio/rng.h"
 #include "vmm/devices.h"
+#include "vmm/fc_flags.h"
 #include "vmm/console.h"
 #include "vmm/console_sock.h"
 #include "migrate/migrate.h"
@@ -696,6 +697,37 @@ static void timers(struct runner *r, double now)
 	}
 }
 
+/* Firecracker's logger and metrics flags, as if PUT before anything else. */
+static int fc_put(struct runner *r, const char *path, const char *body, const char *flags)
+{
+	struct fc_reply reply;
+	int rc = 0;
+
+	if (!*body)
+		return 0;
+	fc_api_handle(&r->fc, "PUT", path, body, strlen(body), &reply);
+	if (reply.status >= 400) {
+		json_t *j = json_loadb(reply.body, reply.len, 0, NULL);
+
+		cv_err("invalid %s: %s", flags, json_string_value(json_object_get(j, "fault_message")));
+		json_decref(j);
+		rc = CV_EINPUT;
+	}
+	free(reply.body);
+	return rc;
+}
+
+static int apply_fc_flags(struct runner *r)
+{
+	const struct fc_flags *f = r->cfg->fc;
+	int rc;
+
+	r->fc.mmds_size_limit = f->mmds_size_limit;
+	if ((rc = fc_put(r, "/logger", f->logger, "--level/--log-path")))
+		return rc;
+	return fc_put(r, "/metrics", f->metrics, "--metrics-path");
+}
+
 static int setup(struct runner *r)
 {
 	int rc;
@@ -720,9 +752,13 @@ static int setup(struct runner *r)
 		r->console_out = console_sock_out_fd(&r->cs);
 		r->con.in_fd = -1;
 	}
+	if (r->cfg->fc && (rc = apply_fc_flags(r)))
+		return rc;
 	if (r->cfg->api_sock &&
 	    (rc = api_server_open(&r->api, r->cfg->api_sock, &r->loop, on_api_request, r)))
 		return rc;
+	if (r->api && r->cfg->fc && r->cfg->fc->max_payload)
+		api_server_set_max_body(r->api, r->cfg->fc->max_payload);
 	if (r->cfg->config_file)
 		return load_config_file(r);
 	if (r->cfg->incoming) {
