@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,7 +118,11 @@ static int check_when(struct fc_api *a, enum when w, char *err, size_t errlen)
  * never blocking the VMM when nobody reads the pipe. */
 static int open_sink(const char *path, const char *what, char *err, size_t errlen)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+	struct stat st;
+	/* A FIFO opens read-write, as Firecracker does: write-only would fail
+	 * (ENXIO) until its reader is there, and tools open theirs later. */
+	int mode = stat(path, &st) == 0 && S_ISFIFO(st.st_mode) ? O_RDWR : O_WRONLY;
+	int fd = open(path, mode | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
 
 	if (fd < 0)
 		cv_fmt(err, errlen, "cannot open %s '%.200s': %s", what, path, strerror(errno));
@@ -457,7 +462,7 @@ static void get(struct fc_api *a, const char **tok, int n, struct fc_reply *r, c
 	if (n == 0)
 		reply_json(r, 200, instance_info(a));
 	else if (n == 1 && !strcmp(tok[0], "version"))
-		reply_json(r, 200, json_pack("{s:s}", "firecracker_version", CELLVM_VERSION));
+		reply_json(r, 200, json_pack("{s:s}", "firecracker_version", FC_COMPAT_VERSION));
 	else if (n == 1 && !strcmp(tok[0], "machine-config"))
 		reply_json(r, 200, api_machine_json(&a->cfg));
 	else if (n == 2 && !strcmp(tok[0], "vm") && !strcmp(tok[1], "config"))

@@ -15,6 +15,11 @@
 #include "migrate/migrate.h"
 #include "vmm/config.h"
 
+/* The Firecracker release whose API and flags cellvm follows: what
+ * GET /version and `cellvm firecracker --version` report to tools that
+ * check it (cellvm's own version is GET /'s vmm_version). */
+#define FC_COMPAT_VERSION "1.10.1"
+
 #define FC_NOT_BEFORE "The requested operation is not supported before starting the microVM."
 #define FC_NOT_AFTER "The requested operation is not supported after starting the microVM."
 

@@ -10,13 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/firecracker.h"
 #include "vmm/config.h"
 
 #define FC_DEFAULT_API_SOCK "/run/firecracker.socket"
 #define FC_DEFAULT_ID "anonymous-instance"
-/* The Firecracker release whose API and flags cellvm follows: what
- * --version and GET /version report to tools that check it. */
-#define FC_COMPAT_VERSION "1.10.1"
 
 struct fc_flags {
 	char id[65];
