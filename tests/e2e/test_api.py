@@ -164,7 +164,17 @@ MALFORMED = [
     ("PUT", "/vsock", '{"guest_cid": 3}'),
     ("PUT", "/snapshot/create", '{"snapshot_path": "/tmp/s", "mem_file_path": "/tmp/m"}'),
     ("PUT", "/mmds", '{"latest": {}}'),
-    ("PUT", "/entropy", "{}"),
+    ("PUT", "/entropy", '{"rate_limiter": {"ops": {"size": 1}}}'),
+    ("PUT", "/entropy", '{"rate_limiter": {"bandwidth": {"size": 1, "refill_time": 1}}, "seed": 1}'),
+    ("PUT", "/entropy", '{"rate_limiter": {"bandwidth": {"size": 1, "refill_time": 9999999}}}'),
+    ("PUT", "/drives/x", '{"drive_id": "x", "path_on_host": "/dev/null", "is_root_device": false, '
+                         '"rate_limiter": {"bandwidth": {"size": -1, "refill_time": 100}}}'),
+    ("PUT", "/drives/x", '{"drive_id": "x", "path_on_host": "/dev/null", "is_root_device": false, '
+                         '"cache_type": "Fast"}'),
+    ("PUT", "/network-interfaces/eth0", '{"iface_id": "eth0", "host_dev_name": "tap0", '
+                                        '"tx_rate_limiter": {"ops": {"refill_time": 100}}}'),
+    ("PATCH", "/network-interfaces/eth0", '{"iface_id": "eth0"}'),
+    ("PATCH", "/drives/rootfs", '{"drive_id": "rootfs", "rate_limiter": {}}'),
     ("PUT", "/actions", '{"action_type": "SendCtrlAltDel"}'),
     ("PUT", "/actions", '{"action_type": "Explode"}'),
     ("PATCH", "/vm", '{"state": "Paused"}'),

@@ -287,6 +287,12 @@ def test_drive_rate_limit_and_patch(spawn, tmp_path, kernel, initrd, kvm_availab
         "ops": {"size": 10, "refill_time": 100}}})[0] == 204
     guest_read_mib(g, "/dev/vda", 1)
     assert metrics(sock, met)["block"]["rate_limiter_throttled_events"] > held
+    # Refused on the running VM, nothing changed: a bucket without its
+    # refill_time, a drive that is not there.
+    status_, body = curl(sock, "PATCH", "/drives/d", {"drive_id": "d", "rate_limiter": {"ops": {"size": 5}}})
+    assert status_ == 400 and "refill_time" in body["fault_message"], body
+    status_, body = curl(sock, "PATCH", "/drives/e", {"drive_id": "e", "rate_limiter": {}})
+    assert status_ == 400 and "drive 'e' not found" in body["fault_message"], body
     cfg = curl(sock, "GET", "/vm/config")[1]
     rl = cfg["drives"][0]["rate_limiter"]
     assert rl["ops"]["size"] == 10 and rl["ops"]["refill_time"] == 100 and rl["bandwidth"]["size"] == 0, rl
