@@ -133,8 +133,10 @@ int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, s
 			return rc;
 		mib = (unsigned)v;
 	}
-	if (smt && json_is_true(smt))
-		return cv_fmt(err, errlen, "smt is not supported by this build of cellvm: each vCPU is its own core");
+	/* Firecracker's rule: SMT pairs vCPUs into cores. */
+	if ((smt ? json_is_true(smt) : patch && c->smt) && nvcpus > 1 && nvcpus % 2)
+		return cv_fmt(err, errlen, "The vCPU number is invalid! The vCPU number can only be 1 or an even "
+					   "number when SMT is enabled.");
 	if (tmpl && (rc = cpu_template_static(json_string_value(tmpl), &t, err, errlen)))
 		return rc;
 	if (huge && strcmp(json_string_value(huge), "None") && strcmp(json_string_value(huge), "2M"))
@@ -159,13 +161,15 @@ int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, s
 		memset(&c->tmpl, 0, sizeof(c->tmpl));
 	if (dirty || !patch)
 		c->track_dirty_pages = dirty && json_is_true(dirty);
+	if (smt || !patch)
+		c->smt = smt && json_is_true(smt);
 	return 0;
 }
 
 json_t *api_machine_json(const struct api_config *c)
 {
 	json_t *j = json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)c->vcpus, "mem_size_mib",
-			      (json_int_t)c->mem_mib, "smt", 0, "track_dirty_pages", c->track_dirty_pages, "huge_pages",
+			      (json_int_t)c->mem_mib, "smt", c->smt, "track_dirty_pages", c->track_dirty_pages, "huge_pages",
 			      c->huge_2m ? "2M" : "None");
 
 	/* A custom template is not a machine-config name: GET /vm/config's cpu-config has it. */
@@ -679,6 +683,7 @@ int api_config_describe(struct api_config *c, const struct vm_config *vm)
 	c->initrd = dup_or_null(vm->initrd);
 	c->boot_args = dup_or_null(vm->cmdline);
 	c->vcpus = vm->cpus;
+	c->smt = vm->smt;
 	c->mem_mib = (unsigned)(vm->memory >> 20);
 	describe_ram(c, &vm->ram);
 	c->track_dirty_pages = vm->track_dirty_pages;
@@ -727,6 +732,7 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 	vm->kernel = c->kernel;
 	vm->initrd = c->initrd;
 	vm->cpus = c->vcpus;
+	vm->smt = c->smt && c->vcpus > 1;
 	vm->cpu_template = c->tmpl;
 	vm->memory = (uint64_t)c->mem_mib << 20;
 	vm->ram = RAM_CONFIG_DEFAULT;

@@ -63,6 +63,7 @@ struct api_config {
 	bool boot_set;
 	char *kernel, *initrd, *boot_args;
 	unsigned vcpus, mem_mib;
+	bool smt; /* two threads per core */
 	bool track_dirty_pages;
 	/* How RAM is backed: Firecracker's huge_pages "2M", and cellvm's
 	 * memory_options (those of --memory after the size, vmm/ram.h). */

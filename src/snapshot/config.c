@@ -89,6 +89,7 @@ void snap_config_encode(struct snap_writer *w, const struct vm_config *c)
 	snap_put_u8(w, c->entropy.set);
 	snap_put_fields(w, &c->entropy.limit, limit_fields, SNAP_NFIELDS(limit_fields));
 	snap_put_fields(w, &c->entropy.limit, once_fields, SNAP_NFIELDS(once_fields));
+	snap_put_u8(w, c->smt);
 }
 
 static void get_v4(struct snap_reader *r, struct vm_config *c)
@@ -108,6 +109,9 @@ static void get_v4(struct snap_reader *r, struct vm_config *c)
 	c->entropy.set = snap_get_bool(r);
 	snap_get_fields(r, &c->entropy.limit, limit_fields, SNAP_NFIELDS(limit_fields));
 	snap_get_fields(r, &c->entropy.limit, once_fields, SNAP_NFIELDS(once_fields));
+	c->smt = snap_get_bool(r);
+	if (c->smt && c->cpus % 2)
+		snap_reader_fail(r, "SMT with an odd number of vCPUs");
 }
 
 /* A string that may be absent (NULL) in the configuration. */

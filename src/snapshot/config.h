@@ -9,8 +9,8 @@
 #include "vmm/config.h"
 
 /* 3 adds the vsock device and the balloon; 4 disks' cache types, the
- * limits' one-time bursts and the entropy device's limit; 2 and 3 still
- * load. */
+ * limits' one-time bursts, the entropy device's limit and SMT; 2 and 3
+ * still load. */
 #define SNAP_CONFIG_VERSION 4
 #define SNAP_CONFIG_MIN_VERSION 2
 

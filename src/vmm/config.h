@@ -104,6 +104,7 @@ struct vm_config {
 	const char *initrd;
 	const char *cmdline;
 	unsigned cpus;
+	bool smt; /* two threads per core (Firecracker's smt; an even cpus) */
 	/* Host placement (--cpus N,pin=LIST,quota=P%), not the VM's state: a
 	 * snapshot does not keep it. */
 	int pin[CV_MAX_CPUS];

@@ -156,6 +156,7 @@ MALFORMED = [
     ("PUT", "/machine-config", '{"vcpu_count": 0, "mem_size_mib": 256}'),
     ("PUT", "/machine-config", '{"vcpu_count": 1, "mem_size_mib": 4}'),
     ("PATCH", "/machine-config", "{}"),
+    ("PUT", "/machine-config", '{"vcpu_count": 3, "mem_size_mib": 256, "smt": true}'),
     ("PUT", "/boot-source", '{"kernel_image_path": "/nonexistent"}'),
     ("PUT", "/drives/rootfs", '{"drive_id": "other", "path_on_host": "/x", "is_root_device": true}'),
     ("PUT", "/network-interfaces/eth0", '{"iface_id": "eth0", "host_dev_name": "way-too-long-tap-name"}'),

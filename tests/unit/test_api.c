@@ -234,7 +234,7 @@ static void test_malformed_requests_change_nothing(void **state)
 		{ "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 99999999999}" },
 		{ "PUT", "/machine-config", "{\"vcpu_count\": -1, \"mem_size_mib\": 256}" },
 		{ "PUT", "/machine-config", "{\"mem_size_mib\": 256}" }, /* missing */
-		{ "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 256, \"smt\": true}" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\": 3, \"mem_size_mib\": 256, \"smt\": true}" },
 		{ "PUT", "/machine-config", "{\"vcpu_count\": 1, \"vcpu_count\": 2, \"mem_size_mib\": 256}" },
 		{ "PUT", "/machine-config", "[1, 2]" },
 		{ "PUT", "/machine-config", "{} trailing" },
@@ -477,7 +477,14 @@ static void test_rate_limiters(void **state)
 	assert_int_equal(req("PUT", "/entropy", "{\"rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"refill_time\": 100}}}",
 			     NULL),
 			 204);
+	/* SMT pairs vCPUs: 2 is fine, 3 is not (nothing changes). */
+	assert_int_equal(req("PATCH", "/machine-config", "{\"smt\": true}", NULL), 204);
+	assert_int_equal(req("PATCH", "/machine-config", "{\"vcpu_count\": 3}", &msg), 400);
+	assert_non_null(strstr(msg, "can only be 1 or an even number when SMT is enabled"));
+	assert_int_equal(req("GET", "/machine-config", NULL, &msg), 200);
+	assert_non_null(strstr(msg, "\"smt\":true"));
 	assert_int_equal(req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", NULL), 204);
+	assert_true(mock.vm->smt);
 	/* data is disk 1 (the root drive goes first). */
 	assert_int_equal(mock.vm->disks[1].limit.bps, 2097152);
 	assert_int_equal(mock.vm->disks[1].limit.bps_burst, 1048576);

@@ -426,6 +426,7 @@ static void test_config_round_trip(void **state)
 	c.nics[0].fwd[0] = (struct net_hostfwd){ .host_port = 8080, .guest_port = 80 };
 	c.nics[0].tx = (struct ratelimit_config){ .bps = 1000, .bps_burst = 500, .ops_once = 7 };
 	c.entropy = (struct entropy_config){ .set = true, .limit = { .bps = 100, .bps_burst = 100, .bps_once = 10 } };
+	c.smt = true;
 	snap_writer_init(&w);
 	snap_config_encode(&w, &c);
 	snap_reader_init(&r, w.buf, w.len);
@@ -452,6 +453,7 @@ static void test_config_round_trip(void **state)
 	assert_true(out.cfg.entropy.set);
 	assert_int_equal(out.cfg.entropy.limit.bps, 100);
 	assert_int_equal(out.cfg.entropy.limit.bps_once, 10);
+	assert_true(out.cfg.smt);
 	/* Every truncation is refused. */
 	for (size_t len = 0; len < w.len; len++) {
 		snap_reader_init(&r, w.buf, len);
@@ -459,9 +461,9 @@ static void test_config_round_trip(void **state)
 	}
 	assert_false(out.cfg.vsock.set);
 	/* Version 3 had none of version 4's tail (per disk a cache byte and
-	 * two bursts, per NIC four, the entropy flag and six limit fields):
+	 * two bursts, per NIC four, the entropy flag and six limit fields, SMT):
 	 * it loads with writeback disks and no entropy limit. */
-	size_t v4 = (1 + 2 * 8) + 4 * 8 + (1 + 6 * 8);
+	size_t v4 = (1 + 2 * 8) + 4 * 8 + (1 + 6 * 8) + 1;
 
 	snap_reader_init(&r, w.buf, w.len - v4);
 	assert_int_equal(snap_config_decode(&r, 3, &out), 0);
