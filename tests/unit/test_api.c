@@ -379,9 +379,12 @@ static void test_describe_vm(void **state)
 	vm.cpus = 2;
 	vm.memory = 512ULL << 20;
 	vm.ndisks = 1;
-	vm.disks[0] = (struct disk_config){ .path = "/d/root.qcow2", .format = DISK_FORMAT_QCOW2, .id = "root" };
+	vm.disks[0] = (struct disk_config){ .path = "/d/root.qcow2", .format = DISK_FORMAT_QCOW2, .id = "root",
+					    .limit = { .bps = 2 << 20, .bps_burst = 1 << 20, .bps_once = 512 } };
 	vm.nnics = 1;
-	vm.nics[0] = (struct net_config){ .id = "net0", .mode = NET_NAT };
+	vm.nics[0] = (struct net_config){ .id = "net0", .mode = NET_NAT, .tx = { .ops = 100, .ops_burst = 10 } };
+	vm.smt = true;
+	vm.entropy = (struct entropy_config){ .set = true, .limit = { .bps = 1000, .bps_burst = 100 } };
 	api_config_init(&c);
 	c.logger.set = true;
 	c.logger.path = strdup("/tmp/log");
@@ -397,6 +400,13 @@ static void test_describe_vm(void **state)
 	text = json_dumps(j, JSON_COMPACT);
 	assert_non_null(strstr(text, "\"path_on_host\":\"/d/root.qcow2\""));
 	assert_non_null(strstr(text, "\"kernel_image_path\":\"/k/vmlinux\""));
+	/* Limits as Firecracker's buckets: size = burst, refilled at the rate. */
+	assert_non_null(strstr(text, "\"bandwidth\":{\"size\":1048576,\"one_time_burst\":512,\"refill_time\":500}"));
+	assert_non_null(strstr(text, "\"tx_rate_limiter\":{\"bandwidth\":null,\"ops\":{\"size\":10,"));
+	assert_non_null(strstr(text, "\"rx_rate_limiter\":null"));
+	assert_non_null(strstr(text, "\"entropy\":{\"rate_limiter\":{\"bandwidth\":{\"size\":100,"));
+	assert_non_null(strstr(text, "\"smt\":true"));
+	assert_non_null(strstr(text, "\"cache_type\":\"Writeback\""));
 	free(text);
 	json_decref(j);
 	api_config_free(&c);
