@@ -7,7 +7,6 @@ PATCH on a running VM, and the entropy device."""
 import json
 import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -17,7 +16,7 @@ import pytest
 from conftest import DEFAULT_CMDLINE, require_bin
 from net_helpers import netns_factory  # noqa: F401 (a fixture)
 from test_api import curl, wait_sock
-from test_jail import NOBODY, status, vmm_pid
+from test_jail import NOBODY, jail_root, status, vmm_pid
 from test_vsock import guest_listen, host_connect, recv_all_until
 
 pytestmark = pytest.mark.vm
@@ -217,13 +216,8 @@ def test_jailer_layout(spawn, tmp_path, kernel, initrd, kvm_available):
     BASE/cellvm/ID/root, the VMM runs there unprivileged as
     `firecracker --id ID` with its API socket at /run/firecracker.socket."""
     jid = "fc-jail-1"
-    root = tmp_path / "cellvm" / jid / "root"
-    root.mkdir(parents=True)
-    for src, name in ((kernel, "vmlinux"), (initrd, "initrd")):
-        shutil.copyfile(src, root / name)
-        os.chmod(root / name, 0o644)
-    for d in (tmp_path, tmp_path / "cellvm", tmp_path / "cellvm" / jid):
-        os.chmod(d, 0o755)
+    # --exec-file build/cellvm: the layout's middle part is "cellvm", as `cellvm jail`'s.
+    root = jail_root(tmp_path, kernel, initrd, jid)
     g = spawn([require_bin(), "jailer", "--id", jid, "--exec-file", require_bin(), "--uid", str(NOBODY),
                "--gid", str(NOBODY), "--chroot-base-dir", str(tmp_path), "--new-pid-ns", "--",
                "--level", "Info"])
