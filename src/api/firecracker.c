@@ -295,15 +295,8 @@ static int patch_drive(struct fc_api *a, const char *id, json_t *body, char *err
 		return cv_fmt(err, errlen, "changing rate_limiter is not supported by this VMM");
 	if (p.path && !(copy = strdup(p.path)))
 		return cv_fmt(err, errlen, "out of memory");
-	/* The limit first: it cannot fail once the timer exists, and a path
-	 * that fails to open then leaves the limit changed, as Firecracker's
-	 * update of both does. */
-	if (p.limit.which && (rc = a->ops->drive_limit(a->ctx, (unsigned)p.index, &p.limit.cfg, p.limit.which, err,
-						       errlen))) {
-		free(copy);
-		return rc;
-	}
-	api_commit_limit(&d->has_limit, &d->limit, &p.limit);
+	/* The path first: opening it is what may fail (locks, formats); a
+	 * limiter fails only when no timer can be made. */
 	if (copy && (rc = a->ops->drive_path(a->ctx, (unsigned)p.index, copy, err, errlen))) {
 		free(copy);
 		return rc;
@@ -312,6 +305,10 @@ static int patch_drive(struct fc_api *a, const char *id, json_t *body, char *err
 		free(d->path);
 		d->path = copy;
 	}
+	if (p.limit.which &&
+	    (rc = a->ops->drive_limit(a->ctx, (unsigned)p.index, &p.limit.cfg, p.limit.which, err, errlen)))
+		return rc;
+	api_commit_limit(&d->has_limit, &d->limit, &p.limit);
 	return 0;
 }
 
