@@ -361,3 +361,14 @@ def test_entropy_rate_limit(spawn, tmp_path, kernel, initrd, kvm_available):
     assert status_ == 400 and "not supported after starting the microVM" in body["fault_message"], body
     g.send("poweroff")
     assert g.wait_exit() == 0, g.describe()
+
+
+def test_started_as_jailer(tmp_path):
+    """The binary under the name `jailer` is the jailer's command line."""
+    jailer = tmp_path / "jailer"
+    os.symlink(os.path.abspath(require_bin()), jailer)
+    res = subprocess.run([str(jailer), "--help"], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0 and "--exec-file" in res.stdout, res
+    res = subprocess.run([str(jailer), "--id", "x", "--uid", "0", "--gid", "0"], capture_output=True, text=True,
+                         timeout=30)
+    assert res.returncode == 2 and res.stderr == "cellvm: cellvm jailer needs --exec-file\n", res
