@@ -153,7 +153,7 @@ def test_kata_style_boot(spawn, tmp_path, kernel, initrd, kvm_available):
     container = raw_file(tmp_path / "container.img", 2 << 20, b"CONTAINER-ROOTFS")
     assert curl(sock, "PATCH", "/drives/drive_0", {"drive_id": "drive_0", "path_on_host": container})[0] == 204
     out, rc = g.run("for i in $(seq 100); do [ $(cat /sys/block/vdb/size) = 4096 ] && break; sleep 0.1; done; "
-                    "head -c 10 /dev/vda; echo; head -c 16 /dev/vdb; echo")
+                    "echo 3 > /proc/sys/vm/drop_caches; head -c 10 /dev/vda; echo; head -c 16 /dev/vdb; echo")
     assert "KATA-IMAGE" in out and "CONTAINER-ROOTFS" in out, out
     g.send("poweroff")
     assert g.wait_exit() == 0, g.describe()
