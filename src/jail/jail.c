@@ -356,8 +356,13 @@ static bool daemonize(int *code)
 		*code = 0;
 		return false;
 	}
-	if (setsid() < 0 || dup2(fd, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0 ||
-	    dup2(fd, STDERR_FILENO) < 0)
+	/* A second fork, as the jailer does: not a session leader, the VMM can
+	 * never gain a controlling terminal. */
+	if (setsid() < 0 || (pid = fork()) < 0)
+		_exit(1);
+	if (pid > 0)
+		_exit(0);
+	if (dup2(fd, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
 		_exit(1);
 	close(fd);
 	return true;
