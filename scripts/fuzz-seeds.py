@@ -93,9 +93,24 @@ def seeds_api():
                    http_request("PUT", "/snapshot/create", b'{"snapshot_path": "s", "mem_file_path": "m"}') +
                    http_request("GET", "/vm/config") + http_request("PATCH", "/drives/rootfs",
                                                                     b'{"drive_id": "rootfs", "path_on_host": "/proc/self/exe"}'))
+    limiter = (b'{"bandwidth": {"size": 1048576, "one_time_burst": 4096, "refill_time": 500}, '
+               b'"ops": {"size": 100, "refill_time": 1000}}')
+    ldrive = (b'{"drive_id": "data", "path_on_host": "/proc/self/exe", "is_root_device": false, '
+              b'"cache_type": "Writeback", "io_engine": "Async", "rate_limiter": ' + limiter + b'}')
+    lnic = b'{"iface_id": "eth0", "host_dev_name": "tap0", "rx_rate_limiter": ' + limiter + b'}'
+    yield "limits", (b"\0" + http_request("PUT", "/boot-source", boot) + http_request("PUT", "/drives/data", ldrive) +
+                     http_request("PUT", "/network-interfaces/eth0", lnic) +
+                     http_request("PUT", "/entropy", b'{"rate_limiter": ' + limiter + b'}') +
+                     http_request("PUT", "/actions", b'{"action_type": "InstanceStart"}') +
+                     http_request("PATCH", "/drives/data", b'{"drive_id": "data", "rate_limiter": {"ops": '
+                                  b'{"size": 0, "refill_time": 0}}}') +
+                     http_request("PATCH", "/network-interfaces/eth0", b'{"iface_id": "eth0", "tx_rate_limiter": '
+                                  + limiter + b'}') +
+                     http_request("GET", "/vm/config"))
     yield "get", b"\0" + http_request("GET", "/") + http_request("GET", "/machine-config") + http_request("GET", "/migrate")
     yield "config", (b'\1{"boot-source": ' + boot + b', "drives": [' + drive + b'], "machine-config": ' + machine +
-                     b', "network-interfaces": [' + nic + b'], "logger": {"log_path": "l", "level": "Info"}}')
+                     b', "network-interfaces": [' + nic + b'], "logger": {"log_path": "l", "level": "Info"}, '
+                     b'"entropy": {"rate_limiter": {"ops": {"size": 10, "refill_time": 100}}}}')
 
 
 def seeds_options():
@@ -104,6 +119,12 @@ def seeds_options():
             "--cmdline", "console=ttyS0"]
     yield "run", b"\0".join(a.encode() for a in args)
     yield "minimal", b"--kernel\0k"
+    fc = ["--api-sock", "/run/fc.sock", "--id", "vm-1", "--level=Debug", "--show-level", "--metrics-path", "m",
+          "--http-api-max-payload-size", "100000", "--mmds-size-limit", "4096", "--no-seccomp"]
+    yield "firecracker", b"\0".join(a.encode() for a in fc)
+    jailer = ["--id", "vm-1", "--exec-file", "/proc/self/exe", "--uid", "1000", "--gid", "1000",
+              "--chroot-base-dir", "/srv/jailer", "--cgroup", "cpu.max=50000", "--daemonize", "--", "--level", "Info"]
+    yield "jailer", b"\0".join(a.encode() for a in jailer)
 
 
 def seeds_loaders():

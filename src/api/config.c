@@ -133,8 +133,10 @@ int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, s
 			return rc;
 		mib = (unsigned)v;
 	}
-	if (smt && json_is_true(smt))
-		return cv_fmt(err, errlen, "smt is not supported by this build of cellvm: each vCPU is its own core");
+	/* Firecracker's rule: SMT pairs vCPUs into cores. */
+	if ((smt ? json_is_true(smt) : patch && c->smt) && nvcpus > 1 && nvcpus % 2)
+		return cv_fmt(err, errlen, "The vCPU number is invalid! The vCPU number can only be 1 or an even "
+					   "number when SMT is enabled.");
 	if (tmpl && (rc = cpu_template_static(json_string_value(tmpl), &t, err, errlen)))
 		return rc;
 	if (huge && strcmp(json_string_value(huge), "None") && strcmp(json_string_value(huge), "2M"))
@@ -159,13 +161,15 @@ int api_put_machine(struct api_config *c, json_t *body, bool patch, char *err, s
 		memset(&c->tmpl, 0, sizeof(c->tmpl));
 	if (dirty || !patch)
 		c->track_dirty_pages = dirty && json_is_true(dirty);
+	if (smt || !patch)
+		c->smt = smt && json_is_true(smt);
 	return 0;
 }
 
 json_t *api_machine_json(const struct api_config *c)
 {
 	json_t *j = json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)c->vcpus, "mem_size_mib",
-			      (json_int_t)c->mem_mib, "smt", 0, "track_dirty_pages", c->track_dirty_pages, "huge_pages",
+			      (json_int_t)c->mem_mib, "smt", c->smt, "track_dirty_pages", c->track_dirty_pages, "huge_pages",
 			      c->huge_2m ? "2M" : "None");
 
 	/* A custom template is not a machine-config name: GET /vm/config's cpu-config has it. */
@@ -235,20 +239,23 @@ static int parse_bucket(json_t *obj, const char *what, struct api_bucket *b, cha
 	b->size = (uint64_t)json_integer_value(size);
 	b->refill_time = (uint64_t)json_integer_value(refill);
 	b->one_time_burst = burst ? (uint64_t)json_integer_value(burst) : 0;
-	if (b->one_time_burst)
-		return cv_fmt(err, errlen, "one_time_burst in %s is not supported by this build of cellvm", what);
-	if (b->size > (1ULL << 40) || b->refill_time > 3600000)
-		return cv_fmt(err, errlen, "invalid %s: size at most 2^40, refill_time at most 3600000 ms", what);
+	if (b->size > (1ULL << 40) || b->one_time_burst > (1ULL << 40) || b->refill_time > 3600000)
+		return cv_fmt(err, errlen,
+			      "invalid %s: size and one_time_burst at most 2^40, refill_time at most 3600000 ms", what);
 	return 0;
 }
 
-static int parse_limiter(json_t *obj, const char *what, struct api_limiter *l, char *err, size_t errlen)
+/* `which` (may be NULL) gets the buckets the object names. */
+static int parse_limiter(json_t *obj, const char *what, struct api_limiter *l, unsigned *which, char *err,
+			 size_t errlen)
 {
 	json_t *bw, *ops;
 	char name[64];
 	int rc;
 
 	*l = (struct api_limiter){ 0 };
+	if (which)
+		*which = 0;
 	if (!obj)
 		return 0;
 	rc = json_fields(obj, what, FIELDS({ "bandwidth", JF_OBJECT, false, &bw }, { "ops", JF_OBJECT, false, &ops }),
@@ -259,27 +266,53 @@ static int parse_limiter(json_t *obj, const char *what, struct api_limiter *l, c
 	if ((rc = parse_bucket(bw, name, &l->bandwidth, err, errlen)))
 		return rc;
 	snprintf(name, sizeof(name), "%s.ops", what);
+	if (which)
+		*which = (bw ? RATELIMIT_BYTES : 0) | (ops ? RATELIMIT_OPS : 0);
 	return parse_bucket(ops, name, &l->ops, err, errlen);
 }
 
 /* Firecracker refills `size` tokens every `refill_time` ms and holds at
- * most `size`: a rate of size/refill_time and a burst of size. A zero in
- * either means no limit, as there. */
-static void bucket_to_rate(const struct api_bucket *b, uint64_t *rate, uint64_t *burst)
+ * most `size`, with `one_time_burst` on top at first: a rate of
+ * size/refill_time and a burst of size. A zero in either means no limit,
+ * as there. */
+static void bucket_to_rate(const struct api_bucket *b, uint64_t *rate, uint64_t *burst, uint64_t *once)
 {
-	*rate = *burst = 0;
+	*rate = *burst = *once = 0;
 	if (!b->set || !b->size || !b->refill_time)
 		return;
 	*rate = b->size * 1000 / b->refill_time;
 	if (!*rate)
 		*rate = 1;
 	*burst = b->size;
+	*once = b->one_time_burst;
 }
 
 static void limiter_to_config(const struct api_limiter *l, struct ratelimit_config *out)
 {
-	bucket_to_rate(&l->bandwidth, &out->bps, &out->bps_burst);
-	bucket_to_rate(&l->ops, &out->ops, &out->ops_burst);
+	bucket_to_rate(&l->bandwidth, &out->bps, &out->bps_burst, &out->bps_once);
+	bucket_to_rate(&l->ops, &out->ops, &out->ops_burst, &out->ops_once);
+}
+
+/* The other way, for a VM from the command line or a snapshot: refill_time
+ * is how long the burst takes at the rate. */
+static void rate_to_bucket(uint64_t rate, uint64_t burst, uint64_t once, struct api_bucket *b)
+{
+	*b = (struct api_bucket){ 0 };
+	if (!rate)
+		return;
+	b->set = true;
+	b->size = burst ? burst : rate;
+	b->refill_time = (uint64_t)((unsigned __int128)b->size * 1000 / rate);
+	if (!b->refill_time)
+		b->refill_time = 1;
+	b->one_time_burst = once;
+}
+
+static bool config_to_limiter(const struct ratelimit_config *c, struct api_limiter *l)
+{
+	rate_to_bucket(c->bps, c->bps_burst, c->bps_once, &l->bandwidth);
+	rate_to_bucket(c->ops, c->ops_burst, c->ops_once, &l->ops);
+	return ratelimit_config_enabled(c);
 }
 
 static json_t *bucket_json(const struct api_bucket *b)
@@ -348,7 +381,7 @@ int api_put_drive(struct api_config *c, const char *id, json_t *body, char *err,
 	d.writeback = cache && !strcmp(json_string_value(cache), "Writeback");
 	d.async = engine && !strcmp(json_string_value(engine), "Async");
 	if ((rc = check_drive(path, !d.ro, err, errlen)) ||
-	    (rc = parse_limiter(limit, "rate_limiter", &d.limit, err, errlen)))
+	    (rc = parse_limiter(limit, "rate_limiter", &d.limit, NULL, err, errlen)))
 		return rc;
 	d.has_limit = limit != NULL;
 	if (partuuid && (json_string_length(partuuid) > 64 || strpbrk(json_string_value(partuuid), " \t\n")))
@@ -378,37 +411,71 @@ int api_put_drive(struct api_config *c, const char *id, json_t *body, char *err,
 	return 0;
 }
 
-static bool limiter_eq(const struct api_limiter *a, const struct api_limiter *b)
+/* A PATCH's limiter over the one in force: the buckets it names replace
+ * theirs (Firecracker's BucketUpdate), the others stay. */
+static int patch_limiter(json_t *obj, const char *what, const struct api_limiter *now, struct api_limit_patch *p,
+			 char *err, size_t errlen)
 {
-	return !memcmp(a, b, sizeof(*a));
+	struct api_limiter l;
+	int rc = parse_limiter(obj, what, &l, &p->which, err, errlen);
+
+	if (rc)
+		return rc;
+	p->merged = *now;
+	if (p->which & RATELIMIT_BYTES)
+		p->merged.bandwidth = l.bandwidth;
+	if (p->which & RATELIMIT_OPS)
+		p->merged.ops = l.ops;
+	limiter_to_config(&p->merged, &p->cfg);
+	return 0;
 }
 
-int api_patch_drive(const struct api_config *c, const char *id, json_t *body, int *index, const char **path_out,
+int api_patch_drive(const struct api_config *c, const char *id, json_t *body, struct api_drive_patch *out,
 		    char *err, size_t errlen)
 {
 	json_t *jid, *path, *limit;
-	struct api_limiter l;
 	int rc, at;
 
+	memset(out, 0, sizeof(*out));
 	rc = json_fields(body, "drive update",
 			 FIELDS({ "drive_id", JF_STRING, true, &jid }, { "path_on_host", JF_STRING, false, &path },
 				{ "rate_limiter", JF_OBJECT, false, &limit }),
 			 err, errlen);
-	if (rc || (rc = id_matches(id, jid, err, errlen)) ||
-	    (rc = parse_limiter(limit, "rate_limiter", &l, err, errlen)))
+	if (rc || (rc = id_matches(id, jid, err, errlen)))
 		return rc;
 	if ((at = find_drive(c, json_string_value(jid))) < 0)
 		return cv_fmt(err, errlen, "Unable to patch the block device: drive '%s' not found.",
 			      json_string_value(jid));
-	*index = at;
-	*path_out = NULL;
+	out->index = at;
+	if ((rc = patch_limiter(limit, "rate_limiter", &c->drives[at].limit, &out->limit, err, errlen)))
+		return rc;
 	if (path && strcmp(json_string_value(path), c->drives[at].path)) {
 		if ((rc = check_drive(path, !c->drives[at].ro, err, errlen)))
 			return rc;
-		*path_out = json_string_value(path);
+		out->path = json_string_value(path);
 	}
-	if (limit && !(c->drives[at].has_limit && limiter_eq(&l, &c->drives[at].limit)))
-		return cv_fmt(err, errlen, "changing rate_limiter of a running drive is not supported by this build of cellvm");
+	return 0;
+}
+
+void api_commit_limit(bool *has, struct api_limiter *l, const struct api_limit_patch *p)
+{
+	if (!p->which)
+		return;
+	*l = p->merged;
+	*has = true;
+}
+
+int api_put_entropy(struct api_config *c, json_t *body, char *err, size_t errlen)
+{
+	json_t *limit;
+	struct api_limiter l;
+	int rc = json_fields(body, "entropy", FIELDS({ "rate_limiter", JF_OBJECT, false, &limit }), err, errlen);
+
+	if (rc || (rc = parse_limiter(limit, "rate_limiter", &l, NULL, err, errlen)))
+		return rc;
+	c->entropy_set = true;
+	c->entropy_has_limit = limit != NULL;
+	c->entropy = l;
 	return 0;
 }
 
@@ -463,8 +530,8 @@ int api_put_nic(struct api_config *c, const char *id, json_t *body, char *err, s
 	if (mac && !mac_parse(json_string_value(mac), n.mac))
 		return cv_fmt(err, errlen, "invalid guest_mac '%.32s' (use e.g. 06:00:AC:10:00:02)", json_string_value(mac));
 	n.mac_set = mac != NULL;
-	if ((rc = parse_limiter(rx, "rx_rate_limiter", &n.rx, err, errlen)) ||
-	    (rc = parse_limiter(tx, "tx_rate_limiter", &n.tx, err, errlen)))
+	if ((rc = parse_limiter(rx, "rx_rate_limiter", &n.rx, NULL, err, errlen)) ||
+	    (rc = parse_limiter(tx, "tx_rate_limiter", &n.tx, NULL, err, errlen)))
 		return rc;
 	n.has_rx = rx != NULL;
 	n.has_tx = tx != NULL;
@@ -483,27 +550,25 @@ int api_put_nic(struct api_config *c, const char *id, json_t *body, char *err, s
 	return 0;
 }
 
-int api_patch_nic(const struct api_config *c, const char *id, json_t *body, char *err, size_t errlen)
+int api_patch_nic(const struct api_config *c, const char *id, json_t *body, struct api_nic_patch *out, char *err,
+		  size_t errlen)
 {
 	json_t *jid, *rx, *tx;
-	struct api_limiter lrx, ltx;
-	const struct api_nic *n;
 	int rc, at;
 
+	memset(out, 0, sizeof(*out));
 	rc = json_fields(body, "network interface update",
 			 FIELDS({ "iface_id", JF_STRING, true, &jid }, { "rx_rate_limiter", JF_OBJECT, false, &rx },
 				{ "tx_rate_limiter", JF_OBJECT, false, &tx }),
 			 err, errlen);
-	if (rc || (rc = id_matches(id, jid, err, errlen)) ||
-	    (rc = parse_limiter(rx, "rx_rate_limiter", &lrx, err, errlen)) ||
-	    (rc = parse_limiter(tx, "tx_rate_limiter", &ltx, err, errlen)))
+	if (rc || (rc = id_matches(id, jid, err, errlen)))
 		return rc;
 	if ((at = find_nic(c, json_string_value(jid))) < 0)
 		return cv_fmt(err, errlen, "Invalid interface ID - not found: %s", json_string_value(jid));
-	n = &c->nics[at];
-	if ((rx && !(n->has_rx && limiter_eq(&lrx, &n->rx))) || (tx && !(n->has_tx && limiter_eq(&ltx, &n->tx))))
-		return cv_fmt(err, errlen, "changing rate limiters of a running network interface is not supported by this build of cellvm");
-	return 0;
+	out->index = at;
+	if ((rc = patch_limiter(rx, "rx_rate_limiter", &c->nics[at].rx, &out->rx, err, errlen)))
+		return rc;
+	return patch_limiter(tx, "tx_rate_limiter", &c->nics[at].tx, &out->tx, err, errlen);
 }
 
 /* ------------------------------------------------------------- logger, metrics */
@@ -618,12 +683,15 @@ int api_config_describe(struct api_config *c, const struct vm_config *vm)
 	c->initrd = dup_or_null(vm->initrd);
 	c->boot_args = dup_or_null(vm->cmdline);
 	c->vcpus = vm->cpus;
+	c->smt = vm->smt;
 	c->mem_mib = (unsigned)(vm->memory >> 20);
 	describe_ram(c, &vm->ram);
 	c->track_dirty_pages = vm->track_dirty_pages;
 	c->tmpl = vm->cpu_template;
 	c->vsock = vm->vsock;
 	c->balloon = vm->balloon;
+	c->entropy_set = vm->entropy.set;
+	c->entropy_has_limit = config_to_limiter(&vm->entropy.limit, &c->entropy);
 	for (unsigned i = 0; i < vm->ndisks; i++) {
 		struct api_drive *d = &c->drives[c->ndrives++];
 
@@ -631,6 +699,8 @@ int api_config_describe(struct api_config *c, const struct vm_config *vm)
 		d->path = dup_or_null(vm->disks[i].path);
 		d->ro = vm->disks[i].readonly;
 		d->qcow2 = vm->disks[i].format == DISK_FORMAT_QCOW2;
+		d->writeback = vm->disks[i].cache == DISK_CACHE_WRITEBACK;
+		d->has_limit = config_to_limiter(&vm->disks[i].limit, &d->limit);
 		if (!d->path)
 			return CV_EFAIL;
 	}
@@ -645,6 +715,8 @@ int api_config_describe(struct api_config *c, const struct vm_config *vm)
 		else
 			mac_derive(vm->name, i, n->mac);
 		n->mac_set = true;
+		n->has_rx = config_to_limiter(&vm->nics[i].rx, &n->rx);
+		n->has_tx = config_to_limiter(&vm->nics[i].tx, &n->tx);
 	}
 	return (vm->kernel && !c->kernel) || (vm->cmdline && !c->boot_args) || (vm->initrd && !c->initrd) ? CV_EFAIL
 													     : 0;
@@ -660,6 +732,7 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 	vm->kernel = c->kernel;
 	vm->initrd = c->initrd;
 	vm->cpus = c->vcpus;
+	vm->smt = c->smt && c->vcpus > 1;
 	vm->cpu_template = c->tmpl;
 	vm->memory = (uint64_t)c->mem_mib << 20;
 	vm->ram = RAM_CONFIG_DEFAULT;
@@ -672,6 +745,8 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 		return cv_fmt(err, errlen, "mem_size_mib %u is not a whole number of huge pages", c->mem_mib);
 	vm->track_dirty_pages = c->track_dirty_pages;
 	vm->vsock = c->vsock;
+	vm->entropy.set = c->entropy_set;
+	limiter_to_config(&c->entropy, &vm->entropy.limit);
 	if (c->balloon.on && (uint64_t)c->balloon.amount_mib > c->mem_mib)
 		return cv_fmt(err, errlen, "Amount of pages requested is too large.");
 	vm->balloon = c->balloon;
@@ -696,6 +771,7 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 		d->readonly = c->drives[i].ro;
 		/* Firecracker drives are raw: never guess from guest-written content. */
 		d->format = c->drives[i].qcow2 ? DISK_FORMAT_QCOW2 : DISK_FORMAT_RAW;
+		d->cache = c->drives[i].writeback ? DISK_CACHE_WRITEBACK : DISK_CACHE_UNSAFE;
 		snprintf(d->id, sizeof(d->id), "%s", c->drives[i].id);
 		limiter_to_config(&c->drives[i].limit, &d->limit);
 	}
@@ -748,7 +824,7 @@ static json_t *nic_json(const struct api_nic *n)
 
 json_t *api_config_json(const struct api_config *c)
 {
-	json_t *drives = json_array(), *nics = json_array(), *boot, *logger, *metrics, *vsock;
+	json_t *drives = json_array(), *nics = json_array(), *boot, *logger, *metrics, *vsock, *entropy;
 
 	for (unsigned i = 0; i < c->ndrives; i++)
 		json_array_append_new(drives, drive_json(&c->drives[i]));
@@ -764,9 +840,11 @@ json_t *api_config_json(const struct api_config *c)
 	metrics = !c->metrics.set ? json_null() : json_pack("{s:s}", "metrics_path", c->metrics.path);
 	vsock = !c->vsock.set ? json_null()
 			      : json_pack("{s:I, s:s}", "guest_cid", (json_int_t)c->vsock.cid, "uds_path", c->vsock.uds);
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:o, s:n}", "balloon",
+	entropy = !c->entropy_set ? json_null()
+				  : json_pack("{s:o}", "rate_limiter", limiter_json(c->entropy_has_limit, &c->entropy));
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:o, s:o}", "balloon",
 			 c->balloon.on ? api_balloon_json(&c->balloon) : json_null(), "drives", drives, "boot-source", boot,
 			 "cpu-config", !strcmp(c->tmpl.name, "custom") ? api_cpu_config_json(&c->tmpl) : json_null(),
 			 "logger", logger, "machine-config", api_machine_json(c), "metrics", metrics, "mmds-config",
-			 "network-interfaces", nics, "vsock", vsock, "entropy");
+			 "network-interfaces", nics, "vsock", vsock, "entropy", entropy);
 }

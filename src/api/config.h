@@ -30,7 +30,7 @@ struct api_drive {
 	char id[CV_DISK_ID_MAX + 1];
 	char *path, *partuuid;
 	bool root, ro;
-	bool writeback; /* cache_type "Writeback"; cellvm honours flushes either way */
+	bool writeback; /* cache_type "Writeback": the guest is offered flushes */
 	bool async;     /* io_engine "Async"; cellvm always uses io_uring */
 	bool has_limit;
 	struct api_limiter limit;
@@ -63,6 +63,7 @@ struct api_config {
 	bool boot_set;
 	char *kernel, *initrd, *boot_args;
 	unsigned vcpus, mem_mib;
+	bool smt; /* two threads per core */
 	bool track_dirty_pages;
 	/* How RAM is backed: Firecracker's huge_pages "2M", and cellvm's
 	 * memory_options (those of --memory after the size, vmm/ram.h). */
@@ -77,6 +78,8 @@ struct api_config {
 	struct api_metrics metrics;
 	struct cpu_template tmpl; /* machine-config's cpu_template or PUT /cpu-config */
 	struct vsock_config vsock;
+	bool entropy_set, entropy_has_limit; /* PUT /entropy */
+	struct api_limiter entropy;
 	char cmdline[4096]; /* boot_args plus root=, built by api_config_to_vm */
 };
 
@@ -92,14 +95,34 @@ int api_put_drive(struct api_config *c, const char *id, json_t *body, char *err,
 int api_put_nic(struct api_config *c, const char *id, json_t *body, char *err, size_t errlen);
 /* PUT /vsock: guest_cid (3 and up), uds_path, the deprecated vsock_id. */
 int api_put_vsock(struct api_config *c, json_t *body, char *err, size_t errlen);
-/* After boot a drive's path and the rate limiters may change; cellvm
- * cannot change a running device's limiter: a PATCH is validated like
- * Firecracker's and then accepted only if it changes no limiter. A new
- * path_on_host is handed back (*path_out, else NULL) for the VMM to switch
- * drive *index to. */
-int api_patch_drive(const struct api_config *c, const char *id, json_t *body, int *index, const char **path_out,
+/* After boot a drive's path and the rate limiters may change. A PATCH is
+ * validated and returned as what changes; the VMM applies it to the device
+ * and then commits it (api_commit_limit, the drive's path). */
+struct api_limit_patch {
+	unsigned which;            /* RATELIMIT_BYTES/OPS: the buckets named (0: no change) */
+	struct api_limiter merged; /* the limiter afterwards */
+	struct ratelimit_config cfg; /* the same for the device */
+};
+
+struct api_drive_patch {
+	int index;
+	const char *path; /* a new path_on_host (in the body), or NULL */
+	struct api_limit_patch limit;
+};
+
+struct api_nic_patch {
+	int index;
+	struct api_limit_patch rx, tx;
+};
+
+int api_patch_drive(const struct api_config *c, const char *id, json_t *body, struct api_drive_patch *out,
 		    char *err, size_t errlen);
-int api_patch_nic(const struct api_config *c, const char *id, json_t *body, char *err, size_t errlen);
+int api_patch_nic(const struct api_config *c, const char *id, json_t *body, struct api_nic_patch *out, char *err,
+		  size_t errlen);
+/* Records an applied limiter patch in the configuration's limiter. */
+void api_commit_limit(bool *has, struct api_limiter *l, const struct api_limit_patch *p);
+/* PUT /entropy: its optional rate_limiter (before boot). */
+int api_put_entropy(struct api_config *c, json_t *body, char *err, size_t errlen);
 /* Parse only: the caller opens the files before committing with
  * api_logger_set / api_metrics_set (which take ownership). */
 int api_parse_logger(json_t *body, struct api_logger *out, char *err, size_t errlen);

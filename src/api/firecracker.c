@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,7 +22,7 @@
 
 /* Firecracker resources this build does not have: asked for, they are
  * refused with a reason, never accepted and ignored. */
-static const char *const unsupported[] = { "entropy", "hotplug", "mmds", "pmem", "serial" };
+static const char *const unsupported[] = { "hotplug", "mmds", "pmem", "serial" };
 
 enum when { ANY_TIME, PRE_BOOT, POST_BOOT };
 
@@ -117,7 +118,11 @@ static int check_when(struct fc_api *a, enum when w, char *err, size_t errlen)
  * never blocking the VMM when nobody reads the pipe. */
 static int open_sink(const char *path, const char *what, char *err, size_t errlen)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+	struct stat st;
+	/* A FIFO opens read-write, as Firecracker does: write-only would fail
+	 * (ENXIO) until its reader is there, and tools open theirs later. */
+	int mode = stat(path, &st) == 0 && S_ISFIFO(st.st_mode) ? O_RDWR : O_WRONLY;
+	int fd = open(path, mode | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
 
 	if (fd < 0)
 		cv_fmt(err, errlen, "cannot open %s '%.200s': %s", what, path, strerror(errno));
@@ -276,22 +281,53 @@ static bool is_unsupported(const char *name)
 
 static int patch_drive(struct fc_api *a, const char *id, json_t *body, char *err, size_t errlen)
 {
-	const char *path;
-	char *copy;
-	int rc, at;
+	struct api_drive_patch p;
+	struct api_drive *d;
+	char *copy = NULL;
+	int rc;
 
-	if ((rc = api_patch_drive(&a->cfg, id, body, &at, &path, err, errlen)) || !path)
+	if ((rc = api_patch_drive(&a->cfg, id, body, &p, err, errlen)))
 		return rc;
-	if (!a->ops->drive_path)
+	d = &a->cfg.drives[p.index];
+	if (p.path && !a->ops->drive_path)
 		return cv_fmt(err, errlen, "changing path_on_host is not supported by this VMM");
-	if (!(copy = strdup(path)))
+	if (p.limit.which && !a->ops->drive_limit)
+		return cv_fmt(err, errlen, "changing rate_limiter is not supported by this VMM");
+	if (p.path && !(copy = strdup(p.path)))
 		return cv_fmt(err, errlen, "out of memory");
-	if ((rc = a->ops->drive_path(a->ctx, (unsigned)at, copy, err, errlen))) {
+	/* The path first: opening it is what may fail (locks, formats); a
+	 * limiter fails only when no timer can be made. */
+	if (copy && (rc = a->ops->drive_path(a->ctx, (unsigned)p.index, copy, err, errlen))) {
 		free(copy);
 		return rc;
 	}
-	free(a->cfg.drives[at].path);
-	a->cfg.drives[at].path = copy;
+	if (copy) {
+		free(d->path);
+		d->path = copy;
+	}
+	if (p.limit.which &&
+	    (rc = a->ops->drive_limit(a->ctx, (unsigned)p.index, &p.limit.cfg, p.limit.which, err, errlen)))
+		return rc;
+	api_commit_limit(&d->has_limit, &d->limit, &p.limit);
+	return 0;
+}
+
+static int patch_nic(struct fc_api *a, const char *id, json_t *body, char *err, size_t errlen)
+{
+	struct api_nic_patch p;
+	struct api_nic *n;
+	int rc;
+
+	if ((rc = api_patch_nic(&a->cfg, id, body, &p, err, errlen)) || !(p.rx.which | p.tx.which))
+		return rc;
+	if (!a->ops->nic_limit)
+		return cv_fmt(err, errlen, "changing rate limiters is not supported by this VMM");
+	if ((rc = a->ops->nic_limit(a->ctx, (unsigned)p.index, &p.rx.cfg, p.rx.which, &p.tx.cfg, p.tx.which, err,
+				    errlen)))
+		return rc;
+	n = &a->cfg.nics[p.index];
+	api_commit_limit(&n->has_rx, &n->rx, &p.rx);
+	api_commit_limit(&n->has_tx, &n->tx, &p.tx);
 	return 0;
 }
 
@@ -391,13 +427,15 @@ static int modify(struct fc_api *a, bool patch, const char **tok, int n, json_t 
 		return (rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : put_metrics(a, body, err, errlen);
 	if (!patch && !strcmp(res, "cpu-config"))
 		return (rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_cpu_config_parse(body, &a->cfg.tmpl, err, errlen);
+	if (!patch && !strcmp(res, "entropy"))
+		return (rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_put_entropy(&a->cfg, body, err, errlen);
 	if (!patch && !strcmp(res, "vsock"))
 		return (rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_put_vsock(&a->cfg, body, err, errlen);
 	if (!strcmp(res, "drives"))
 		return patch ? ((rc = check_when(a, POST_BOOT, err, errlen)) ? rc : patch_drive(a, id, body, err, errlen))
 			     : ((rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_put_drive(&a->cfg, id, body, err, errlen));
 	if (!strcmp(res, "network-interfaces"))
-		return patch ? ((rc = check_when(a, POST_BOOT, err, errlen)) ? rc : api_patch_nic(&a->cfg, id, body, err, errlen))
+		return patch ? ((rc = check_when(a, POST_BOOT, err, errlen)) ? rc : patch_nic(a, id, body, err, errlen))
 			     : ((rc = check_when(a, PRE_BOOT, err, errlen)) ? rc : api_put_nic(&a->cfg, id, body, err, errlen));
 	if (patch && !strcmp(res, "vm"))
 		return patch_vm(a, body, err, errlen);
@@ -421,7 +459,7 @@ static void get(struct fc_api *a, const char **tok, int n, struct fc_reply *r, c
 	if (n == 0)
 		reply_json(r, 200, instance_info(a));
 	else if (n == 1 && !strcmp(tok[0], "version"))
-		reply_json(r, 200, json_pack("{s:s}", "firecracker_version", CELLVM_VERSION));
+		reply_json(r, 200, json_pack("{s:s}", "firecracker_version", FC_COMPAT_VERSION));
 	else if (n == 1 && !strcmp(tok[0], "machine-config"))
 		reply_json(r, 200, api_machine_json(&a->cfg));
 	else if (n == 2 && !strcmp(tok[0], "vm") && !strcmp(tok[1], "config"))
@@ -498,18 +536,18 @@ void fc_api_handle(struct fc_api *a, const char *method, const char *path, const
 
 int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err, size_t errlen)
 {
-	json_t *doc, *boot, *drives, *machine, *nics, *logger, *metrics, *balloon, *vsock, *cpu, *other[5];
+	json_t *doc, *boot, *drives, *machine, *nics, *logger, *metrics, *balloon, *vsock, *cpu, *entropy, *other[4];
 	struct jfield f[] = {
 		{ "boot-source", JF_OBJECT, true, &boot },	  { "drives", JF_ARRAY, false, &drives },
 		{ "machine-config", JF_OBJECT, false, &machine }, { "network-interfaces", JF_ARRAY, false, &nics },
 		{ "logger", JF_OBJECT, false, &logger },	  { "metrics", JF_OBJECT, false, &metrics },
 		{ "balloon", JF_OBJECT, false, &balloon },	  { "cpu-config", JF_OBJECT, false, &cpu },
-		{ "vsock", JF_OBJECT, false, &vsock },
+		{ "vsock", JF_OBJECT, false, &vsock },		  { "entropy", JF_OBJECT, false, &entropy },
 		/* refused: the loop below */
-		{ "entropy", JF_OBJECT, false, &other[0] },	  { "mmds-config", JF_OBJECT, false, &other[1] },
-		{ "pmem", JF_ARRAY, false, &other[2] },		  { "memory-hotplug", JF_OBJECT, false, &other[3] },
+		{ "mmds-config", JF_OBJECT, false, &other[0] },   { "pmem", JF_ARRAY, false, &other[1] },
+		{ "memory-hotplug", JF_OBJECT, false, &other[2] },
 		/* cellvm's own notes in a bundle's vm.json (see src/manager/bundle.c) */
-		{ "cellvm", JF_OBJECT, false, &other[4] },
+		{ "cellvm", JF_OBJECT, false, &other[3] },
 	};
 	size_t i;
 	json_t *v;
@@ -520,9 +558,9 @@ int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err,
 	rc = json_fields(doc, "the configuration file", f, sizeof(f) / sizeof(f[0]), err, errlen);
 	if (!rc && cpu)
 		rc = api_cpu_config_parse(cpu, &a->cfg.tmpl, err, errlen);
-	for (i = 0; !rc && i < 4; i++)
-		if (*f[9 + i].out && !(json_is_array(*f[9 + i].out) && !json_array_size(*f[9 + i].out)))
-			rc = cv_fmt(err, errlen, "'%s' is not supported by this build of cellvm", f[9 + i].name);
+	for (i = 0; !rc && i < 3; i++)
+		if (*f[10 + i].out && !(json_is_array(*f[10 + i].out) && !json_array_size(*f[10 + i].out)))
+			rc = cv_fmt(err, errlen, "'%s' is not supported by this build of cellvm", f[10 + i].name);
 	if (!rc && logger)
 		rc = put_logger(a, logger, err, errlen);
 	if (!rc && metrics)
@@ -531,6 +569,8 @@ int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err,
 		rc = api_put_machine(&a->cfg, machine, false, err, errlen);
 	if (!rc && vsock)
 		rc = api_put_vsock(&a->cfg, vsock, err, errlen);
+	if (!rc && entropy)
+		rc = api_put_entropy(&a->cfg, entropy, err, errlen);
 	if (!rc)
 		rc = api_put_boot(&a->cfg, boot, err, errlen);
 	if (!rc && balloon)

@@ -15,6 +15,11 @@
 #include "migrate/migrate.h"
 #include "vmm/config.h"
 
+/* The Firecracker release whose API and flags cellvm follows: what
+ * GET /version and `cellvm firecracker --version` report to tools that
+ * check it (cellvm's own version is GET /'s vmm_version). */
+#define FC_COMPAT_VERSION "1.10.1"
+
 #define FC_NOT_BEFORE "The requested operation is not supported before starting the microVM."
 #define FC_NOT_AFTER "The requested operation is not supported after starting the microVM."
 
@@ -50,6 +55,12 @@ struct fc_ops {
 	 * configuration's order) continues on the file at path, which stays
 	 * valid as long as the VM. */
 	int (*drive_path)(void *ctx, unsigned index, const char *path, char *err, size_t errlen);
+	/* PATCH of a running drive's or NIC's rate limiters: the buckets in
+	 * `which` (RATELIMIT_BYTES/OPS; 0: that direction stays) become c's. */
+	int (*drive_limit)(void *ctx, unsigned index, const struct ratelimit_config *c, unsigned which, char *err,
+			   size_t errlen);
+	int (*nic_limit)(void *ctx, unsigned index, const struct ratelimit_config *rx, unsigned rx_which,
+			 const struct ratelimit_config *tx, unsigned tx_which, char *err, size_t errlen);
 	/* cellvm's own PUT /migrate (start moving the running VM to dest) and
 	 * GET /migrate (how it goes: a JSON object). */
 	int (*migrate)(void *ctx, const struct mig_params *p, char *err, size_t errlen);
@@ -79,6 +90,9 @@ struct fc_api {
 	int log_fd, metrics_fd;
 	struct fc_counts get, put, patch;
 	uint64_t started_ms; /* when the API object was made (monotonic) */
+	/* Firecracker's --mmds-size-limit: the most the MMDS store may hold
+	 * (0: its default, the API's body limit). */
+	uint64_t mmds_size_limit;
 };
 
 struct fc_reply {

@@ -196,6 +196,11 @@ static int parse_request_line(const char *p, const char *eol, struct http_reques
 
 int http_parse_request(const char *buf, size_t len, struct http_request *req)
 {
+	return http_parse_request_max(buf, len, HTTP_MAX_BODY, req);
+}
+
+int http_parse_request_max(const char *buf, size_t len, size_t max_body, struct http_request *req)
+{
 	const char *err = NULL, *eol;
 	struct headers h;
 	long hend;
@@ -213,8 +218,11 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req)
 		return fail(req, 400, "%s", err);
 	if (h.transfer_encoding)
 		return fail(req, 400, "%s", "Transfer-Encoding is not supported: send a Content-Length");
-	if (h.content_length > HTTP_MAX_BODY)
-		return fail(req, 413, "%s", "request body larger than 51200 bytes");
+	if (h.content_length > (long long)max_body) {
+		fail(req, 413, "%s", "");
+		snprintf(req->error, sizeof(req->error), "request body larger than %zu bytes", max_body);
+		return HTTP_ERROR;
+	}
 	if (h.close)
 		req->keep_alive = false;
 	else if (h.keep_alive)

@@ -34,6 +34,8 @@ struct http_request {
  * e.g. to answer 100-continue); HTTP_COMPLETE fills req; HTTP_ERROR sets
  * status and error, after which the connection cannot be resynchronised. */
 int http_parse_request(const char *buf, size_t len, struct http_request *req);
+/* The same with another limit on the body than HTTP_MAX_BODY. */
+int http_parse_request_max(const char *buf, size_t len, size_t max_body, struct http_request *req);
 
 struct http_response {
 	int status;

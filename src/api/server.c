@@ -14,9 +14,6 @@
 
 #include "util/err.h"
 
-/* Room for the largest request the parser accepts: a full buffer without
- * a complete request is always a parse error, never a stall. */
-#define IN_CAP (HTTP_MAX_HEADER + HTTP_MAX_BODY)
 /* Answers queued for a client that is not reading; past this, pipelined
  * requests wait in the input buffer. */
 #define OUT_HIGH (256 * 1024)
@@ -24,12 +21,14 @@
 struct api_conn {
 	struct api_server *srv;
 	int fd;
-	char in[IN_CAP];
-	size_t in_len;
+	size_t in_len, in_cap;
 	char *out;
 	size_t out_len, out_off;
 	bool continue_sent, closing;
 	uint32_t events; /* what epoll watches for */
+	/* Room for the largest request the parser accepts: a full buffer
+	 * without a complete request is always a parse error, never a stall. */
+	char in[];
 };
 
 struct api_server {
@@ -38,6 +37,7 @@ struct api_server {
 	struct event_loop *loop;
 	api_handler_fn fn;
 	void *ctx;
+	size_t max_body;
 	struct api_conn *conns[API_MAX_CONNS];
 };
 
@@ -140,7 +140,7 @@ static void process(struct api_conn *c)
 {
 	while (c->in_len && !c->closing && c->out_len - c->out_off < OUT_HIGH) {
 		struct http_request req;
-		int rc = http_parse_request(c->in, c->in_len, &req), status = 500;
+		int rc = http_parse_request_max(c->in, c->in_len, c->srv->max_body, &req), status = 500;
 		char *body = NULL;
 		size_t len = 0;
 
@@ -176,7 +176,7 @@ static void watch(struct api_conn *c)
 
 	if (c->out_off < c->out_len)
 		ev |= EPOLLOUT;
-	if (!c->closing && c->in_len < IN_CAP && c->out_len - c->out_off < OUT_HIGH)
+	if (!c->closing && c->in_len < c->in_cap && c->out_len - c->out_off < OUT_HIGH)
 		ev |= EPOLLIN;
 	if (ev != c->events && event_loop_modify(c->srv->loop, c->fd, ev) == 0)
 		c->events = ev;
@@ -208,8 +208,8 @@ static void on_conn(void *opaque, uint32_t events)
 	bool eof = false;
 
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-		while (c->in_len < IN_CAP) {
-			ssize_t n = read(c->fd, c->in + c->in_len, IN_CAP - c->in_len);
+		while (c->in_len < c->in_cap) {
+			ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
 
 			if (n < 0 && errno == EINTR)
 				continue;
@@ -240,11 +240,12 @@ static void on_accept(void *opaque, uint32_t events)
 
 		for (slot = 0; slot < API_MAX_CONNS && s->conns[slot]; slot++)
 			;
-		c = slot < API_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+		c = slot < API_MAX_CONNS ? calloc(1, sizeof(*c) + HTTP_MAX_HEADER + s->max_body) : NULL;
 		if (!c) {
 			close(fd); /* busy: the client sees the connection close */
 			continue;
 		}
+		c->in_cap = HTTP_MAX_HEADER + s->max_body;
 		c->srv = s;
 		c->fd = fd;
 		c->events = EPOLLIN;
@@ -274,6 +275,7 @@ int api_server_open(struct api_server **out, const char *path, struct event_loop
 	s->loop = loop;
 	s->fn = fn;
 	s->ctx = ctx;
+	s->max_body = HTTP_MAX_BODY;
 	if (event_loop_add(loop, fd, EPOLLIN, on_accept, s)) {
 		close(fd);
 		unlink(path);
@@ -282,6 +284,11 @@ int api_server_open(struct api_server **out, const char *path, struct event_loop
 	}
 	*out = s;
 	return 0;
+}
+
+void api_server_set_max_body(struct api_server *s, size_t max)
+{
+	s->max_body = max;
 }
 
 void api_server_close(struct api_server *s)

@@ -21,6 +21,9 @@ struct api_server;
  * use, or another kind of file, is an error (CV_EINPUT). */
 int api_server_open(struct api_server **out, const char *path, struct event_loop *loop, api_handler_fn fn,
 		    void *ctx);
+/* Firecracker's --http-api-max-payload-size: the largest body taken from
+ * connections made from now on (HTTP_MAX_BODY until set). */
+void api_server_set_max_body(struct api_server *s, size_t max);
 /* Closes every connection and removes the socket file. */
 void api_server_close(struct api_server *s);
 

@@ -79,7 +79,7 @@ int jail_parse(int argc, char **argv, struct jail_config *cfg, char *err, size_t
 	bool have_uid = false, have_gid = false;
 	int i;
 
-	*cfg = (struct jail_config){ .base = DEFAULT_BASE, .max_files = DEFAULT_MAX_FILES };
+	*cfg = (struct jail_config){ .base = DEFAULT_BASE, .exec_name = "cellvm", .max_files = DEFAULT_MAX_FILES };
 	cfg->cg.version = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 ? 2 : 1;
 	cfg->cg.parent = "cellvm";
 	for (i = 0; i < argc && strcmp(argv[i], "--"); i++) {
@@ -211,6 +211,14 @@ static int build_root(const struct jail_config *cfg, const char *root)
 		cv_err("jail: cannot make %s: %s", path, strerror(-rc));
 		return CV_EFAIL;
 	}
+	/* Where Firecracker's API socket goes by default (/run/firecracker.socket). */
+	/* Fits: shorter than dev/net/tun, checked above. */
+	if (snprintf(path, sizeof(path), "%s/run", root) >= (int)sizeof(path))
+		return CV_EFAIL;
+	if ((rc = mkdirs(path, 0755)) || chown(path, cfg->uid, cfg->gid) < 0) {
+		cv_err("jail: cannot make %s: %s", path, strerror(rc ? -rc : errno));
+		return CV_EFAIL;
+	}
 	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
 		/* Fits: the longest of them was checked above. */
 		if (snprintf(path, sizeof(path), "%s/%s", root, nodes[i].in) >= (int)sizeof(path) ||
@@ -330,6 +338,36 @@ static bool supervise(const struct jail_config *cfg, int *code)
 	return false;
 }
 
+/* The jailer's --daemonize: whoever started it sees exit status 0 at once;
+ * the VMM goes on in a session of its own with stdio on /dev/null. */
+static bool daemonize(int *code)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	pid_t pid = fd < 0 ? -1 : fork();
+
+	if (pid < 0) {
+		cv_err("jail: cannot daemonize: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	if (pid > 0) {
+		close(fd);
+		*code = 0;
+		return false;
+	}
+	/* A second fork, as the jailer does: not a session leader, the VMM can
+	 * never gain a controlling terminal. */
+	if (setsid() < 0 || (pid = fork()) < 0)
+		_exit(1);
+	if (pid > 0)
+		_exit(0);
+	if (dup2(fd, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+		_exit(1);
+	close(fd);
+	return true;
+}
+
 static int join_netns(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -350,7 +388,7 @@ bool jail_enter(const struct jail_config *cfg, int *code)
 	int rc;
 
 	*code = 1;
-	if (snprintf(root, sizeof(root), "%s/cellvm/%s/root", cfg->base, cfg->id) >= (int)sizeof(root)) {
+	if (snprintf(root, sizeof(root), "%s/%s/%s/root", cfg->base, cfg->exec_name, cfg->id) >= (int)sizeof(root)) {
 		cv_err("invalid --chroot-base-dir '%s': too long", cfg->base);
 		*code = 2;
 		return false;
@@ -364,6 +402,8 @@ bool jail_enter(const struct jail_config *cfg, int *code)
 		*code = 2;
 		return false;
 	}
+	if (cfg->daemonize && !daemonize(code))
+		return false;
 	if (cfg->new_pid_ns && unshare(CLONE_NEWPID) < 0) {
 		cv_err("jail: cannot make a PID namespace: %s", strerror(errno));
 		return false;

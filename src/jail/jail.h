@@ -19,6 +19,8 @@
 struct jail_config {
 	char id[JAIL_ID_MAX + 1];
 	const char *base; /* --chroot-base-dir */
+	const char *exec_name; /* the layout's middle part: BASE/EXEC_NAME/ID/root ("cellvm") */
+	bool daemonize;        /* the jailer's --daemonize: detach, stdio on /dev/null */
 	uid_t uid;
 	gid_t gid;
 	const char *netns; /* a network namespace to join, e.g. /var/run/netns/NAME */

@@ -186,9 +186,11 @@ static json_t *make_config(const struct vm_config *cfg, char files[][PATH_MAX], 
 
 	for (unsigned i = 0; i < cfg->ndisks; i++) {
 		/* The format is fixed now: never guessed from what a guest wrote. */
-		json_array_append_new(drives, json_pack("{s:s, s:b, s:b, s:s, s:s}", "drive_id", cfg->disks[i].id,
+		/* Writeback: the disk flushes as a --disk does (Firecracker's default, Unsafe, offers none). */
+		json_array_append_new(drives, json_pack("{s:s, s:b, s:b, s:s, s:s, s:s}", "drive_id", cfg->disks[i].id,
 							"is_root_device", 0, "is_read_only", cfg->disks[i].readonly,
-							"path_on_host", files[i], "format", qcow2[i] ? "qcow2" : "raw"));
+							"path_on_host", files[i], "format", qcow2[i] ? "qcow2" : "raw",
+							"cache_type", "Writeback"));
 		json_object_set_new(storage, cfg->disks[i].id, json_string(referenced ? "referenced" : "copied"));
 	}
 	for (unsigned i = 0; i < cfg->nnics; i++) {

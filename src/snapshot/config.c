@@ -12,6 +12,12 @@ static const struct snap_field limit_fields[] = {
 	SNAP_FIELD(struct ratelimit_config, ops_burst),
 };
 
+/* Version 4's additions to a limit: Firecracker's one-time bursts. */
+static const struct snap_field once_fields[] = {
+	SNAP_FIELD(struct ratelimit_config, bps_once),
+	SNAP_FIELD(struct ratelimit_config, ops_once),
+};
+
 static const struct snap_field hostfwd_fields[] = {
 	SNAP_FLAG(struct net_hostfwd, udp),	   SNAP_FIELD(struct net_hostfwd, host_addr),
 	SNAP_FIELD(struct net_hostfwd, guest_addr), SNAP_FIELD(struct net_hostfwd, host_port),
@@ -71,6 +77,41 @@ void snap_config_encode(struct snap_writer *w, const struct vm_config *c)
 	snap_put_u32(w, c->vsock.cid);
 	snap_put_str(w, c->vsock.uds);
 	snap_put_fields(w, &c->balloon, balloon_fields, SNAP_NFIELDS(balloon_fields));
+	/* Version 4: what later PATCHes may have changed besides. */
+	for (unsigned i = 0; i < c->ndisks; i++) {
+		snap_put_u8(w, (uint8_t)c->disks[i].cache);
+		snap_put_fields(w, &c->disks[i].limit, once_fields, SNAP_NFIELDS(once_fields));
+	}
+	for (unsigned i = 0; i < c->nnics; i++) {
+		snap_put_fields(w, &c->nics[i].rx, once_fields, SNAP_NFIELDS(once_fields));
+		snap_put_fields(w, &c->nics[i].tx, once_fields, SNAP_NFIELDS(once_fields));
+	}
+	snap_put_u8(w, c->entropy.set);
+	snap_put_fields(w, &c->entropy.limit, limit_fields, SNAP_NFIELDS(limit_fields));
+	snap_put_fields(w, &c->entropy.limit, once_fields, SNAP_NFIELDS(once_fields));
+	snap_put_u8(w, c->smt);
+}
+
+static void get_v4(struct snap_reader *r, struct vm_config *c)
+{
+	for (unsigned i = 0; i < c->ndisks && snap_reader_ok(r); i++) {
+		uint8_t cache = snap_get_u8(r);
+
+		if (cache > DISK_CACHE_UNSAFE)
+			snap_reader_fail(r, "disk cache type out of range");
+		c->disks[i].cache = cache;
+		snap_get_fields(r, &c->disks[i].limit, once_fields, SNAP_NFIELDS(once_fields));
+	}
+	for (unsigned i = 0; i < c->nnics && snap_reader_ok(r); i++) {
+		snap_get_fields(r, &c->nics[i].rx, once_fields, SNAP_NFIELDS(once_fields));
+		snap_get_fields(r, &c->nics[i].tx, once_fields, SNAP_NFIELDS(once_fields));
+	}
+	c->entropy.set = snap_get_bool(r);
+	snap_get_fields(r, &c->entropy.limit, limit_fields, SNAP_NFIELDS(limit_fields));
+	snap_get_fields(r, &c->entropy.limit, once_fields, SNAP_NFIELDS(once_fields));
+	c->smt = snap_get_bool(r);
+	if (c->smt && c->cpus % 2)
+		snap_reader_fail(r, "SMT with an odd number of vCPUs");
 }
 
 /* A string that may be absent (NULL) in the configuration. */
@@ -147,6 +188,8 @@ int snap_config_decode(struct snap_reader *r, uint32_t version, struct snap_conf
 		if ((uint64_t)c->balloon.amount_mib << 20 > c->memory || c->balloon.stats_s > CV_MAX_BALLOON_STATS_S)
 			snap_reader_fail(r, "balloon configuration out of range");
 	}
+	if (version >= 4 && snap_reader_ok(r))
+		get_v4(r, c);
 	return snap_reader_ok(r) ? 0 : CV_EINPUT;
 }
 

@@ -8,8 +8,10 @@
 #include "snapshot/stream.h"
 #include "vmm/config.h"
 
-/* 3 adds the vsock device and the balloon; 2 (neither) still loads. */
-#define SNAP_CONFIG_VERSION 3
+/* 3 adds the vsock device and the balloon; 4 disks' cache types, the
+ * limits' one-time bursts, the entropy device's limit and SMT; 2 and 3
+ * still load. */
+#define SNAP_CONFIG_VERSION 4
 #define SNAP_CONFIG_MIN_VERSION 2
 
 /* A decoded configuration and the strings it points to. */

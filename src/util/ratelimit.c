@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include "util/err.h"
+
 #define NS_PER_S 1000000000ULL
 
 void tbucket_init(struct tbucket *b, uint64_t rate, uint64_t burst, uint64_t now_ns)
@@ -38,7 +40,7 @@ void tbucket_refill(struct tbucket *b, uint64_t now_ns)
 
 bool tbucket_ready(const struct tbucket *b)
 {
-	return !b->rate || b->tokens > 0;
+	return !b->rate || b->tokens > 0 || b->once;
 }
 
 void tbucket_take(struct tbucket *b, uint64_t cost)
@@ -47,6 +49,13 @@ void tbucket_take(struct tbucket *b, uint64_t cost)
 
 	if (!b->rate)
 		return;
+	/* The one-time burst pays first, as in Firecracker. */
+	if (b->once >= cost) {
+		b->once -= cost;
+		return;
+	}
+	cost -= b->once;
+	b->once = 0;
 	/* Clamp absurd costs so the arithmetic cannot overflow; a cost that
 	 * large is a wait of years either way. */
 	if (cost > (uint64_t)(INT64_MAX / 4))
@@ -100,25 +109,54 @@ static void on_timer(void *opaque)
 	r->resume(r->opaque);
 }
 
+/* Sets the buckets `which` names from c, full; the timer is made the first
+ * time a bucket has a rate. */
+static int set_buckets(struct ratelimit *r, const struct ratelimit_config *c, unsigned which)
+{
+	static const struct ratelimit_config none;
+	uint64_t now = now_ns();
+
+	if (!c)
+		c = &none;
+	if (which & RATELIMIT_BYTES) {
+		tbucket_init(&r->bytes, c->bps, default_burst(c->bps, c->bps_burst, RATELIMIT_MIN_BYTE_BURST), now);
+		r->bytes.once = c->bps ? c->bps_once : 0;
+	}
+	if (which & RATELIMIT_OPS) {
+		tbucket_init(&r->ops, c->ops, default_burst(c->ops, c->ops_burst, 1), now);
+		r->ops.once = c->ops ? c->ops_once : 0;
+	}
+	r->enabled = r->bytes.rate || r->ops.rate;
+	if (!r->enabled || r->timer_ok)
+		return 0;
+	if (event_timer_init(&r->timer, r->loop, on_timer, r))
+		return CV_EFAIL;
+	r->timer_ok = true;
+	return 0;
+}
+
 int ratelimit_init(struct ratelimit *r, const struct ratelimit_config *c, struct event_loop *loop,
 		   void (*resume)(void *opaque), void *opaque)
 {
-	uint64_t now = now_ns();
-
-	*r = (struct ratelimit){ .enabled = ratelimit_config_enabled(c), .resume = resume, .opaque = opaque };
+	*r = (struct ratelimit){ .resume = resume, .opaque = opaque, .loop = loop };
 	r->timer.fd = -1;
-	if (!r->enabled)
-		return 0;
-	tbucket_init(&r->bytes, c->bps, default_burst(c->bps, c->bps_burst, RATELIMIT_MIN_BYTE_BURST), now);
-	tbucket_init(&r->ops, c->ops, default_burst(c->ops, c->ops_burst, 1), now);
-	return event_timer_init(&r->timer, loop, on_timer, r);
+	return set_buckets(r, c, RATELIMIT_BYTES | RATELIMIT_OPS);
 }
 
 void ratelimit_destroy(struct ratelimit *r)
 {
-	if (r->enabled)
+	if (r->timer_ok)
 		event_timer_destroy(&r->timer);
-	r->enabled = r->waiting = false;
+	r->enabled = r->waiting = r->timer_ok = false;
+}
+
+bool ratelimit_update(struct ratelimit *r, const struct ratelimit_config *c, unsigned which, int *rc)
+{
+	bool was = r->waiting;
+
+	ratelimit_reset(r);
+	*rc = set_buckets(r, c, which);
+	return was;
 }
 
 bool ratelimit_admit(struct ratelimit *r)
@@ -134,6 +172,7 @@ bool ratelimit_admit(struct ratelimit *r)
 	tbucket_refill(&r->ops, now);
 	if (tbucket_ready(&r->bytes) && tbucket_ready(&r->ops))
 		return true;
+	r->throttled++;
 	wb = tbucket_wait_ns(&r->bytes, now);
 	wo = tbucket_wait_ns(&r->ops, now);
 	r->waiting = true;

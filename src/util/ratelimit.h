@@ -21,6 +21,9 @@ struct tbucket {
 	int64_t burst;  /* capacity */
 	int64_t tokens;
 	uint64_t last_ns; /* time up to which refills are accounted */
+	/* Firecracker's one_time_burst: credit spent before the tokens and
+	 * never refilled. */
+	uint64_t once;
 };
 
 void tbucket_init(struct tbucket *b, uint64_t rate, uint64_t burst, uint64_t now_ns);
@@ -35,11 +38,16 @@ uint64_t tbucket_wait_ns(const struct tbucket *b, uint64_t now_ns);
 
 /* What a user asks for; 0 rates are unlimited, 0 bursts take the default
  * (a tenth of a second's worth, at least RATELIMIT_MIN_BYTE_BURST bytes or
- * one operation). */
+ * one operation). The *_once credits are spent first and not refilled. */
 struct ratelimit_config {
 	uint64_t bps, bps_burst;
 	uint64_t ops, ops_burst;
+	uint64_t bps_once, ops_once;
 };
+
+/* Which buckets ratelimit_update replaces. */
+#define RATELIMIT_BYTES 1u
+#define RATELIMIT_OPS 2u
 
 #define RATELIMIT_MIN_BYTE_BURST (64ULL << 10)
 
@@ -51,6 +59,9 @@ struct ratelimit {
 	struct tbucket bytes, ops;
 	bool enabled;
 	bool waiting; /* the timer is armed: the device holds back */
+	bool timer_ok;
+	uint64_t throttled; /* times a request was held back (metrics) */
+	struct event_loop *loop;
 	struct event_timer timer;
 	void (*resume)(void *opaque);
 	void *opaque;
@@ -70,5 +81,10 @@ bool ratelimit_admit(struct ratelimit *r);
 void ratelimit_charge(struct ratelimit *r, uint64_t bytes);
 /* Drops a pending resume (device reset). */
 void ratelimit_reset(struct ratelimit *r);
+/* A running device's new limits (Firecracker's PATCH): the buckets named
+ * in `which` start over from c, full; the others keep their state. *rc is
+ * 0, or CV_EFAIL (reported) when no timer could be made. Returns whether
+ * the device was held back: it should then try its queue again itself. */
+bool ratelimit_update(struct ratelimit *r, const struct ratelimit_config *c, unsigned which, int *rc);
 
 #endif

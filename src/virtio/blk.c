@@ -287,6 +287,23 @@ void virtio_blk_attach(struct virtio_dev *dev, struct block *disk)
 	pthread_mutex_unlock(&dev->lock);
 }
 
+int virtio_blk_set_limit(struct virtio_dev *dev, const struct ratelimit_config *c, unsigned which)
+{
+	struct virtio_blk *b = dev->priv;
+	int rc;
+
+	pthread_mutex_lock(&dev->lock);
+	if (ratelimit_update(&b->limit, c, which, &rc))
+		virtio_kick(dev, 0);
+	pthread_mutex_unlock(&dev->lock);
+	return rc;
+}
+
+uint64_t virtio_blk_throttled(struct virtio_dev *dev)
+{
+	return ((struct virtio_blk *)dev->priv)->limit.throttled;
+}
+
 static const struct virtio_ops blk_ops = {
 	.name = "blk",
 	.device_id = 2,
@@ -298,7 +315,7 @@ static const struct virtio_ops blk_ops = {
 };
 
 struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, struct event_loop *loop, struct block *disk,
-				  const char *id, const struct ratelimit_config *limit)
+				  const char *id, const struct ratelimit_config *limit, bool flush)
 {
 	struct virtio_blk *b = calloc(1, sizeof(*b));
 	uint64_t features;
@@ -308,7 +325,7 @@ struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, struct event_loop
 		return NULL;
 	}
 	features = (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
-			(1ULL << VIRTIO_BLK_F_FLUSH) |
+			(flush ? 1ULL << VIRTIO_BLK_F_FLUSH : 0) |
 			(disk->readonly ? 1ULL << VIRTIO_BLK_F_RO
 					: (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES));
 	b->disk = disk;

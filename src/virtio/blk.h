@@ -7,9 +7,10 @@
 #include "virtio/device.h"
 
 /* Takes ownership of `disk`; `id` (up to 20 bytes) answers GET_ID; `limit`
- * (NULL: none) caps operations and bytes per second. */
+ * (NULL: none) caps operations and bytes per second; `flush` offers the
+ * guest VIRTIO_BLK_F_FLUSH (a write-back cache it must flush). */
 struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, struct event_loop *loop, struct block *disk,
-				  const char *id, const struct ratelimit_config *limit);
+				  const char *id, const struct ratelimit_config *limit, bool flush);
 
 /* Switching the disk under a running device (the VM's disk freeze, a new
  * path_on_host): detach returns the disk, which must be idle (no request
@@ -20,5 +21,10 @@ struct block *virtio_blk_detach(struct virtio_dev *dev);
 /* The disk the device serves now. */
 struct block *virtio_blk_disk(struct virtio_dev *dev);
 void virtio_blk_attach(struct virtio_dev *dev, struct block *disk);
+/* New limits for the running device (ratelimit_update's `which`): 0 or
+ * CV_EFAIL. */
+int virtio_blk_set_limit(struct virtio_dev *dev, const struct ratelimit_config *c, unsigned which);
+/* How often the limiter held requests back. */
+uint64_t virtio_blk_throttled(struct virtio_dev *dev);
 
 #endif

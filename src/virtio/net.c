@@ -186,6 +186,29 @@ static void on_tx_resume(void *opaque)
 	pthread_mutex_unlock(&n->dev.lock);
 }
 
+int virtio_net_set_limits(struct virtio_dev *d, const struct ratelimit_config *rx, unsigned rx_which,
+			  const struct ratelimit_config *tx, unsigned tx_which)
+{
+	struct virtio_net *n = d->priv;
+	int rc_rx, rc_tx;
+
+	pthread_mutex_lock(&d->lock);
+	if (ratelimit_update(&n->rx_limit, rx, rx_which, &rc_rx) && virtio_ready(d))
+		receive(n);
+	if (ratelimit_update(&n->tx_limit, tx, tx_which, &rc_tx) && virtio_ready(d))
+		transmit(n);
+	pthread_mutex_unlock(&d->lock);
+	return rc_rx ? rc_rx : rc_tx;
+}
+
+void virtio_net_throttled(struct virtio_dev *d, uint64_t *rx, uint64_t *tx)
+{
+	struct virtio_net *n = d->priv;
+
+	*rx = n->rx_limit.throttled;
+	*tx = n->tx_limit.throttled;
+}
+
 static void net_notify(struct virtio_dev *d, unsigned q)
 {
 	struct virtio_net *n = d->priv;

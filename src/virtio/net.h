@@ -21,4 +21,12 @@ struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct event_loop
  * VM on a new port): one broadcast RARP from it, as QEMU sends. */
 void virtio_net_announce(struct virtio_dev *d);
 
+/* New limits for the running NIC's receive and transmit directions
+ * (ratelimit_update's `which`; 0 leaves a direction as it is): 0 or
+ * CV_EFAIL. */
+int virtio_net_set_limits(struct virtio_dev *d, const struct ratelimit_config *rx, unsigned rx_which,
+			  const struct ratelimit_config *tx, unsigned tx_which);
+/* How often each direction's limiter held frames back. */
+void virtio_net_throttled(struct virtio_dev *d, uint64_t *rx, uint64_t *tx);
+
 #endif

@@ -67,11 +67,15 @@ struct vsock_config {
 };
 
 enum disk_format { DISK_FORMAT_AUTO, DISK_FORMAT_RAW, DISK_FORMAT_QCOW2 };
+/* Firecracker's cache_type: Writeback offers the guest flushes (and
+ * honours them); Unsafe offers none, so the guest never waits for one. */
+enum disk_cache { DISK_CACHE_WRITEBACK, DISK_CACHE_UNSAFE };
 
 struct disk_config {
 	const char *path;
 	bool readonly;
 	enum disk_format format;
+	enum disk_cache cache;
 	char id[CV_DISK_ID_MAX + 1];
 	struct ratelimit_config limit;
 };
@@ -87,11 +91,20 @@ struct balloon_config {
 	bool reporting;   /* free page reporting */
 };
 
+/* The virtio-rng every VM has; `set` when configured (PUT /entropy). */
+struct entropy_config {
+	bool set;
+	struct ratelimit_config limit;
+};
+
+struct fc_flags;
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
 	const char *cmdline;
 	unsigned cpus;
+	bool smt; /* two threads per core (Firecracker's smt; an even cpus) */
 	/* Host placement (--cpus N,pin=LIST,quota=P%), not the VM's state: a
 	 * snapshot does not keep it. */
 	int pin[CV_MAX_CPUS];
@@ -111,6 +124,7 @@ struct vm_config {
 	struct balloon_config balloon;
 	bool track_dirty_pages; /* for diff snapshots */
 	struct vsock_config vsock;
+	struct entropy_config entropy;
 	/* A restore's new host devices for NICs (Firecracker's
 	 * network_overrides: clones of one snapshot each need their own tap). */
 	struct net_override {
@@ -129,6 +143,8 @@ struct vm_config {
 	/* Where disks a migration sends along go (src/migrate/storage.h). */
 	const char *receive_dir;
 	enum seccomp_mode seccomp; /* the VMM's syscall filters */
+	/* Started as Firecracker: what its flags ask of the API (vmm/fc_flags.h). */
+	const struct fc_flags *fc;
 	/* Directories backing files may also lie in (block/image.h's policy). */
 	const char *allow_backing[8];
 	unsigned nallow_backing;

@@ -126,6 +126,12 @@ struct virtio_dev *devices_disk(struct vm *vm, unsigned i)
 	return vm->devs[i].dev;
 }
 
+struct virtio_dev *devices_nic(struct vm *vm, unsigned i)
+{
+	/* NICs follow the disks. */
+	return vm->devs[vm->cfg->ndisks + i].dev;
+}
+
 int devices_create(struct vm *vm, char *cmdline, size_t cap)
 {
 	const struct vm_config *cfg = vm->cfg;
@@ -134,10 +140,12 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 	for (unsigned i = 0; i < cfg->ndisks; i++) {
 		const struct disk_config *dc = &cfg->disks[i];
 		struct block *disk;
+		struct virtio_dev *dev;
 
 		if ((rc = devices_open_disk(vm, i, dc->path, &disk)))
 			return rc;
-		if ((rc = attach(vm, virtio_blk_new(&vm->mem, &vm->loop, disk, dc->id, &dc->limit), cmdline, cap)))
+		dev = virtio_blk_new(&vm->mem, &vm->loop, disk, dc->id, &dc->limit, dc->cache == DISK_CACHE_WRITEBACK);
+		if ((rc = attach(vm, dev, cmdline, cap)))
 			return rc;
 	}
 	for (unsigned i = 0; i < cfg->nnics; i++) {
@@ -175,8 +183,11 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 					 vm->balloon_dev, NULL, NULL)))
 			return rc;
 	}
-	if ((rc = attach(vm, virtio_rng_new(&vm->mem, &vm->loop), cmdline, cap)) || !cfg->vsock.set)
+	if ((rc = attach(vm, virtio_rng_new(&vm->mem, &vm->loop, &cfg->entropy.limit), cmdline, cap)))
 		return rc;
+	vm->rng_dev = vm->devs[vm->ndevs - 1].dev;
+	if (!cfg->vsock.set)
+		return 0;
 	return attach_vsock(vm, cmdline, cap);
 }
 
@@ -192,5 +203,5 @@ void devices_destroy(struct vm *vm)
 		d->dev->ops->destroy(d->dev);
 	}
 	vm->ndevs = 0;
-	vm->console_dev = vm->balloon_dev = NULL;
+	vm->console_dev = vm->balloon_dev = vm->rng_dev = NULL;
 }

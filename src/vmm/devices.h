@@ -33,6 +33,8 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap);
 int devices_open_disk(struct vm *vm, unsigned i, const char *path, struct block **out);
 /* Disk i's virtio-blk device. */
 struct virtio_dev *devices_disk(struct vm *vm, unsigned i);
+/* NIC i's virtio-net device. */
+struct virtio_dev *devices_nic(struct vm *vm, unsigned i);
 void devices_destroy(struct vm *vm);
 
 #endif

@@ -14,6 +14,11 @@
 #include "manager/pidfile.h"
 #include "util/err.h"
 #include "virtio/balloon.h"
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/rng.h"
+#include "vmm/devices.h"
+#include "vmm/fc_flags.h"
 #include "vmm/console.h"
 #include "vmm/console_sock.h"
 #include "migrate/migrate.h"
@@ -384,6 +389,35 @@ static int api_drive_path(void *ctx, unsigned index, const char *path, char *err
 	return 0;
 }
 
+/* The running VM's limits change in the device and in the configuration a
+ * snapshot or migration carries. */
+static int api_drive_limit(void *ctx, unsigned index, const struct ratelimit_config *c, unsigned which, char *err,
+			   size_t errlen)
+{
+	struct runner *r = ctx;
+
+	if (!r->vm_built || index >= r->vm_cfg->ndisks)
+		return cv_fmt(err, errlen, "Unable to patch the block device: the VM has no drive %u", index);
+	if (virtio_blk_set_limit(devices_disk(&r->vm, index), c, which))
+		return cv_fmt(err, errlen, "Unable to patch the block device: %s", cv_last_error());
+	r->vm_cfg->disks[index].limit = *c;
+	return 0;
+}
+
+static int api_nic_limit(void *ctx, unsigned index, const struct ratelimit_config *rx, unsigned rx_which,
+			 const struct ratelimit_config *tx, unsigned tx_which, char *err, size_t errlen)
+{
+	struct runner *r = ctx;
+
+	if (!r->vm_built || index >= r->vm_cfg->nnics)
+		return cv_fmt(err, errlen, "Unable to update the net device: the VM has no network interface %u", index);
+	if (virtio_net_set_limits(devices_nic(&r->vm, index), rx, rx_which, tx, tx_which))
+		return cv_fmt(err, errlen, "Unable to update the net device: %s", cv_last_error());
+	r->vm_cfg->nics[index].rx = *rx;
+	r->vm_cfg->nics[index].tx = *tx;
+	return 0;
+}
+
 static int api_ctrl_alt_del(void *ctx, char *err, size_t errlen)
 {
 	struct runner *r = ctx;
@@ -393,6 +427,29 @@ static int api_ctrl_alt_del(void *ctx, char *err, size_t errlen)
 	if (i8042_ctrl_alt_del(&r->vm.i8042))
 		return cv_fmt(err, errlen, "the guest's keyboard is not listening (no i8042/atkbd driver, or busy)");
 	return 0;
+}
+
+/* How often the rate limiters held the guest back, under Firecracker's
+ * names (its block, net and entropy groups, summed over the devices). */
+static void limiter_metrics(struct runner *r, json_t *line)
+{
+	uint64_t blk = 0, rx = 0, tx = 0;
+
+	for (unsigned i = 0; i < r->vm_cfg->ndisks; i++)
+		blk += virtio_blk_throttled(devices_disk(&r->vm, i));
+	for (unsigned i = 0; i < r->vm_cfg->nnics; i++) {
+		uint64_t a, b;
+
+		virtio_net_throttled(devices_nic(&r->vm, i), &a, &b);
+		rx += a;
+		tx += b;
+	}
+	json_object_set_new(line, "block", json_pack("{s:I}", "rate_limiter_throttled_events", (json_int_t)blk));
+	json_object_set_new(line, "net", json_pack("{s:I, s:I}", "rx_rate_limiter_throttled", (json_int_t)rx,
+						   "tx_rate_limiter_throttled", (json_int_t)tx));
+	json_object_set_new(line, "entropy",
+			    json_pack("{s:I}", "entropy_rate_limiter_throttled",
+				      (json_int_t)virtio_rng_throttled(r->vm.rng_dev)));
 }
 
 static void api_metrics(void *ctx, json_t *line)
@@ -408,6 +465,8 @@ static void api_metrics(void *ctx, json_t *line)
 	json_object_set_new(line, "vcpu",
 			    json_pack("{s:I, s:I, s:I}", "exit_io", (json_int_t)io, "exit_mmio", (json_int_t)mmio,
 				      "exit_other", (json_int_t)other));
+	if (r->vm_built)
+		limiter_metrics(r, line);
 }
 
 static void migration_done(void *ctx, enum mig_state end)
@@ -535,6 +594,8 @@ static const struct fc_ops api_ops = {
 	.snapshot_create = api_snapshot_create,
 	.snapshot_load = api_snapshot_load,
 	.drive_path = api_drive_path,
+	.drive_limit = api_drive_limit,
+	.nic_limit = api_nic_limit,
 	.migrate = api_migrate,
 	.migrate_status = api_migrate_status,
 	.migrate_cancel = api_migrate_cancel,
@@ -637,6 +698,37 @@ static void timers(struct runner *r, double now)
 	}
 }
 
+/* Firecracker's logger and metrics flags, as if PUT before anything else. */
+static int fc_put(struct runner *r, const char *path, const char *body, const char *flags)
+{
+	struct fc_reply reply;
+	int rc = 0;
+
+	if (!*body)
+		return 0;
+	fc_api_handle(&r->fc, "PUT", path, body, strlen(body), &reply);
+	if (reply.status >= 400) {
+		json_t *j = json_loadb(reply.body, reply.len, 0, NULL);
+
+		cv_err("invalid %s: %s", flags, json_string_value(json_object_get(j, "fault_message")));
+		json_decref(j);
+		rc = CV_EINPUT;
+	}
+	free(reply.body);
+	return rc;
+}
+
+static int apply_fc_flags(struct runner *r)
+{
+	const struct fc_flags *f = r->cfg->fc;
+	int rc;
+
+	r->fc.mmds_size_limit = f->mmds_size_limit;
+	if ((rc = fc_put(r, "/logger", f->logger, "--level/--log-path")))
+		return rc;
+	return fc_put(r, "/metrics", f->metrics, "--metrics-path");
+}
+
 static int setup(struct runner *r)
 {
 	int rc;
@@ -661,9 +753,13 @@ static int setup(struct runner *r)
 		r->console_out = console_sock_out_fd(&r->cs);
 		r->con.in_fd = -1;
 	}
+	if (r->cfg->fc && (rc = apply_fc_flags(r)))
+		return rc;
 	if (r->cfg->api_sock &&
 	    (rc = api_server_open(&r->api, r->cfg->api_sock, &r->loop, on_api_request, r)))
 		return rc;
+	if (r->api && r->cfg->fc && r->cfg->fc->max_payload)
+		api_server_set_max_body(r->api, r->cfg->fc->max_payload);
 	if (r->cfg->config_file)
 		return load_config_file(r);
 	if (r->cfg->incoming) {

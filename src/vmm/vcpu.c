@@ -59,7 +59,7 @@ int vcpu_create(struct vcpu *c, struct vm *vm, unsigned index, uint64_t entry, u
 		cv_err("mmap of vCPU %u state: %s", index, strerror(errno));
 		return CV_EFAIL;
 	}
-	cpuid_for_vcpu(&vm->kvm->cpuid, &c->cpuid, index, vm->cfg->cpus, vm->kvm->pvm);
+	cpuid_for_vcpu(&vm->kvm->cpuid, &c->cpuid, index, vm->cfg->cpus, vm->cfg->smt ? 2 : 1, vm->kvm->pvm);
 	cpu_template_apply(&vm->cfg->cpu_template, &c->cpuid);
 	if (ioctl(c->fd, KVM_SET_CPUID2, &c->cpuid) < 0) {
 		cv_err("KVM_SET_CPUID2 on vCPU %u: %s", index, strerror(errno));

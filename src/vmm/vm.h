@@ -50,6 +50,7 @@ struct vm {
 	unsigned ndevs;
 	struct virtio_dev *console_dev; /* hvc0 when the console is virtio */
 	struct virtio_dev *balloon_dev; /* when configured */
+	struct virtio_dev *rng_dev;
 	int console_out;
 	char cmdline[4096]; /* the user's, plus what devices add */
 	struct vcpu *vcpus;

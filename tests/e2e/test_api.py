@@ -156,6 +156,7 @@ MALFORMED = [
     ("PUT", "/machine-config", '{"vcpu_count": 0, "mem_size_mib": 256}'),
     ("PUT", "/machine-config", '{"vcpu_count": 1, "mem_size_mib": 4}'),
     ("PATCH", "/machine-config", "{}"),
+    ("PUT", "/machine-config", '{"vcpu_count": 3, "mem_size_mib": 256, "smt": true}'),
     ("PUT", "/boot-source", '{"kernel_image_path": "/nonexistent"}'),
     ("PUT", "/drives/rootfs", '{"drive_id": "other", "path_on_host": "/x", "is_root_device": true}'),
     ("PUT", "/network-interfaces/eth0", '{"iface_id": "eth0", "host_dev_name": "way-too-long-tap-name"}'),
@@ -164,7 +165,17 @@ MALFORMED = [
     ("PUT", "/vsock", '{"guest_cid": 3}'),
     ("PUT", "/snapshot/create", '{"snapshot_path": "/tmp/s", "mem_file_path": "/tmp/m"}'),
     ("PUT", "/mmds", '{"latest": {}}'),
-    ("PUT", "/entropy", "{}"),
+    ("PUT", "/entropy", '{"rate_limiter": {"ops": {"size": 1}}}'),
+    ("PUT", "/entropy", '{"rate_limiter": {"bandwidth": {"size": 1, "refill_time": 1}}, "seed": 1}'),
+    ("PUT", "/entropy", '{"rate_limiter": {"bandwidth": {"size": 1, "refill_time": 9999999}}}'),
+    ("PUT", "/drives/x", '{"drive_id": "x", "path_on_host": "/dev/null", "is_root_device": false, '
+                         '"rate_limiter": {"bandwidth": {"size": -1, "refill_time": 100}}}'),
+    ("PUT", "/drives/x", '{"drive_id": "x", "path_on_host": "/dev/null", "is_root_device": false, '
+                         '"cache_type": "Fast"}'),
+    ("PUT", "/network-interfaces/eth0", '{"iface_id": "eth0", "host_dev_name": "tap0", '
+                                        '"tx_rate_limiter": {"ops": {"refill_time": 100}}}'),
+    ("PATCH", "/network-interfaces/eth0", '{"iface_id": "eth0"}'),
+    ("PATCH", "/drives/rootfs", '{"drive_id": "rootfs", "rate_limiter": {}}'),
     ("PUT", "/actions", '{"action_type": "SendCtrlAltDel"}'),
     ("PUT", "/actions", '{"action_type": "Explode"}'),
     ("PATCH", "/vm", '{"state": "Paused"}'),

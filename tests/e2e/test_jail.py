@@ -74,7 +74,7 @@ def test_jailed_vm(spawn, kernel, initrd, kvm_available, tmp_path):
         assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
     assert os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
     # Its whole filesystem is the jail's root.
-    assert sorted(os.listdir(f"/proc/{pid}/root")) == ["api.sock", "dev", "disk.img", "initrd", "vmlinux"]
+    assert sorted(os.listdir(f"/proc/{pid}/root")) == ["api.sock", "dev", "disk.img", "initrd", "run", "vmlinux"]
     assert sorted(os.listdir(f"/proc/{pid}/root/dev")) == ["kvm", "net", "null", "urandom"]
     with open(f"/proc/{pid}/limits") as f:
         assert re.search(r"^Max open files\s+512\s+512", f.read(), re.M)

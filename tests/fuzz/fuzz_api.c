@@ -69,6 +69,26 @@ static json_t *s_migrate_status(void *ctx)
 	return json_pack("{s:s}", "state", "Active");
 }
 
+static int s_drive_limit(void *ctx, unsigned index, const struct ratelimit_config *c, unsigned which, char *err,
+			 size_t errlen)
+{
+	(void)index;
+	(void)c;
+	(void)which;
+	return ok(ctx, err, errlen);
+}
+
+static int s_nic_limit(void *ctx, unsigned index, const struct ratelimit_config *rx, unsigned rx_which,
+		       const struct ratelimit_config *tx, unsigned tx_which, char *err, size_t errlen)
+{
+	(void)index;
+	(void)rx;
+	(void)rx_which;
+	(void)tx;
+	(void)tx_which;
+	return ok(ctx, err, errlen);
+}
+
 static const struct fc_ops stand_in = {
 	.start = s_start,
 	.pause = s_pause,
@@ -76,6 +96,8 @@ static const struct fc_ops stand_in = {
 	.snapshot_create = s_snapshot_create,
 	.snapshot_load = s_snapshot_load,
 	.drive_path = s_drive_path,
+	.drive_limit = s_drive_limit,
+	.nic_limit = s_nic_limit,
 	.migrate = s_migrate,
 	.migrate_status = s_migrate_status,
 	.migrate_cancel = ok,

@@ -71,8 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (pci_host_init(&host, &pio, &mmio, LAYOUT_PCI_ECAM, LAYOUT_PCI_WINDOW, LAYOUT_PCI_WINDOW_SIZE))
 		abort();
-	pdev = virtio_rng_new(&m, &loop);
-	mdev = virtio_rng_new(&m, &loop);
+	pdev = virtio_rng_new(&m, &loop, NULL);
+	mdev = virtio_rng_new(&m, &loop, NULL);
 	if (!pdev || !mdev || virtio_pci_init(&vp, pdev, &host, &irq, vmfd) ||
 	    virtio_mmio_init(&vm, mdev, vmfd, &mmio, MMIO_BASE, MMIO_GSI))
 		abort();

@@ -201,13 +201,13 @@ static struct virtio_dev *make(unsigned kind, const struct guest_mem *m)
 		null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	switch (kind % 4) {
 	case 0:
-		return virtio_blk_new(m, NULL, &disk, "fuzz", NULL);
+		return virtio_blk_new(m, NULL, &disk, "fuzz", NULL, true);
 	case 1:
 		return virtio_net_new(m, NULL, &be_of_net, mac, NULL, NULL);
 	case 2:
 		return virtio_console_new(m, NULL, null_fd);
 	default:
-		return virtio_rng_new(m, NULL);
+		return virtio_rng_new(m, NULL, NULL);
 	}
 }
 

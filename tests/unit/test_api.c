@@ -72,6 +72,40 @@ static int m_drive_path(void *ctx, unsigned index, const char *path, char *err, 
 	return 0;
 }
 
+static struct {
+	int calls;
+	unsigned index, which, rx_which, tx_which;
+	struct ratelimit_config c, rx, tx;
+} lim;
+
+static int m_drive_limit(void *ctx, unsigned index, const struct ratelimit_config *c, unsigned which, char *err,
+			 size_t errlen)
+{
+	(void)ctx;
+	(void)err;
+	(void)errlen;
+	lim.calls++;
+	lim.index = index;
+	lim.which = which;
+	lim.c = *c;
+	return 0;
+}
+
+static int m_nic_limit(void *ctx, unsigned index, const struct ratelimit_config *rx, unsigned rx_which,
+		       const struct ratelimit_config *tx, unsigned tx_which, char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)err;
+	(void)errlen;
+	lim.calls++;
+	lim.index = index;
+	lim.rx_which = rx_which;
+	lim.tx_which = tx_which;
+	lim.rx = *rx;
+	lim.tx = *tx;
+	return 0;
+}
+
 static int m_cad(void *ctx, char *err, size_t errlen)
 {
 	(void)ctx;
@@ -87,6 +121,8 @@ static const struct fc_ops ops = {
 	.ctrl_alt_del = m_cad,
 	.snapshot_create = m_snapshot_create,
 	.drive_path = m_drive_path,
+	.drive_limit = m_drive_limit,
+	.nic_limit = m_nic_limit,
 };
 static struct fc_api api;
 static char kernel[64], disk[64], disk2[64];
@@ -106,6 +142,7 @@ static int setup(void **state)
 {
 	(void)state;
 	memset(&mock, 0, sizeof(mock));
+	memset(&lim, 0, sizeof(lim));
 	tmpfile_at(kernel, "/tmp/cellvm-test-kernel-XXXXXX");
 	tmpfile_at(disk, "/tmp/cellvm-test-disk-XXXXXX");
 	tmpfile_at(disk2, "/tmp/cellvm-test-disk-XXXXXX");
@@ -197,7 +234,7 @@ static void test_malformed_requests_change_nothing(void **state)
 		{ "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 99999999999}" },
 		{ "PUT", "/machine-config", "{\"vcpu_count\": -1, \"mem_size_mib\": 256}" },
 		{ "PUT", "/machine-config", "{\"mem_size_mib\": 256}" }, /* missing */
-		{ "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 256, \"smt\": true}" },
+		{ "PUT", "/machine-config", "{\"vcpu_count\": 3, \"mem_size_mib\": 256, \"smt\": true}" },
 		{ "PUT", "/machine-config", "{\"vcpu_count\": 1, \"vcpu_count\": 2, \"mem_size_mib\": 256}" },
 		{ "PUT", "/machine-config", "[1, 2]" },
 		{ "PUT", "/machine-config", "{} trailing" },
@@ -227,7 +264,9 @@ static void test_malformed_requests_change_nothing(void **state)
 		{ "PUT", "/vsock", "{}" },
 		{ "PUT", "/mmds/config", "{}" },
 		{ "PUT", "/snapshot/create", "{}" },
-		{ "PUT", "/entropy", "{}" },
+		{ "PUT", "/entropy", "{\"rate_limiter\": {\"ops\": {\"size\": 1}}}" }, /* no refill_time */
+		{ "PUT", "/entropy", "{\"rate_limiter\": {}, \"extra\": 1}" },
+		{ "PUT", "/entropy", "{\"rate_limiter\": {\"bandwidth\": {\"size\": 1, \"refill_time\": 4000000}}}" },
 		{ "GET", "/balloon", NULL },
 		{ "PUT", "/logger", "{\"level\": \"Loud\"}" },
 		{ "PUT", "/metrics", "{}" },
@@ -340,9 +379,12 @@ static void test_describe_vm(void **state)
 	vm.cpus = 2;
 	vm.memory = 512ULL << 20;
 	vm.ndisks = 1;
-	vm.disks[0] = (struct disk_config){ .path = "/d/root.qcow2", .format = DISK_FORMAT_QCOW2, .id = "root" };
+	vm.disks[0] = (struct disk_config){ .path = "/d/root.qcow2", .format = DISK_FORMAT_QCOW2, .id = "root",
+					    .limit = { .bps = 2 << 20, .bps_burst = 1 << 20, .bps_once = 512 } };
 	vm.nnics = 1;
-	vm.nics[0] = (struct net_config){ .id = "net0", .mode = NET_NAT };
+	vm.nics[0] = (struct net_config){ .id = "net0", .mode = NET_NAT, .tx = { .ops = 100, .ops_burst = 10 } };
+	vm.smt = true;
+	vm.entropy = (struct entropy_config){ .set = true, .limit = { .bps = 1000, .bps_burst = 100 } };
 	api_config_init(&c);
 	c.logger.set = true;
 	c.logger.path = strdup("/tmp/log");
@@ -358,6 +400,13 @@ static void test_describe_vm(void **state)
 	text = json_dumps(j, JSON_COMPACT);
 	assert_non_null(strstr(text, "\"path_on_host\":\"/d/root.qcow2\""));
 	assert_non_null(strstr(text, "\"kernel_image_path\":\"/k/vmlinux\""));
+	/* Limits as Firecracker's buckets: size = burst, refilled at the rate. */
+	assert_non_null(strstr(text, "\"bandwidth\":{\"size\":1048576,\"one_time_burst\":512,\"refill_time\":500}"));
+	assert_non_null(strstr(text, "\"tx_rate_limiter\":{\"bandwidth\":null,\"ops\":{\"size\":10,"));
+	assert_non_null(strstr(text, "\"rx_rate_limiter\":null"));
+	assert_non_null(strstr(text, "\"entropy\":{\"rate_limiter\":{\"bandwidth\":{\"size\":100,"));
+	assert_non_null(strstr(text, "\"smt\":true"));
+	assert_non_null(strstr(text, "\"cache_type\":\"Writeback\""));
 	free(text);
 	json_decref(j);
 	api_config_free(&c);
@@ -413,6 +462,83 @@ static void test_post_boot_rules(void **state)
 	unlink(disk3);
 	assert_int_equal(req("PATCH", "/drives/nope", "{\"drive_id\": \"nope\"}", NULL), 400);
 	assert_int_equal(req("PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\"}", NULL), 204);
+}
+
+/* Firecracker's rate_limiter objects: size per refill_time ms with a
+ * one-time burst; a PATCH after boot replaces the buckets it names and
+ * keeps the others; a bucket of size 0 turns that limit off. */
+static void test_rate_limiters(void **state)
+{
+	char body[512], *msg;
+
+	(void)state;
+	configure();
+	snprintf(body, sizeof(body),
+		 "{\"drive_id\": \"data\", \"path_on_host\": \"%s\", \"is_root_device\": false, \"rate_limiter\": "
+		 "{\"bandwidth\": {\"size\": 1048576, \"one_time_burst\": 4096, \"refill_time\": 500}, "
+		 "\"ops\": {\"size\": 100, \"refill_time\": 1000}}, \"cache_type\": \"Writeback\"}",
+		 disk2);
+	assert_int_equal(req("PUT", "/drives/data", body, NULL), 204);
+	assert_int_equal(req("PUT", "/network-interfaces/eth0",
+			     "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"tx_rate_limiter\": "
+			     "{\"ops\": {\"size\": 10, \"refill_time\": 100}}}",
+			     NULL),
+			 204);
+	assert_int_equal(req("PUT", "/entropy", "{\"rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"refill_time\": 100}}}",
+			     NULL),
+			 204);
+	/* SMT pairs vCPUs: 2 is fine, 3 is not (nothing changes). */
+	assert_int_equal(req("PATCH", "/machine-config", "{\"smt\": true}", NULL), 204);
+	assert_int_equal(req("PATCH", "/machine-config", "{\"vcpu_count\": 3}", &msg), 400);
+	assert_non_null(strstr(msg, "can only be 1 or an even number when SMT is enabled"));
+	assert_int_equal(req("GET", "/machine-config", NULL, &msg), 200);
+	assert_non_null(strstr(msg, "\"smt\":true"));
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", NULL), 204);
+	assert_true(mock.vm->smt);
+	/* data is disk 1 (the root drive goes first). */
+	assert_int_equal(mock.vm->disks[1].limit.bps, 2097152);
+	assert_int_equal(mock.vm->disks[1].limit.bps_burst, 1048576);
+	assert_int_equal(mock.vm->disks[1].limit.bps_once, 4096);
+	assert_int_equal(mock.vm->disks[1].limit.ops, 100);
+	assert_int_equal(mock.vm->disks[1].cache, DISK_CACHE_WRITEBACK);
+	assert_int_equal(mock.vm->disks[0].cache, DISK_CACHE_UNSAFE);
+	assert_int_equal(mock.vm->nics[0].tx.ops, 100);
+	assert_int_equal(mock.vm->nics[0].rx.bps, 0);
+	assert_true(mock.vm->entropy.set);
+	assert_int_equal(mock.vm->entropy.limit.bps, 10000);
+	assert_int_equal(req("PUT", "/entropy", "{}", &msg), 400);
+	assert_non_null(strstr(msg, "not supported after starting"));
+	/* Only ops changes; bandwidth keeps its bucket (not named). */
+	assert_int_equal(req("PATCH", "/drives/data",
+			     "{\"drive_id\": \"data\", \"rate_limiter\": {\"ops\": {\"size\": 0, \"refill_time\": 0}}}",
+			     NULL),
+			 204);
+	assert_int_equal(lim.calls, 1);
+	assert_int_equal(lim.index, 1);
+	assert_int_equal(lim.which, RATELIMIT_OPS);
+	assert_int_equal(lim.c.ops, 0);
+	assert_int_equal(lim.c.bps, 2097152);
+	assert_int_equal(req("GET", "/vm/config", NULL, &msg), 200);
+	assert_non_null(strstr(msg, "\"one_time_burst\":4096"));
+	/* A bad bucket changes nothing and reaches no device. */
+	assert_int_equal(req("PATCH", "/drives/data", "{\"drive_id\": \"data\", \"rate_limiter\": {\"ops\": {\"size\": 1}}}",
+			     NULL),
+			 400);
+	assert_int_equal(lim.calls, 1);
+	assert_int_equal(req("PATCH", "/network-interfaces/eth0",
+			     "{\"iface_id\": \"eth0\", \"rx_rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"refill_time\": 10}}}",
+			     NULL),
+			 204);
+	assert_int_equal(lim.calls, 2);
+	assert_int_equal(lim.rx_which, RATELIMIT_BYTES);
+	assert_int_equal(lim.tx_which, 0);
+	assert_int_equal(lim.rx.bps, 100000);
+	assert_int_equal(lim.tx.ops, 100);
+	assert_int_equal(req("PATCH", "/network-interfaces/eth9", "{\"iface_id\": \"eth9\"}", &msg), 400);
+	assert_non_null(strstr(msg, "Invalid interface ID - not found: eth9"));
+	/* No rate limiter in the PATCH: nothing for the device to do. */
+	assert_int_equal(req("PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\"}", NULL), 204);
+	assert_int_equal(lim.calls, 2);
 }
 
 static void test_start_needs_kernel(void **state)
@@ -471,6 +597,7 @@ int main(void)
 		T(test_describe_vm),
 		T(test_snapshot_disk_layer),
 		T(test_post_boot_rules),
+		T(test_rate_limiters),
 		T(test_start_needs_kernel),
 		T(test_config_file),
 		T(test_config_file_refuses_unsupported),

@@ -110,7 +110,7 @@ static unsigned count_leaf(const struct cpuid_table *t, unsigned fn)
 
 static struct cpuid_table *vcpu(struct fixture *f, unsigned index, unsigned ncpus, bool pvm)
 {
-	cpuid_for_vcpu(&f->base, &f->out, index, ncpus, pvm);
+	cpuid_for_vcpu(&f->base, &f->out, index, ncpus, 1, pvm);
 	return &f->out;
 }
 
@@ -227,6 +227,27 @@ static void test_amd_leaves(void **state)
 	assert_int_equal(e1e->ecx & 0xff, 0);       /* node 0 */
 }
 
+/* Firecracker's smt: vCPUs pair into cores of two threads. */
+static void test_smt_topology(void **state)
+{
+	struct fixture *f = *state;
+	struct cpuid_table *t;
+
+	cpuid_for_vcpu(&f->base, &f->out, 3, 4, 2, false);
+	t = &f->out;
+	assert_int_equal(leaf(t, 0xb, 0)->eax & 0x1f, 1); /* one APIC ID bit for the thread */
+	assert_int_equal(leaf(t, 0xb, 0)->ebx & 0xffff, 2);
+	assert_int_equal(leaf(t, 0xb, 1)->ebx & 0xffff, 4);
+	assert_int_equal(leaf(t, 4, 0)->eax >> 26, 1);               /* 2 cores */
+	assert_int_equal((leaf(t, 4, 0)->eax >> 14) & 0xfff, 1);     /* L1 shared by the core's 2 threads */
+	assert_int_equal((leaf(t, 4, 1)->eax >> 14) & 0xfff, 3);     /* L3 by all */
+	assert_int_equal(leaf(t, 0x8000001e, 0)->ebx & 0xff, 1);    /* core 1 */
+	assert_int_equal((leaf(t, 0x8000001e, 0)->ebx >> 8) & 0xff, 1); /* 2 threads per core */
+	/* An odd count cannot pair: one thread per core. */
+	cpuid_for_vcpu(&f->base, &f->out, 0, 3, 2, false);
+	assert_int_equal(leaf(&f->out, 0xb, 0)->ebx & 0xffff, 1);
+}
+
 static void test_pvm_hides_features(void **state)
 {
 	struct fixture *f = *state;
@@ -266,7 +287,7 @@ static void test_base_unchanged_and_vcpus_independent(void **state)
 	assert_non_null(copy);
 	assert_non_null(first);
 	*copy = f->base;
-	cpuid_for_vcpu(&f->base, first, 0, 4, true);
+	cpuid_for_vcpu(&f->base, first, 0, 4, 1, true);
 	vcpu(f, 1, 4, true);
 	assert_memory_equal(&f->base, copy, sizeof(*copy));
 	assert_int_equal(leaf(first, 1, 0)->ebx >> 24, 0);
@@ -300,6 +321,7 @@ int main(void)
 		T(test_leaf_1f_removed),
 		T(test_leaf4_cache_sharing),
 		T(test_amd_leaves),
+		T(test_smt_topology),
 		T(test_pvm_hides_features),
 		T(test_no_pvm_keeps_features),
 		T(test_base_unchanged_and_vcpus_independent),

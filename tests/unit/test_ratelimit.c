@@ -206,6 +206,66 @@ static void test_limiter_defaults(void **state)
 	event_loop_destroy(&loop);
 }
 
+/* Firecracker's one_time_burst: spent before the tokens, never refilled. */
+static void test_one_time_burst(void **state)
+{
+	struct tbucket b;
+
+	(void)state;
+	tbucket_init(&b, 1000, 100, 0);
+	b.once = 250;
+	tbucket_take(&b, 200);
+	assert_int_equal(b.once, 50);
+	assert_int_equal(b.tokens, 100);
+	tbucket_take(&b, 120); /* 50 from the burst, 70 from the tokens */
+	assert_int_equal(b.once, 0);
+	assert_int_equal(b.tokens, 30);
+	tbucket_refill(&b, 100 * S);
+	assert_int_equal(b.tokens, 100);
+	assert_int_equal(b.once, 0);
+	/* A bucket with only its one-time burst left is still ready. */
+	tbucket_init(&b, 10, 1, 0);
+	tbucket_take(&b, 1);
+	b.once = 5;
+	assert_true(tbucket_ready(&b));
+}
+
+/* A PATCH replaces the named buckets (full again), keeps the others, can
+ * turn a disabled limiter on (making its timer) and off, and a device that
+ * was held back hears that it may try again. */
+static void test_limiter_update(void **state)
+{
+	struct ratelimit_config ops = { .ops = 1, .ops_burst = 1 }, bytes = { .bps = 1000, .bps_burst = 1000 };
+	struct event_loop loop;
+	struct ratelimit r;
+	int rc;
+
+	(void)state;
+	assert_int_equal(event_loop_init(&loop), 0);
+	assert_int_equal(ratelimit_init(&r, NULL, &loop, on_resume, NULL), 0);
+	assert_false(r.enabled);
+	assert_false(ratelimit_update(&r, &ops, RATELIMIT_OPS, &rc));
+	assert_int_equal(rc, 0);
+	assert_true(r.enabled);
+	assert_true(ratelimit_admit(&r));
+	ratelimit_charge(&r, 10);
+	assert_false(ratelimit_admit(&r));
+	assert_int_equal(r.throttled, 1);
+	/* Bytes added; ops keeps its debt, so the device is still held. */
+	assert_true(ratelimit_update(&r, &bytes, RATELIMIT_BYTES, &rc));
+	assert_int_equal(r.ops.rate, 1);
+	assert_int_equal(r.bytes.rate, 1000);
+	assert_false(ratelimit_admit(&r));
+	/* Ops off: free to go. */
+	assert_true(ratelimit_update(&r, NULL, RATELIMIT_OPS, &rc));
+	assert_false(r.waiting);
+	assert_true(ratelimit_admit(&r));
+	assert_true(ratelimit_update(&r, NULL, RATELIMIT_BYTES, &rc) == false);
+	assert_false(r.enabled);
+	ratelimit_destroy(&r);
+	event_loop_destroy(&loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +278,8 @@ int main(void)
 		cmocka_unit_test(test_huge_values_do_not_overflow),
 		cmocka_unit_test(test_limiter_pauses_and_resumes),
 		cmocka_unit_test(test_limiter_defaults),
+		cmocka_unit_test(test_one_time_burst),
+		cmocka_unit_test(test_limiter_update),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

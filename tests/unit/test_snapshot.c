@@ -417,12 +417,16 @@ static void test_config_round_trip(void **state)
 	c.transport = TRANSPORT_MMIO;
 	c.ndisks = 1;
 	c.disks[0] = (struct disk_config){ .path = "/d/root.qcow2", .readonly = true, .format = DISK_FORMAT_QCOW2,
-					   .id = "root", .limit = { .bps = 1 << 20, .ops = 100 } };
+					   .id = "root", .cache = DISK_CACHE_UNSAFE,
+					   .limit = { .bps = 1 << 20, .ops = 100, .bps_once = 4096 } };
 	c.nnics = 1;
 	c.nics[0] = (struct net_config){
 		.id = "eth0", .mode = NET_NAT, .mac = { 2, 0, 0, 0, 0, 9 }, .mac_set = true, .nfwd = 1
 	};
 	c.nics[0].fwd[0] = (struct net_hostfwd){ .host_port = 8080, .guest_port = 80 };
+	c.nics[0].tx = (struct ratelimit_config){ .bps = 1000, .bps_burst = 500, .ops_once = 7 };
+	c.entropy = (struct entropy_config){ .set = true, .limit = { .bps = 100, .bps_burst = 100, .bps_once = 10 } };
+	c.smt = true;
 	snap_writer_init(&w);
 	snap_config_encode(&w, &c);
 	snap_reader_init(&r, w.buf, w.len);
@@ -442,16 +446,35 @@ static void test_config_round_trip(void **state)
 	assert_int_equal(out.cfg.nics[0].fwd[0].host_port, 8080);
 	assert_int_equal(out.cfg.nics[0].mac[5], 9);
 	assert_string_equal(out.cfg.nics[0].id, "eth0");
+	/* Version 4: cache types, one-time bursts, the entropy device. */
+	assert_int_equal(out.cfg.disks[0].cache, DISK_CACHE_UNSAFE);
+	assert_int_equal(out.cfg.disks[0].limit.bps_once, 4096);
+	assert_int_equal(out.cfg.nics[0].tx.ops_once, 7);
+	assert_true(out.cfg.entropy.set);
+	assert_int_equal(out.cfg.entropy.limit.bps, 100);
+	assert_int_equal(out.cfg.entropy.limit.bps_once, 10);
+	assert_true(out.cfg.smt);
 	/* Every truncation is refused. */
 	for (size_t len = 0; len < w.len; len++) {
 		snap_reader_init(&r, w.buf, len);
 		assert_int_equal(snap_config_decode(&r, SNAP_CONFIG_VERSION, &out), CV_EINPUT);
 	}
 	assert_false(out.cfg.vsock.set);
+	/* Version 3 had none of version 4's tail (per disk a cache byte and
+	 * two bursts, per NIC four, the entropy flag and six limit fields, SMT):
+	 * it loads with writeback disks and no entropy limit. */
+	size_t v4 = (1 + 2 * 8) + 4 * 8 + (1 + 6 * 8) + 1;
+
+	snap_reader_init(&r, w.buf, w.len - v4);
+	assert_int_equal(snap_config_decode(&r, 3, &out), 0);
+	assert_int_equal(snap_reader_left(&r), 0);
+	assert_int_equal(out.cfg.disks[0].cache, DISK_CACHE_WRITEBACK);
+	assert_false(out.cfg.entropy.set);
+	assert_int_equal(out.cfg.disks[0].limit.bps_once, 0);
 	/* Version 2 had no vsock (set, cid, empty uds) and no balloon (on,
 	 * amount, deflate_on_oom, stats, reporting): what it wrote still
 	 * loads, without them. */
-	snap_reader_init(&r, w.buf, w.len - (1 + 4 + 4) - (1 + 4 + 1 + 4 + 1));
+	snap_reader_init(&r, w.buf, w.len - v4 - (1 + 4 + 4) - (1 + 4 + 1 + 4 + 1));
 	assert_int_equal(snap_config_decode(&r, 2, &out), 0);
 	assert_int_equal(snap_reader_left(&r), 0);
 	assert_false(out.cfg.vsock.set);

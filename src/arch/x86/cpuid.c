@@ -58,15 +58,16 @@ static void add_entry(struct cpuid_table *t, struct kvm_cpuid_entry2 e)
 		t->e[t->nent++] = e;
 }
 
-/* Leaf 0xB: SMT level (1 thread per core), then core level (ncpus). */
-static void topology_leaf(struct cpuid_table *t, unsigned apic, unsigned ncpus)
+/* Leaf 0xB: SMT level (threads per core), then core level (ncpus). */
+static void topology_leaf(struct cpuid_table *t, unsigned apic, unsigned ncpus, unsigned threads)
 {
 	unsigned shift = order_of(ncpus);
 
 	drop_leaf(t, 0xb);
 	drop_leaf(t, 0x1f); /* would override 0xB; one level set is enough */
 	add_entry(t, (struct kvm_cpuid_entry2){ .function = 0xb, .index = 0,
-		.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .eax = 0, .ebx = 1, .ecx = 0x100, .edx = apic });
+		.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .eax = order_of(threads), .ebx = threads, .ecx = 0x100,
+		.edx = apic });
 	add_entry(t, (struct kvm_cpuid_entry2){ .function = 0xb, .index = 1,
 		.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .eax = shift, .ebx = ncpus, .ecx = 0x201, .edx = apic });
 	add_entry(t, (struct kvm_cpuid_entry2){ .function = 0xb, .index = 2,
@@ -74,12 +75,15 @@ static void topology_leaf(struct cpuid_table *t, unsigned apic, unsigned ncpus)
 }
 
 void cpuid_for_vcpu(const struct cpuid_table *base, struct cpuid_table *out, unsigned index,
-		    unsigned ncpus, bool pvm)
+		    unsigned ncpus, unsigned threads, bool pvm)
 {
 	struct kvm_cpuid_entry2 *e;
 
+	/* Two threads per core only pair whole cores. */
+	if (threads != 2 || ncpus % 2)
+		threads = 1;
 	*out = *base;
-	topology_leaf(out, index, ncpus);
+	topology_leaf(out, index, ncpus, threads);
 	for (unsigned i = 0; i < out->nent; i++) {
 		e = &out->e[i];
 		switch (e->function) {
@@ -93,11 +97,11 @@ void cpuid_for_vcpu(const struct cpuid_table *base, struct cpuid_table *out, uns
 			if (pvm)
 				e->ecx &= ~(1u << 17); /* PCID */
 			break;
-		case 4: /* Intel caches: cores per package, sharing of the LLC */
+		case 4: /* Intel caches: cores per package, L1/L2 shared by a core's threads, the LLC by all */
 			if (e->eax & 0x1f) {
-				unsigned level = (e->eax >> 5) & 7, share = level >= 3 ? ncpus - 1 : 0;
+				unsigned level = (e->eax >> 5) & 7, share = level >= 3 ? ncpus - 1 : threads - 1;
 
-				e->eax = (e->eax & 0x3fff) | (share << 14) | ((ncpus - 1) << 26);
+				e->eax = (e->eax & 0x3fff) | (share << 14) | ((ncpus / threads - 1) << 26);
 			}
 			break;
 		case 7:
@@ -123,14 +127,14 @@ void cpuid_for_vcpu(const struct cpuid_table *base, struct cpuid_table *out, uns
 			break;
 		case 0x8000001d: /* AMD caches: LLC shared by all cores */
 			if (e->eax & 0x1f) {
-				unsigned level = (e->eax >> 5) & 7, share = level >= 3 ? ncpus - 1 : 0;
+				unsigned level = (e->eax >> 5) & 7, share = level >= 3 ? ncpus - 1 : threads - 1;
 
 				e->eax = (e->eax & ~(0xfffu << 14)) | (share << 14);
 			}
 			break;
 		case 0x8000001e: /* AMD topology extension */
 			e->eax = index;
-			e->ebx = index & 0xff; /* core id; one thread per core */
+			e->ebx = ((index / threads) & 0xff) | ((threads - 1) << 8); /* core id, threads per core - 1 */
 			e->ecx = 0;            /* node 0, one node */
 			break;
 		default:

@@ -17,10 +17,11 @@ struct cpuid_table {
 /* Reads KVM_GET_SUPPORTED_CPUID from the /dev/kvm fd. */
 int cpuid_supported(int kvm_fd, struct cpuid_table *t);
 
-/* Rewrites `base` for vCPU `index` of `ncpus` (one socket, one thread per
- * core, APIC ID = index). `pvm` hides what a PVM host cannot virtualize. */
+/* Rewrites `base` for vCPU `index` of `ncpus` (one socket, `threads` (1,
+ * or 2 for SMT with an even ncpus) threads per core, APIC ID = index).
+ * `pvm` hides what a PVM host cannot virtualize. */
 void cpuid_for_vcpu(const struct cpuid_table *base, struct cpuid_table *out, unsigned index,
-		    unsigned ncpus, bool pvm);
+		    unsigned ncpus, unsigned threads, bool pvm);
 
 /* Looks up an entry, NULL if absent. */
 struct kvm_cpuid_entry2 *cpuid_find(struct cpuid_table *t, unsigned fn, unsigned idx);
