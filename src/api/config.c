@@ -11,6 +11,7 @@
 #include "api/cpu_config.h"
 #include "api/json.h"
 #include "block/nbd.h"
+#include "mmds/store.h"
 #include "net/mac.h"
 #include "util/cmdline.h"
 #include "util/err.h"
@@ -27,6 +28,7 @@ void api_config_init(struct api_config *c)
 	memset(c, 0, sizeof(*c));
 	c->vcpus = 1;
 	c->mem_mib = API_DEFAULT_MEM_MIB;
+	c->mmds_size_limit = MMDS_DEFAULT_SIZE_LIMIT;
 }
 
 static void drive_free(struct api_drive *d)
@@ -607,12 +609,15 @@ int api_config_describe(struct api_config *c, const struct vm_config *vm)
 	/* The logger and metrics stay as configured: they are the process's. */
 	struct api_logger logger = c->logger;
 	struct api_metrics metrics = c->metrics;
+	size_t limit = c->mmds_size_limit;
 
 	c->logger = (struct api_logger){ 0 };
 	c->metrics = (struct api_metrics){ 0 };
 	api_config_free(c);
 	c->logger = logger;
 	c->metrics = metrics;
+	c->mmds_size_limit = limit;
+	c->mmds = vm->mmds;
 	c->boot_set = vm->kernel != NULL;
 	c->kernel = dup_or_null(vm->kernel);
 	c->initrd = dup_or_null(vm->initrd);
@@ -672,6 +677,7 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 		return cv_fmt(err, errlen, "mem_size_mib %u is not a whole number of huge pages", c->mem_mib);
 	vm->track_dirty_pages = c->track_dirty_pages;
 	vm->vsock = c->vsock;
+	vm->mmds = c->mmds;
 	if (c->balloon.on && (uint64_t)c->balloon.amount_mib > c->mem_mib)
 		return cv_fmt(err, errlen, "Amount of pages requested is too large.");
 	vm->balloon = c->balloon;
@@ -764,9 +770,9 @@ json_t *api_config_json(const struct api_config *c)
 	metrics = !c->metrics.set ? json_null() : json_pack("{s:s}", "metrics_path", c->metrics.path);
 	vsock = !c->vsock.set ? json_null()
 			      : json_pack("{s:I, s:s}", "guest_cid", (json_int_t)c->vsock.cid, "uds_path", c->vsock.uds);
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:o, s:n}", "balloon",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:n}", "balloon",
 			 c->balloon.on ? api_balloon_json(&c->balloon) : json_null(), "drives", drives, "boot-source", boot,
 			 "cpu-config", !strcmp(c->tmpl.name, "custom") ? api_cpu_config_json(&c->tmpl) : json_null(),
 			 "logger", logger, "machine-config", api_machine_json(c), "metrics", metrics, "mmds-config",
-			 "network-interfaces", nics, "vsock", vsock, "entropy");
+			 api_mmds_json(c), "network-interfaces", nics, "vsock", vsock, "entropy");
 }

@@ -71,6 +71,11 @@ void snap_config_encode(struct snap_writer *w, const struct vm_config *c)
 	snap_put_u32(w, c->vsock.cid);
 	snap_put_str(w, c->vsock.uds);
 	snap_put_fields(w, &c->balloon, balloon_fields, SNAP_NFIELDS(balloon_fields));
+	snap_put_u8(w, c->mmds.set);
+	snap_put_u8(w, (uint8_t)c->mmds.version);
+	snap_put_u8(w, c->mmds.imds_compat);
+	snap_put_u32(w, c->mmds.addr);
+	snap_put_u32(w, c->mmds.nics);
 }
 
 /* A string that may be absent (NULL) in the configuration. */
@@ -146,6 +151,18 @@ int snap_config_decode(struct snap_reader *r, uint32_t version, struct snap_conf
 		snap_get_fields(r, &c->balloon, balloon_fields, SNAP_NFIELDS(balloon_fields));
 		if ((uint64_t)c->balloon.amount_mib << 20 > c->memory || c->balloon.stats_s > CV_MAX_BALLOON_STATS_S)
 			snap_reader_fail(r, "balloon configuration out of range");
+	}
+	if (version >= 4 && snap_reader_ok(r)) {
+		uint8_t v;
+
+		c->mmds.set = snap_get_bool(r);
+		v = snap_get_u8(r);
+		c->mmds.imds_compat = snap_get_bool(r);
+		c->mmds.addr = snap_get_u32(r);
+		c->mmds.nics = snap_get_u32(r);
+		c->mmds.version = v == 1 ? MMDS_V2 : MMDS_V1;
+		if (v > 1 || (c->mmds.nics >> c->nnics))
+			snap_reader_fail(r, "MMDS configuration out of range");
 	}
 	return snap_reader_ok(r) ? 0 : CV_EINPUT;
 }

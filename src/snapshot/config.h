@@ -8,8 +8,9 @@
 #include "snapshot/stream.h"
 #include "vmm/config.h"
 
-/* 3 adds the vsock device and the balloon; 2 (neither) still loads. */
-#define SNAP_CONFIG_VERSION 3
+/* 3 adds the vsock device and the balloon, 4 the MMDS; 2 (none of
+ * them) and 3 still load. */
+#define SNAP_CONFIG_VERSION 4
 #define SNAP_CONFIG_MIN_VERSION 2
 
 /* A decoded configuration and the strings it points to. */

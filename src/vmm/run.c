@@ -193,6 +193,15 @@ static int vm_up(struct runner *r, bool paused)
 			return rc;
 		r->kvm_ok = true;
 	}
+	/* The MMDS answers from the API's data store (PUT /mmds). */
+	if (r->vm_cfg->mmds.set) {
+		char err[256];
+
+		if (!(r->vm_cfg->mmds_store = fc_mmds_store(&r->fc, err, sizeof(err)))) {
+			cv_err("%s", err);
+			return CV_EFAIL;
+		}
+	}
 	if ((rc = vm_create(&r->vm, &r->kvm, r->vm_cfg, r->console_out, r->restoring ? &r->restore : NULL)))
 		return rc;
 	r->vm_built = true;
