@@ -163,7 +163,7 @@ MALFORMED = [
     ("PUT", "/vsock", '{"guest_cid": 2, "uds_path": "/tmp/v.sock"}'),
     ("PUT", "/vsock", '{"guest_cid": 3}'),
     ("PUT", "/snapshot/create", '{"snapshot_path": "/tmp/s", "mem_file_path": "/tmp/m"}'),
-    ("PUT", "/mmds", '{"latest": {}}'),
+    ("PUT", "/mmds/config", '{"network_interfaces": ["nope"]}'),
     ("PUT", "/entropy", "{}"),
     ("PUT", "/actions", '{"action_type": "SendCtrlAltDel"}'),
     ("PUT", "/actions", '{"action_type": "Explode"}'),
