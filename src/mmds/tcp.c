@@ -272,7 +272,9 @@ static void acked(struct conn *c, uint32_t ack, uint64_t now_ms)
 {
 	uint32_t done;
 
-	if (!SEQ_LT(c->snd_una, ack) || !SEQ_LEQ(ack, c->snd_max))
+	/* Unsigned distances: an ACK half the sequence space away is neither
+	 * before nor after anything. */
+	if (!(ack - c->snd_una) || ack - c->snd_una > c->snd_max - c->snd_una)
 		return;
 	c->snd_una = ack;
 	if (SEQ_LT(c->snd_nxt, ack))
@@ -342,10 +344,10 @@ void tcp_input(struct tcp_server *t, uint32_t raddr, const uint8_t *p, size_t le
 	if (c->state == C_SYN_RCVD)
 		return; /* it did not acknowledge our SYN */
 	if (s.len || (s.flags & FIN)) {
-		uint32_t off = c->rcv_nxt - s.seq; /* bytes already had */
+		uint32_t off = c->rcv_nxt - s.seq; /* bytes already had (huge: a gap) */
 
 		c->ack_now = true;
-		if (SEQ_LEQ(s.seq, c->rcv_nxt) && off <= s.len) {
+		if (off <= s.len) {
 			size_t take = s.len - off, room = TCP_RCV_BUF - c->rlen;
 
 			if (take > room)
@@ -420,12 +422,13 @@ static bool timed_out(struct tcp_server *t, struct conn *c, uint64_t now_ms)
 static size_t conn_output(struct tcp_server *t, struct conn *c, uint8_t *buf, size_t cap, uint64_t now_ms)
 {
 	uint16_t wnd = (uint16_t)(TCP_RCV_BUF - c->rlen);
-	uint32_t end = c->out_seq + (uint32_t)c->out_len, inflight, allow;
+	uint32_t end = c->out_seq + (uint32_t)c->out_len, sent, inflight, allow;
 	size_t n = 0, len;
 	uint8_t flags = ACK;
 
 	if (!timed_out(t, c, now_ms))
 		return 0;
+	sent = c->snd_nxt - c->out_seq;
 	if (c->state == C_SYN_RCVD) {
 		if (c->snd_nxt != c->iss)
 			return 0;
@@ -438,8 +441,8 @@ static size_t conn_output(struct tcp_server *t, struct conn *c, uint8_t *buf, si
 	}
 	inflight = c->snd_nxt - c->snd_una;
 	allow = c->peer_wnd > inflight ? c->peer_wnd - inflight : 0;
-	if (SEQ_LT(c->snd_nxt, end)) {
-		n = end - c->snd_nxt;
+	if (sent < c->out_len) {
+		n = c->out_len - sent;
 		if (!allow && c->probe)
 			allow = 1;
 		if (n > allow)
@@ -455,12 +458,12 @@ static size_t conn_output(struct tcp_server *t, struct conn *c, uint8_t *buf, si
 	} else if (c->fin_queued && c->snd_nxt == end && c->snd_max == end + 1 && c->snd_una != c->snd_max) {
 		flags |= FIN; /* resent after a timeout */
 	} else if (!c->ack_now) {
-		if (SEQ_LT(c->snd_nxt, end) && !c->rto_at)
+		if (sent < c->out_len && !c->rto_at)
 			c->rto_at = now_ms + c->rto_ms; /* shut window: probe later */
 		return 0;
 	}
 	len = write_seg(t, buf, cap, c->raddr, c->rport, c->snd_nxt, c->rcv_nxt, flags, wnd,
-			n ? c->out + (c->snd_nxt - c->out_seq) : NULL, n, false);
+			n ? c->out + sent : NULL, n, false);
 	if (!len)
 		return 0;
 	c->ack_now = false;
