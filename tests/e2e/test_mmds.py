@@ -186,7 +186,7 @@ def test_survives_snapshot_and_restore(spawn, tmp_path, kernel, initrd, kvm_avai
     assert r.wait_exit() == 0, r.describe()
 
 
-def test_api_status_codes_and_messages(spawn, tmp_path, kernel, initrd, kvm_available):
+def test_api_status_codes_and_messages(spawn, tmp_path, kernel):
     sock = str(tmp_path / "api.sock")
     g = spawn([require_bin(), "run", "--api-sock", sock])
     wait_sock(g, sock)
