@@ -30,7 +30,7 @@ GUEST_INITRD := $(BUILD)/guest/initramfs.cpio
 GUEST_CMDLINE ?= console=ttyS0 reboot=k panic=-1 quiet
 PYTEST := /usr/bin/python3 -m pytest
 
-.PHONY: FORCE all deps guest-kernel run test unit unit-asan fuzz fuzz-build fuzz-long e2e bench bench-boot bench-io bench-disk bench-net bench-api bench-snapshot bench-migrate bench-density guest clang-check clean
+.PHONY: FORCE all deps guest-kernel run test unit unit-asan fuzz fuzz-build fuzz-long e2e bench bench-boot bench-io bench-disk bench-net bench-api bench-snapshot bench-migrate bench-density bench-mmds guest clang-check clean
 
 all: $(BUILD)/cellvm
 
@@ -139,16 +139,16 @@ clang-check:
 # Benchmarks print numbers (and QEMU's beside them where QEMU can boot the
 # kernel); they assert nothing. `make bench` runs them all, or one each:
 # bench-boot, bench-io, bench-disk, bench-net, bench-api, bench-snapshot,
-# bench-migrate, bench-density.
+# bench-migrate, bench-density, bench-mmds.
 BENCH_ARGS = --cellvm $(BUILD)/cellvm --initrd $(GUEST_INITRD) --kernel "$$(scripts/kernel.sh)"
-BENCHES := boot io disk net api snapshot migrate density
+BENCHES := boot io disk net api snapshot migrate density mmds
 
 bench: $(BENCHES:%=bench-%)
 
 bench-boot: deps $(BUILD)/cellvm $(GUEST_INITRD)
 	/usr/bin/python3 bench/bench.py $(BENCH_ARGS)
 
-bench-io bench-disk bench-net bench-api bench-snapshot bench-migrate bench-density: bench-%: deps $(BUILD)/cellvm $(GUEST_INITRD)
+bench-io bench-disk bench-net bench-api bench-snapshot bench-migrate bench-density bench-mmds: bench-%: deps $(BUILD)/cellvm $(GUEST_INITRD)
 	/usr/bin/python3 bench/$*.py $(BENCH_ARGS)
 
 clean:
