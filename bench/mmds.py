@@ -51,9 +51,9 @@ def guest_script(version, count, conns):
             "until http-req -X PUT -H X-metadata-token-ttl-seconds:600 169.254.169.254 80 /latest/api/token "
             ">/dev/null; do sleep 0.1; done; " + tok +
             f"http-req -n {count} {hdr} 169.254.169.254 80 /latest/meta-data/ami-id; "
-            f"s=$(date +%s%N); i=0; while [ $i -lt {conns} ]; do "
+            f"read s _ </proc/uptime; i=0; while [ $i -lt {conns} ]; do "
             f"wget -q -O /dev/null {whdr} http://169.254.169.254/latest/meta-data/ami-id || break; i=$((i+1)); done; "
-            f"echo MMDS-CONNS n=$i ns=$(( $(date +%s%N) - s ))")
+            f"read e _ </proc/uptime; echo MMDS-CONNS n=$i from=$s to=$e")
 
 
 def run(args, version):
@@ -71,10 +71,11 @@ def run(args, version):
             p.kill()
             sys.exit(f"bench-mmds: {version} guest did not finish")
     lat = re.search(r"HTTP-LATENCY n=(\d+) avg_us=(\d+) min_us=(\d+) max_us=(\d+)", out)
-    conns = re.search(r"MMDS-CONNS n=(\d+) ns=(\d+)", out)
+    conns = re.search(r"MMDS-CONNS n=(\d+) from=([\d.]+) to=([\d.]+)", out)
     if not lat or not conns or int(conns.group(1)) == 0:
         sys.exit(f"bench-mmds: {version}: no figures\n{out[-2000:]}\n{err[-2000:]}")
-    return int(lat.group(2)), int(lat.group(3)), int(lat.group(4)), int(conns.group(2)) / int(conns.group(1)) / 1e6
+    secs = float(conns.group(3)) - float(conns.group(2))  # /proc/uptime: 10 ms steps
+    return int(lat.group(2)), int(lat.group(3)), int(lat.group(4)), secs * 1000 / int(conns.group(1))
 
 
 def main():
