@@ -113,7 +113,8 @@ static bool stack_take(struct net_intercept *ic, const struct iovec *iov, unsign
 {
 	struct mmds_stack *st = (struct mmds_stack *)ic;
 	uint64_t total = iov_total(iov, n);
-	size_t len = (size_t)iov_to_buf(iov, n, 0, st->frame, FRAME_CAP);
+	/* Only the headers are looked at first: most frames are not the MMDS's. */
+	size_t len = (size_t)iov_to_buf(iov, n, 0, st->frame, NET_HDR_LEN + ETH_LEN + ARP_LEN);
 	const uint8_t *eth = st->frame + NET_HDR_LEN, *ip = eth + ETH_LEN;
 
 	if (len < NET_HDR_LEN + ETH_LEN)
@@ -125,6 +126,7 @@ static bool stack_take(struct net_intercept *ic, const struct iovec *iov, unsign
 	} else if (be16(eth + 12) != 0x0800 || len < IP_LEN || ip[0] >> 4 != 4 || be32(ip + 16) != st->addr) {
 		return false;
 	} else if (total <= FRAME_CAP) {
+		len = (size_t)iov_to_buf(iov, n, 0, st->frame, FRAME_CAP) - NET_HDR_LEN - ETH_LEN;
 		take_ipv4(st, ip, len);
 	}
 	memcpy(st->guest_mac, eth + 6, 6);
