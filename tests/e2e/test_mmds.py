@@ -5,15 +5,14 @@ V2 with session tokens, PATCHes seen by the guest, a NIC not named in
 network_interfaces that does not reach it, a tap NIC configured through the
 API, a snapshot and restore, and the API's status codes and messages."""
 import json
-import os
 import re
 import subprocess
 
 import pytest
 
-from conftest import BOOT_TIMEOUT, require_bin
+from conftest import BOOT_TIMEOUT, DEFAULT_CMDLINE, require_bin, vm_args
 from test_api import curl, netns_tap, wait_sock  # noqa: F401 (fixture)
-from test_snapshot import api_boot, restore, snapshot
+from test_snapshot import restore, snapshot
 
 pytestmark = pytest.mark.vm
 
@@ -27,11 +26,10 @@ def nat_guest(spawn, tmp_path, kernel, initrd, mmds, nets=("nat",), name="mmds")
     """A guest on NAT NICs with --mmds, its API socket, its eth0 set up
     and the MMDS routed through it."""
     sock = str(tmp_path / f"{name}.sock")
-    args = [require_bin(), "run", "--kernel", kernel, "--initrd", initrd, "--memory", "256M",
-            "--name", name, "--api-sock", sock, "--mmds", mmds]
+    extra = ["--name", name, "--api-sock", sock, "--mmds", mmds]
     for n in nets:
-        args += ["--net", n]
-    g = spawn(args)
+        extra += ["--net", n]
+    g = spawn(vm_args(kernel, initrd, extra=extra))
     wait_sock(g, sock)
     g.wait_ready(BOOT_TIMEOUT)
     guest_net(g)
@@ -96,8 +94,7 @@ def test_v1_imds_json_and_patch(spawn, tmp_path, kernel, initrd, kvm_available):
 def test_v2_tokens_expiry_and_refusals(spawn, tmp_path, kernel, initrd, kvm_available):
     g, sock = nat_guest(spawn, tmp_path, kernel, initrd, "nics=net0,version=V2,address=169.254.170.2")
     addr = "169.254.170.2"
-    guest_net_route = g.run(f"ip route add {addr} dev eth0")
-    assert guest_net_route[1] == 0
+    assert g.run(f"ip route add {addr} dev eth0")[1] == 0
     assert curl(sock, "PUT", "/mmds", DATA)[0] == 204
     assert http_req(g, "/latest/user-data", addr=addr) == (
         401, "No MMDS token provided. Use `X-metadata-token` or `X-aws-ec2-metadata-token` header to "
@@ -119,7 +116,6 @@ def test_v2_tokens_expiry_and_refusals(spawn, tmp_path, kernel, initrd, kvm_avai
     assert http_req(g, "/latest/user-data", f"X-metadata-token: {short}", addr=addr) == (
         401, "MMDS token not valid.")
     assert wget(g, "/latest/user-data", f"X-metadata-token: {tok}", addr=addr) == ("hello", 0)
-    # The default address is not the MMDS here: its frames go to the NAT.
     g.send("poweroff")
     assert g.wait_exit() == 0, g.describe()
 
@@ -143,7 +139,8 @@ def test_tap_nic_configured_through_the_api(spawn, tmp_path, kernel, initrd, kvm
     sock = str(tmp_path / "api.sock")
     g = spawn(["ip", "netns", "exec", netns_tap, require_bin(), "run", "--api-sock", sock, "--name", "tapmmds"])
     wait_sock(g, sock)
-    assert curl(sock, "PUT", "/boot-source", {"kernel_image_path": kernel, "initrd_path": str(initrd)})[0] == 204
+    assert curl(sock, "PUT", "/boot-source", {"kernel_image_path": kernel, "initrd_path": str(initrd),
+                                              "boot_args": DEFAULT_CMDLINE})[0] == 204
     assert curl(sock, "PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "cvtap0"})[0] == 204
     assert curl(sock, "PUT", "/mmds/config", {"network_interfaces": ["eth0"], "version": "V2"})[0] == 204
     assert curl(sock, "PUT", "/mmds", DATA)[0] == 204
@@ -152,7 +149,7 @@ def test_tap_nic_configured_through_the_api(spawn, tmp_path, kernel, initrd, kvm
     guest_net(g, addr="10.98.0.2/24")
     tok = token(g)
     assert wget(g, "/latest/meta-data/ami-id", f"X-metadata-token: {tok}") == ("ami-12345678", 0)
-    # The tap's side never saw the guest's MMDS traffic; the host still answers pings.
+    # The NIC's other traffic still goes to the tap.
     assert g.run("ping -c 1 -W 5 10.98.0.1")[1] == 0
     status, cfg = curl(sock, "GET", "/vm/config")
     assert status == 200 and cfg["mmds-config"] == {"version": "V2", "network_interfaces": ["eth0"],
