@@ -204,7 +204,7 @@ def vq_ram(queue: int, chains) -> bytes:
 
 def seeds_virtio():
     # Header: device (0 blk, 1 net, 2 console, 3 rng), log2 queue size,
-    # features (u16: device bits, 0x100 EVENT_IDX, 0x200 INDIRECT_DESC), rounds.
+    # features (u16: device bits, 0x100 EVENT_IDX, 0x200 INDIRECT_DESC, 0x400 MMDS), rounds.
     hdr = lambda dev, feat=0: struct.pack("<BBHB", dev, 4, feat, 1)  # noqa: E731 - the input header
     W = 2  # VRING_DESC_F_WRITE
     blk_read = struct.pack("<IIQ", 0, 0, 8)  # VIRTIO_BLK_T_IN, sector 8
@@ -220,6 +220,13 @@ def seeds_virtio():
     ram[0x1100:0x110e] = b"\xff" * 6 + bytes([2, 0, 0, 0, 0, 1]) + b"\x08\x06"
     yield "net-tx", hdr(1) + bytes(ram)
     yield "net-rx", hdr(1) + vq_ram(0, [[(0x1000, 1526, W)], [(0x1800, 12, W), (0x1900, 100, W)]])
+    # With the MMDS (0x400): an ARP request for it sent, a buffer posted for the reply.
+    ram = bytearray(vq_ram(1, [[(0x1000, 12, 0), (0x1100, 42, 0)]]))
+    ram[0:0x200] = vq_ram(0, [[(0x1800, 1526, W)]])[0:0x200]
+    ram[0x1100:0x112a] = (b"\xff" * 6 + bytes([2, 0, 0, 0, 0, 1]) + b"\x08\x06" +
+                          bytes([0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 2, 15]) + bytes(6) +
+                          bytes([169, 254, 169, 254]))
+    yield "net-mmds-arp", hdr(1, 0x400) + bytes(ram)
     ram = bytearray(vq_ram(1, [[(0x1000, 6, 0)]]))
     ram[0x1000:0x1006] = b"hello\n"
     yield "console-tx", hdr(2) + bytes(ram)
