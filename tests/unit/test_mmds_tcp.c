@@ -73,7 +73,8 @@ static void send_seg(struct tcp_server *t, uint16_t sport, uint32_t seq, uint32_
 	b[13] = flags;
 	b[14] = (uint8_t)(wnd >> 8);
 	b[15] = (uint8_t)wnd;
-	memcpy(b + 20, data, n);
+	if (n)
+		memcpy(b + 20, data, n);
 	tcp_input(t, RADDR, b, 20 + n, now);
 }
 
