@@ -22,7 +22,9 @@ static bool parse_nics(const char *s, uint32_t *out)
 		if (i >= CV_MAX_NICS || (*end && *end != '+'))
 			return false;
 		*out |= 1u << i;
-		s = *end ? end + 1 : end;
+		s = end;
+		if (*s == '+' && !*++s)
+			return false; /* "net0+" */
 	}
 	return *out != 0;
 }

@@ -13,8 +13,10 @@
 #include <string.h>
 
 #include "api/firecracker.h"
+#include "util/err.h"
 #include "mmds/http.h"
 #include "mmds/store.h"
+#include "vmm/mmds_opt.h"
 
 static json_t *js(const char *s)
 {
@@ -323,12 +325,38 @@ static void test_api_post_boot(void **state)
 	fc_api_destroy(&a);
 }
 
+static void test_cli_option(void **state)
+{
+	struct mmds_config m = { 0 };
+	char err[256];
+
+	(void)state;
+	assert_int_equal(mmds_parse("nics=net0+net2,version=V2,address=169.254.170.2,imds_compat=on", &m, err,
+				    sizeof(err)),
+			 0);
+	assert_true(m.set && m.version == MMDS_V2 && m.imds_compat && m.addr == 0xa9feaa02 && m.nics == 5);
+	assert_int_equal(mmds_check(&m, 3, err, sizeof(err)), 0);
+	assert_int_equal(mmds_check(&m, 2, err, sizeof(err)), CV_EINPUT);
+	assert_int_equal(mmds_parse("version=V1", &m, err, sizeof(err)), CV_EINPUT); /* one per VM */
+	m = (struct mmds_config){ 0 };
+	assert_int_equal(mmds_parse("", &m, err, sizeof(err)), 0);
+	assert_true(m.nics == 1 && m.version == MMDS_V1 && m.addr == MMDS_DEFAULT_ADDR);
+	static const char *const bad[] = { "nics=eth0", "nics=net9", "nics=net0+", "version=V3", "address=169.254.0.1",
+					   "address=10.0.0.1", "address=nope", "imds_compat=yes", "other=1" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		m = (struct mmds_config){ 0 };
+		assert_int_equal(mmds_parse(bad[i], &m, err, sizeof(err)), CV_EINPUT);
+		assert_non_null(strstr(err, bad[i]));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_put_patch_limit), cmocka_unit_test(test_lookup_and_imds),
 		cmocka_unit_test(test_tokens),		cmocka_unit_test(test_http_v1_v2),
 		cmocka_unit_test(test_api_resources),	cmocka_unit_test(test_api_post_boot),
+		cmocka_unit_test(test_cli_option),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
