@@ -432,7 +432,8 @@ static size_t conn_output(struct tcp_server *t, struct conn *c, uint8_t *buf, si
 	if (c->state == C_SYN_RCVD) {
 		if (c->snd_nxt != c->iss)
 			return 0;
-		len = write_seg(t, buf, cap, c->raddr, c->rport, c->iss, c->rcv_nxt, SYN | ACK, wnd, NULL, 0, true);
+		if (!(len = write_seg(t, buf, cap, c->raddr, c->rport, c->iss, c->rcv_nxt, SYN | ACK, wnd, NULL, 0, true)))
+			return 0;
 		c->snd_nxt = c->iss + 1;
 		c->snd_max = c->snd_nxt;
 		if (!c->rto_at)
