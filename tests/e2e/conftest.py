@@ -6,6 +6,8 @@ Paths come from the environment, with defaults relative to the project root:
   CELLVM_INITRD  build/guest/initramfs.cpio (rebuilt with scripts/mkinitramfs.sh
                  once per session when this default is used)
   CELLVM_BOOT_TIMEOUT  seconds to wait for the guest's /init (default 60)
+  CELLVM_TIMEOUT_SCALE multiplies every wait for a guest (default 1): a
+                 guest run under emulation (scripts/nested.sh) is slow
 """
 
 import fcntl
@@ -25,9 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 READY_MARKER = "CELLVM-INIT-READY"
 # PS1 of the initramfs shell is '\h:\w\$ ' -> "cellvm:/# ".
 PROMPT_RE = re.compile(r"cellvm:\S*# ")
-BOOT_TIMEOUT = float(os.environ.get("CELLVM_BOOT_TIMEOUT", "60"))
-CMD_TIMEOUT = 30.0
-EXIT_TIMEOUT = 30.0
+TIMEOUT_SCALE = float(os.environ.get("CELLVM_TIMEOUT_SCALE", "1"))
+BOOT_TIMEOUT = float(os.environ.get("CELLVM_BOOT_TIMEOUT", "60")) * TIMEOUT_SCALE
+CMD_TIMEOUT = 30.0 * TIMEOUT_SCALE
+EXIT_TIMEOUT = 30.0 * TIMEOUT_SCALE
 
 
 def pytest_configure(config):
