@@ -201,7 +201,7 @@ static struct virtio_dev *make(unsigned kind, const struct guest_mem *m)
 		null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	switch (kind % 4) {
 	case 0:
-		return virtio_blk_new(m, NULL, &disk, "fuzz", NULL, true);
+		return virtio_blk_new(m, NULL, &disk, "fuzz", NULL, true, NULL);
 	case 1:
 		return virtio_net_new(m, NULL, &be_of_net, mac, NULL, NULL);
 	case 2:
