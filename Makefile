@@ -16,14 +16,16 @@ CORE_LIBS := -Wl,-Bstatic -luring -lseccomp -ljansson -lz -Wl,-Bdynamic -lpthrea
 # Modules (src/util/module.h): parts whose libraries are large, built as
 # cellvm-NAME.so beside the executable and loaded by the processes that
 # use them.
-MODULES := nat nbd tls archive
+MODULES := nat nbd tls seal archive
 MODULE_SRC_nat := src/net/nat.c
 MODULE_SRC_nbd := src/block/nbd.c
 MODULE_SRC_tls := src/migrate/tls.c
+MODULE_SRC_seal := src/util/seal.c
 MODULE_SRC_archive := src/manager/archive.c
 MODULE_LIBS_nat := $(shell pkg-config --libs slirp 2>/dev/null)
 MODULE_LIBS_nbd := $(shell pkg-config --libs libnbd 2>/dev/null)
 MODULE_LIBS_tls := $(shell pkg-config --libs gnutls 2>/dev/null)
+MODULE_LIBS_seal := $(MODULE_LIBS_tls)
 MODULE_LIBS_archive := -larchive
 MODULE_SRCS := $(foreach m,$(MODULES),$(MODULE_SRC_$(m)))
 MODULE_SOS := $(MODULES:%=$(BUILD)/cellvm-%.so)
@@ -51,7 +53,7 @@ GUEST_INITRD := $(BUILD)/guest/initramfs.cpio
 GUEST_CMDLINE ?= console=ttyS0 reboot=k panic=-1 quiet
 PYTEST := /usr/bin/python3 -m pytest
 
-.PHONY: FORCE all deps guest-kernel run test unit unit-asan fuzz fuzz-build fuzz-long e2e bench bench-boot bench-io bench-disk bench-net bench-api bench-snapshot bench-migrate bench-density guest clang-check clean
+.PHONY: FORCE all deps guest-kernel run test unit unit-asan fuzz fuzz-build fuzz-long e2e bench bench-boot bench-io bench-disk bench-net bench-api bench-snapshot bench-migrate bench-density bench-mmds guest clang-check clean
 
 all: $(BUILD)/cellvm $(MODULE_SOS)
 
@@ -177,16 +179,16 @@ clang-check:
 # Benchmarks print numbers (and QEMU's beside them where QEMU can boot the
 # kernel); they assert nothing. `make bench` runs them all, or one each:
 # bench-boot, bench-io, bench-disk, bench-net, bench-api, bench-snapshot,
-# bench-migrate, bench-density.
+# bench-migrate, bench-density, bench-mmds.
 BENCH_ARGS = --cellvm $(BUILD)/cellvm --initrd $(GUEST_INITRD) --kernel "$$(scripts/kernel.sh)"
-BENCHES := boot io disk net api snapshot migrate density
+BENCHES := boot io disk net api snapshot migrate density mmds
 
 bench: $(BENCHES:%=bench-%)
 
 bench-boot: deps $(BUILD)/cellvm $(GUEST_INITRD)
 	/usr/bin/python3 bench/bench.py $(BENCH_ARGS)
 
-bench-io bench-disk bench-net bench-api bench-snapshot bench-migrate bench-density: bench-%: deps $(BUILD)/cellvm $(GUEST_INITRD)
+bench-io bench-disk bench-net bench-api bench-snapshot bench-migrate bench-density bench-mmds: bench-%: deps $(BUILD)/cellvm $(GUEST_INITRD)
 	/usr/bin/python3 bench/$*.py $(BENCH_ARGS)
 
 clean:

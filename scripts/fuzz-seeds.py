@@ -225,7 +225,7 @@ def vq_ram(queue: int, chains) -> bytes:
 
 def seeds_virtio():
     # Header: device (0 blk, 1 net, 2 console, 3 rng), log2 queue size,
-    # features (u16: device bits, 0x100 EVENT_IDX, 0x200 INDIRECT_DESC), rounds.
+    # features (u16: device bits, 0x100 EVENT_IDX, 0x200 INDIRECT_DESC, 0x400 MMDS), rounds.
     hdr = lambda dev, feat=0: struct.pack("<BBHB", dev, 4, feat, 1)  # noqa: E731 - the input header
     W = 2  # VRING_DESC_F_WRITE
     blk_read = struct.pack("<IIQ", 0, 0, 8)  # VIRTIO_BLK_T_IN, sector 8
@@ -241,6 +241,13 @@ def seeds_virtio():
     ram[0x1100:0x110e] = b"\xff" * 6 + bytes([2, 0, 0, 0, 0, 1]) + b"\x08\x06"
     yield "net-tx", hdr(1) + bytes(ram)
     yield "net-rx", hdr(1) + vq_ram(0, [[(0x1000, 1526, W)], [(0x1800, 12, W), (0x1900, 100, W)]])
+    # With the MMDS (0x400): an ARP request for it sent, a buffer posted for the reply.
+    ram = bytearray(vq_ram(1, [[(0x1000, 12, 0), (0x1100, 42, 0)]]))
+    ram[0:0x200] = vq_ram(0, [[(0x1800, 1526, W)]])[0:0x200]
+    ram[0x1100:0x112a] = (b"\xff" * 6 + bytes([2, 0, 0, 0, 0, 1]) + b"\x08\x06" +
+                          bytes([0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 2, 15]) + bytes(6) +
+                          bytes([169, 254, 169, 254]))
+    yield "net-mmds-arp", hdr(1, 0x400) + bytes(ram)
     ram = bytearray(vq_ram(1, [[(0x1000, 6, 0)]]))
     ram[0x1000:0x1006] = b"hello\n"
     yield "console-tx", hdr(2) + bytes(ram)
@@ -296,6 +303,27 @@ def seeds_import():
                                          ("vm1/snapshots/s1/meta.json", meta), ("vm1/snapshots/s1/state", b"CELLVMST")])
 
 
+def seeds_mmds():
+    """Inputs for fuzz_mmds: an ARP request, then a handshake and an HTTP
+    request as TCP segments (kind 1, ACKs relative to the SYN-ACK) with
+    drains (kind 2) between them."""
+    def step(kind, b=b""):
+        return bytes([kind]) + struct.pack(">H", len(b)) + b
+
+    def tcp(seq, ack, flags, payload=b""):
+        return struct.pack(">HHIIBBHHH", 40000, 80, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
+
+    arp = (bytes(12) + b"\xff" * 6 + bytes([0x52, 0x54, 0, 1, 2, 3]) + b"\x08\x06" +
+           bytes([0, 1, 8, 0, 6, 4, 0, 1, 0x52, 0x54, 0, 1, 2, 3, 10, 0, 2, 15]) + bytes(6) +
+           bytes([169, 254, 169, 254]))
+    get = b"GET /latest/meta-data HTTP/1.1\r\nAccept: application/json\r\n\r\n"
+    put = b"PUT /latest/api/token HTTP/1.1\r\nX-metadata-token-ttl-seconds: 60\r\n\r\n"
+    for name, version, req in (("v1-get", 0, get), ("v2-token", 1, put)):
+        yield name, (bytes([version]) + step(0, arp) + step(2) + step(1, tcp(1000, 0, 0x02)) + step(2) +
+                     step(1, tcp(1001, 0, 0x10, req)) + step(2) + step(1, tcp(1001 + len(req), 0, 0x11)) +
+                     step(2))
+
+
 def seeds_balloon():
     """Guest RAM with an inflate request of four PFNs (queue 0 at 0: one
     descriptor, one avail entry), then a balloon snapshot section."""
@@ -311,7 +339,8 @@ def seeds_balloon():
 SEEDS = {"fuzz_snapshot": seeds_snapshot, "fuzz_migrate": seeds_migrate, "fuzz_http": seeds_http, "fuzz_api": seeds_api,
          "fuzz_options": seeds_options, "fuzz_loaders": seeds_loaders, "fuzz_dhcp": seeds_dhcp, "fuzz_qcow2": seeds_qcow2,
          "fuzz_virtio": seeds_virtio, "fuzz_transport": seeds_transport,
-         "fuzz_import": seeds_import, "fuzz_vsock": seeds_vsock, "fuzz_balloon": seeds_balloon}
+         "fuzz_import": seeds_import, "fuzz_vsock": seeds_vsock, "fuzz_balloon": seeds_balloon,
+         "fuzz_mmds": seeds_mmds}
 
 
 def main():

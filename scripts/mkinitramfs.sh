@@ -8,7 +8,8 @@
 # atomically (temporary file + mv) and is byte-identical from run to run.
 #
 # bin/vsock-test (guest/tests/vsock.c, built here with gcc -static) talks
-# AF_VSOCK for the vsock tests.
+# AF_VSOCK for the vsock tests; bin/http-req (guest/tests/http.c) sends raw
+# HTTP requests (any method, headers) for the MMDS tests.
 #
 # /init mounts proc, sysfs, devtmpfs and devpts, sets the hostname "cellvm" and
 # prints CELLVM-INIT-READY. With arguments (everything after "--" on the kernel
@@ -221,6 +222,7 @@ write_init init
 # Test helpers busybox lacks, built static (the guest has no libc).
 command -v gcc >/dev/null || die "gcc not found (apt-get install gcc)"
 gcc -O2 -static -o bin/vsock-test "$root_dir/guest/tests/vsock.c" || die "cannot build guest/tests/vsock.c"
+gcc -O2 -static -o bin/http-req "$root_dir/guest/tests/http.c" || die "cannot build guest/tests/http.c"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >etc/passwd
 printf 'root:x:0:\n' >etc/group
 echo cellvm >etc/hostname

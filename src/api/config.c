@@ -11,6 +11,7 @@
 #include "api/cpu_config.h"
 #include "api/json.h"
 #include "block/nbd.h"
+#include "mmds/store.h"
 #include "net/mac.h"
 #include "util/cmdline.h"
 #include "util/err.h"
@@ -27,6 +28,7 @@ void api_config_init(struct api_config *c)
 	memset(c, 0, sizeof(*c));
 	c->vcpus = 1;
 	c->mem_mib = API_DEFAULT_MEM_MIB;
+	c->mmds_size_limit = MMDS_DEFAULT_SIZE_LIMIT;
 }
 
 static void drive_free(struct api_drive *d)
@@ -672,12 +674,15 @@ int api_config_describe(struct api_config *c, const struct vm_config *vm)
 	/* The logger and metrics stay as configured: they are the process's. */
 	struct api_logger logger = c->logger;
 	struct api_metrics metrics = c->metrics;
+	size_t limit = c->mmds_size_limit;
 
 	c->logger = (struct api_logger){ 0 };
 	c->metrics = (struct api_metrics){ 0 };
 	api_config_free(c);
 	c->logger = logger;
 	c->metrics = metrics;
+	c->mmds_size_limit = limit;
+	c->mmds = vm->mmds;
 	c->boot_set = vm->kernel != NULL;
 	c->kernel = dup_or_null(vm->kernel);
 	c->initrd = dup_or_null(vm->initrd);
@@ -747,6 +752,7 @@ int api_config_to_vm(struct api_config *c, struct vm_config *vm, char *err, size
 	vm->vsock = c->vsock;
 	vm->entropy.set = c->entropy_set;
 	limiter_to_config(&c->entropy, &vm->entropy.limit);
+	vm->mmds = c->mmds;
 	if (c->balloon.on && (uint64_t)c->balloon.amount_mib > c->mem_mib)
 		return cv_fmt(err, errlen, "Amount of pages requested is too large.");
 	vm->balloon = c->balloon;
@@ -842,9 +848,9 @@ json_t *api_config_json(const struct api_config *c)
 			      : json_pack("{s:I, s:s}", "guest_cid", (json_int_t)c->vsock.cid, "uds_path", c->vsock.uds);
 	entropy = !c->entropy_set ? json_null()
 				  : json_pack("{s:o}", "rate_limiter", limiter_json(c->entropy_has_limit, &c->entropy));
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:o, s:o}", "balloon",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "balloon",
 			 c->balloon.on ? api_balloon_json(&c->balloon) : json_null(), "drives", drives, "boot-source", boot,
 			 "cpu-config", !strcmp(c->tmpl.name, "custom") ? api_cpu_config_json(&c->tmpl) : json_null(),
 			 "logger", logger, "machine-config", api_machine_json(c), "metrics", metrics, "mmds-config",
-			 "network-interfaces", nics, "vsock", vsock, "entropy", entropy);
+			 api_mmds_json(c), "network-interfaces", nics, "vsock", vsock, "entropy", entropy);
 }

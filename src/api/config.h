@@ -80,6 +80,10 @@ struct api_config {
 	struct vsock_config vsock;
 	bool entropy_set, entropy_has_limit; /* PUT /entropy */
 	struct api_limiter entropy;
+	struct mmds_config mmds; /* PUT /mmds/config */
+	/* The largest MMDS data store, in bytes of compact JSON (Firecracker's
+	 * --mmds-size-limit; MMDS_DEFAULT_SIZE_LIMIT unless changed). */
+	size_t mmds_size_limit;
 	char cmdline[4096]; /* boot_args plus root=, built by api_config_to_vm */
 };
 
@@ -133,6 +137,11 @@ void api_metrics_set(struct api_config *c, struct api_metrics *m);
 /* PUT /balloon (src/api/balloon.c) and its description. */
 int api_put_balloon(struct api_config *c, json_t *body, char *err, size_t errlen);
 json_t *api_balloon_json(const struct balloon_config *b);
+
+/* PUT /mmds/config (src/api/mmds.c), against the NICs configured so
+ * far, and its description. */
+int api_put_mmds_config(struct api_config *c, json_t *body, char *err, size_t errlen);
+json_t *api_mmds_json(const struct api_config *c);
 
 /* "The ID cannot be empty." / only [A-Za-z0-9_]: Firecracker's rule. */
 int api_check_id(const char *id, char *err, size_t errlen);

@@ -22,7 +22,7 @@
 
 /* Firecracker resources this build does not have: asked for, they are
  * refused with a reason, never accepted and ignored. */
-static const char *const unsupported[] = { "hotplug", "mmds", "pmem", "serial" };
+static const char *const unsupported[] = { "hotplug", "pmem", "serial" };
 
 enum when { ANY_TIME, PRE_BOOT, POST_BOOT };
 
@@ -48,6 +48,9 @@ void fc_api_init(struct fc_api *a, const struct fc_ops *ops, void *ctx, const ch
 void fc_api_destroy(struct fc_api *a)
 {
 	api_config_free(&a->cfg);
+	if (a->mmds_on)
+		mmds_store_destroy(&a->mmds);
+	a->mmds_on = false;
 	if (a->metrics_fd >= 0)
 		close(a->metrics_fd);
 	if (a->log_fd >= 0)
@@ -409,6 +412,9 @@ static int modify(struct fc_api *a, bool patch, const char **tok, int n, json_t 
 
 	if (!strcmp(res, "balloon") && n <= 2)
 		return fc_balloon_modify(a, patch, id, body, err, errlen);
+	/* Firecracker ignores what follows /mmds in a PATCH. */
+	if (!strcmp(res, "mmds"))
+		return fc_mmds_modify(a, patch, patch ? "" : id, body, err, errlen);
 	if (!patch && n == 2 && !strcmp(res, "snapshot"))
 		return fc_snapshot_put(a, tok[1], body, err, errlen);
 	if (n > (with_id ? 2 : 1))
@@ -466,6 +472,8 @@ static void get(struct fc_api *a, const char **tok, int n, struct fc_reply *r, c
 		reply_json(r, 200, api_config_json(&a->cfg));
 	else if (n == 1 && !strcmp(tok[0], "migrate") && a->ops->migrate_status)
 		reply_json(r, 200, a->ops->migrate_status(a->ctx));
+	else if (!strcmp(tok[0], "mmds"))
+		reply_json_or_fault(r, fc_mmds_get(a, err, errlen), err);
 	else if (n <= 2 && !strcmp(tok[0], "balloon"))
 		reply_json_or_fault(r, fc_balloon_get(a, n == 2 ? tok[1] : "", err, errlen), err);
 	else if (is_unsupported(tok[0]))
@@ -521,6 +529,8 @@ void fc_api_handle(struct fc_api *a, const char *method, const char *path, const
 				reply_fault(r, err);
 			else
 				r->status = 204;
+			if (rc == FC_ETOOLARGE)
+				r->status = 413;
 		}
 	} else if (!strcmp(method, "DELETE") && n == 2 &&
 		   (!strcmp(tok[0], "drives") || !strcmp(tok[0], "network-interfaces") || !strcmp(tok[0], "pmem"))) {
@@ -536,18 +546,18 @@ void fc_api_handle(struct fc_api *a, const char *method, const char *path, const
 
 int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err, size_t errlen)
 {
-	json_t *doc, *boot, *drives, *machine, *nics, *logger, *metrics, *balloon, *vsock, *cpu, *entropy, *other[4];
+	json_t *doc, *boot, *drives, *machine, *nics, *logger, *metrics, *balloon, *vsock, *cpu, *entropy, *mmds, *other[3];
 	struct jfield f[] = {
 		{ "boot-source", JF_OBJECT, true, &boot },	  { "drives", JF_ARRAY, false, &drives },
 		{ "machine-config", JF_OBJECT, false, &machine }, { "network-interfaces", JF_ARRAY, false, &nics },
 		{ "logger", JF_OBJECT, false, &logger },	  { "metrics", JF_OBJECT, false, &metrics },
 		{ "balloon", JF_OBJECT, false, &balloon },	  { "cpu-config", JF_OBJECT, false, &cpu },
 		{ "vsock", JF_OBJECT, false, &vsock },		  { "entropy", JF_OBJECT, false, &entropy },
+		{ "mmds-config", JF_OBJECT, false, &mmds },
 		/* refused: the loop below */
-		{ "mmds-config", JF_OBJECT, false, &other[0] },   { "pmem", JF_ARRAY, false, &other[1] },
-		{ "memory-hotplug", JF_OBJECT, false, &other[2] },
+		{ "pmem", JF_ARRAY, false, &other[0] },		  { "memory-hotplug", JF_OBJECT, false, &other[1] },
 		/* cellvm's own notes in a bundle's vm.json (see src/manager/bundle.c) */
-		{ "cellvm", JF_OBJECT, false, &other[3] },
+		{ "cellvm", JF_OBJECT, false, &other[2] },
 	};
 	size_t i;
 	json_t *v;
@@ -558,9 +568,9 @@ int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err,
 	rc = json_fields(doc, "the configuration file", f, sizeof(f) / sizeof(f[0]), err, errlen);
 	if (!rc && cpu)
 		rc = api_cpu_config_parse(cpu, &a->cfg.tmpl, err, errlen);
-	for (i = 0; !rc && i < 3; i++)
-		if (*f[10 + i].out && !(json_is_array(*f[10 + i].out) && !json_array_size(*f[10 + i].out)))
-			rc = cv_fmt(err, errlen, "'%s' is not supported by this build of cellvm", f[10 + i].name);
+	for (i = 0; !rc && i < 2; i++)
+		if (*f[11 + i].out && !(json_is_array(*f[11 + i].out) && !json_array_size(*f[11 + i].out)))
+			rc = cv_fmt(err, errlen, "'%s' is not supported by this build of cellvm", f[11 + i].name);
 	if (!rc && logger)
 		rc = put_logger(a, logger, err, errlen);
 	if (!rc && metrics)
@@ -585,6 +595,9 @@ int fc_api_load_config(struct fc_api *a, const char *buf, size_t len, char *err,
 		if (!rc)
 			rc = api_put_nic(&a->cfg, NULL, v, err, errlen);
 	}
+	/* After the NICs it names. */
+	if (!rc && mmds && !(rc = api_put_mmds_config(&a->cfg, mmds, err, errlen)) && !fc_mmds_store(a, err, errlen))
+		rc = CV_EFAIL;
 	json_decref(doc);
 	return rc;
 }

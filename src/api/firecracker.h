@@ -13,6 +13,7 @@
 
 #include "api/config.h"
 #include "migrate/migrate.h"
+#include "mmds/store.h"
 #include "vmm/config.h"
 
 /* The Firecracker release whose API and flags cellvm follows: what
@@ -22,6 +23,8 @@
 
 #define FC_NOT_BEFORE "The requested operation is not supported before starting the microVM."
 #define FC_NOT_AFTER "The requested operation is not supported after starting the microVM."
+/* A request handler's code for Firecracker's 413 (the MMDS size limit). */
+#define FC_ETOOLARGE (-413)
 
 struct balloon_info;
 
@@ -90,9 +93,8 @@ struct fc_api {
 	int log_fd, metrics_fd;
 	struct fc_counts get, put, patch;
 	uint64_t started_ms; /* when the API object was made (monotonic) */
-	/* Firecracker's --mmds-size-limit: the most the MMDS store may hold
-	 * (0: its default, the API's body limit). */
-	uint64_t mmds_size_limit;
+	struct mmds_store mmds; /* made on first use (mmds_on) */
+	bool mmds_on;
 };
 
 struct fc_reply {
@@ -120,6 +122,15 @@ int fc_snapshot_put(struct fc_api *a, const char *op, json_t *body, char *err, s
  * path's second part ("" for none). The GET answers NULL with err set. */
 int fc_balloon_modify(struct fc_api *a, bool patch, const char *sub, json_t *body, char *err, size_t errlen);
 json_t *fc_balloon_get(struct fc_api *a, const char *sub, char *err, size_t errlen);
+
+/* /mmds and /mmds/config (src/api/mmds.c); sub is the path's second
+ * part. A store over its limit is FC_ETOOLARGE. The GET answers NULL
+ * with err set. */
+int fc_mmds_modify(struct fc_api *a, bool patch, const char *sub, json_t *body, char *err, size_t errlen);
+json_t *fc_mmds_get(struct fc_api *a, char *err, size_t errlen);
+/* The data store, made if there is none yet (NULL with err set when it
+ * cannot be). */
+struct mmds_store *fc_mmds_store(struct fc_api *a, char *err, size_t errlen);
 
 /* Writes one metrics line now (also done every 60 s once metrics are set). */
 int fc_api_flush_metrics(struct fc_api *a, char *err, size_t errlen);

@@ -237,6 +237,34 @@ int http_parse_request_max(const char *buf, size_t len, size_t max_body, struct 
 	return HTTP_COMPLETE;
 }
 
+bool http_header(const char *buf, const struct http_request *req, const char *name, struct http_field *out)
+{
+	const char *p = memchr(buf, '\n', req->header_len), *end = buf + req->header_len - 2;
+	size_t nl = strlen(name);
+
+	/* The parser checked the lines: each is NAME ':' OWS VALUE OWS CRLF. */
+	for (p = p ? p + 1 : end; p < end;) {
+		const char *eol = memchr(p, '\r', (size_t)(end - p)), *colon, *v;
+
+		if (!eol)
+			eol = end;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon && (size_t)(colon - p) == nl && !strncasecmp(p, name, nl)) {
+			for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+				;
+			out->name = p;
+			out->name_len = nl;
+			out->value = v;
+			out->value_len = (size_t)(eol - v);
+			while (out->value_len && (v[out->value_len - 1] == ' ' || v[out->value_len - 1] == '\t'))
+				out->value_len--;
+			return true;
+		}
+		p = eol + 2;
+	}
+	return false;
+}
+
 int http_parse_response(const char *buf, size_t len, struct http_response *resp)
 {
 	const char *err = NULL, *eol;
@@ -280,6 +308,8 @@ const char *http_reason(int status)
 		return "No Content";
 	case 400:
 		return "Bad Request";
+	case 401:
+		return "Unauthorized";
 	case 404:
 		return "Not Found";
 	case 405:
@@ -288,6 +318,8 @@ const char *http_reason(int status)
 		return "Payload Too Large";
 	case 500:
 		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
 	default:
 		return "Unknown";
 	}

@@ -37,6 +37,15 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req);
 /* The same with another limit on the body than HTTP_MAX_BODY. */
 int http_parse_request_max(const char *buf, size_t len, size_t max_body, struct http_request *req);
 
+/* A header field of a request http_parse_request completed from buf:
+ * true and its name (as sent) and trimmed value when present; the first
+ * of that name (case-insensitive) wins. */
+struct http_field {
+	const char *name, *value;
+	size_t name_len, value_len;
+};
+bool http_header(const char *buf, const struct http_request *req, const char *name, struct http_field *out);
+
 struct http_response {
 	int status;
 	const char *body;

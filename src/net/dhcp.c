@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "util/bytes.h"
+
 #define ETH_LEN 14
 #define IP_LEN 20
 #define UDP_LEN 8
@@ -13,28 +15,6 @@
 
 enum { DISCOVER = 1, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE, INFORM };
 enum { OPT_PAD = 0, OPT_MASK = 1, OPT_REQ_ADDR = 50, OPT_LEASE = 51, OPT_TYPE = 53, OPT_SERVER = 54, OPT_END = 255 };
-
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
 
 uint16_t dhcp_ip_checksum(const void *data, size_t len, uint32_t sum)
 {

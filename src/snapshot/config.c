@@ -90,6 +90,12 @@ void snap_config_encode(struct snap_writer *w, const struct vm_config *c)
 	snap_put_fields(w, &c->entropy.limit, limit_fields, SNAP_NFIELDS(limit_fields));
 	snap_put_fields(w, &c->entropy.limit, once_fields, SNAP_NFIELDS(once_fields));
 	snap_put_u8(w, c->smt);
+	/* Version 5. */
+	snap_put_u8(w, c->mmds.set);
+	snap_put_u8(w, (uint8_t)c->mmds.version);
+	snap_put_u8(w, c->mmds.imds_compat);
+	snap_put_u32(w, c->mmds.addr);
+	snap_put_u32(w, c->mmds.nics);
 }
 
 static void get_v4(struct snap_reader *r, struct vm_config *c)
@@ -112,6 +118,20 @@ static void get_v4(struct snap_reader *r, struct vm_config *c)
 	c->smt = snap_get_bool(r);
 	if (c->smt && c->cpus % 2)
 		snap_reader_fail(r, "SMT with an odd number of vCPUs");
+}
+
+static void get_v5(struct snap_reader *r, struct vm_config *c)
+{
+	uint8_t v;
+
+	c->mmds.set = snap_get_bool(r);
+	v = snap_get_u8(r);
+	c->mmds.imds_compat = snap_get_bool(r);
+	c->mmds.addr = snap_get_u32(r);
+	c->mmds.nics = snap_get_u32(r);
+	c->mmds.version = v == 1 ? MMDS_V2 : MMDS_V1;
+	if (v > 1 || (c->mmds.nics >> c->nnics))
+		snap_reader_fail(r, "MMDS configuration out of range");
 }
 
 /* A string that may be absent (NULL) in the configuration. */
@@ -190,6 +210,8 @@ int snap_config_decode(struct snap_reader *r, uint32_t version, struct snap_conf
 	}
 	if (version >= 4 && snap_reader_ok(r))
 		get_v4(r, c);
+	if (version >= 5 && snap_reader_ok(r))
+		get_v5(r, c);
 	return snap_reader_ok(r) ? 0 : CV_EINPUT;
 }
 

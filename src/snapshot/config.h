@@ -9,9 +9,9 @@
 #include "vmm/config.h"
 
 /* 3 adds the vsock device and the balloon; 4 disks' cache types, the
- * limits' one-time bursts, the entropy device's limit and SMT; 2 and 3
- * still load. */
-#define SNAP_CONFIG_VERSION 4
+ * limits' one-time bursts, the entropy device's limit and SMT; 5 the
+ * MMDS; 2 to 4 still load. */
+#define SNAP_CONFIG_VERSION 5
 #define SNAP_CONFIG_MIN_VERSION 2
 
 /* A decoded configuration and the strings it points to. */

@@ -23,6 +23,7 @@ struct virtio_net {
 	struct virtio_dev dev;
 	struct virtio_net_config config;
 	struct net_backend *be;
+	struct net_intercept *ic; /* the MMDS on this NIC, or NULL */
 	bool tx_blocked;     /* back-end full: resume when it is ready */
 	struct ratelimit rx_limit, tx_limit;
 	uint8_t *frame;      /* one received frame waiting for guest buffers */
@@ -100,7 +101,9 @@ static void receive(struct virtio_net *n)
 		if (!n->frame_len) {
 			if (!ratelimit_admit(&n->rx_limit))
 				break; /* its timer calls receive() again */
-			n->frame_len = n->be->ops->recv(n->be, n->frame, FRAME_MAX);
+			n->frame_len = n->ic ? (ssize_t)n->ic->ops->give(n->ic, n->frame, FRAME_MAX) : 0;
+			if (!n->frame_len)
+				n->frame_len = n->be->ops->recv(n->be, n->frame, FRAME_MAX);
 			if (n->frame_len <= 0) {
 				n->frame_len = 0;
 				break; /* drained */
@@ -130,7 +133,7 @@ out:
 static void transmit(struct virtio_net *n)
 {
 	struct virtq_req r;
-	bool pushed = false;
+	bool pushed = false, taken = false;
 
 	if (!virtio_ready(&n->dev) || !n->dev.vq[TXQ].ready)
 		return;
@@ -138,6 +141,11 @@ static void transmit(struct virtio_net *n)
 	 * timer calls transmit() again. */
 	while (ratelimit_admit(&n->tx_limit) && virtio_pop(&n->dev, TXQ, &r, n->out, n->in, NET_MAX_SEGS)) {
 		/* The chain is header + frame, exactly what a back-end takes. */
+		if (r.out_len > NET_HDR_LEN && n->ic && n->ic->ops->take(n->ic, r.out, r.nout)) {
+			virtq_push(&n->dev.vq[TXQ], r.head, 0);
+			pushed = taken = true;
+			continue;
+		}
 		if (r.out_len > NET_HDR_LEN && n->be->ops->send(n->be, r.out, r.nout) == -EAGAIN) {
 			virtq_unpop(&n->dev.vq[TXQ]);
 			n->tx_blocked = true;
@@ -150,6 +158,8 @@ static void transmit(struct virtio_net *n)
 	}
 	if (pushed)
 		virtio_signal_used(&n->dev, TXQ);
+	if (taken)
+		receive(n); /* the service's answers */
 	update_watch(n);
 }
 
@@ -175,6 +185,12 @@ static void on_rx_resume(void *opaque)
 	receive(n);
 	update_watch(n); /* also when the device is not ready to receive */
 	pthread_mutex_unlock(&n->dev.lock);
+}
+
+/* The intercepting service has frames for the guest (its timers). */
+static void on_intercept_wake(void *opaque)
+{
+	on_rx_resume(opaque);
 }
 
 static void on_tx_resume(void *opaque)
@@ -258,6 +274,8 @@ static void net_destroy(struct virtio_dev *d)
 	struct virtio_net *n = d->priv;
 
 	n->be->ops->close(n->be);
+	if (n->ic)
+		n->ic->ops->destroy(n->ic);
 	ratelimit_destroy(&n->rx_limit);
 	ratelimit_destroy(&n->tx_limit);
 	free(n->frame);
@@ -285,6 +303,17 @@ void virtio_net_announce(struct virtio_dev *d)
 	if (n->be->ops->send(n->be, &iov, 1) < 0)
 		cv_warn("virtio-net: the announcement of %02x:%02x:%02x:%02x:%02x:%02x did not go out", n->config.mac[0],
 			n->config.mac[1], n->config.mac[2], n->config.mac[3], n->config.mac[4], n->config.mac[5]);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_net_set_intercept(struct virtio_dev *d, struct net_intercept *ic)
+{
+	struct virtio_net *n = d->priv;
+
+	ic->wake = on_intercept_wake;
+	ic->nic = n;
+	pthread_mutex_lock(&d->lock);
+	n->ic = ic;
 	pthread_mutex_unlock(&d->lock);
 }
 

@@ -9,6 +9,7 @@
 #include "virtio/device.h"
 
 #include "net/backend.h"
+#include "net/intercept.h"
 #include "util/ratelimit.h"
 
 /* Takes ownership of the back-end. rx and tx (NULL: unlimited) limit what
@@ -16,6 +17,9 @@
 struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct event_loop *loop, struct net_backend *be,
 				  const uint8_t mac[6], const struct ratelimit_config *rx,
 				  const struct ratelimit_config *tx);
+
+/* Puts a service on the NIC (see net/intercept.h); the NIC owns it. */
+void virtio_net_set_intercept(struct virtio_dev *d, struct net_intercept *ic);
 
 /* Tells the network the guest's MAC is here now (a restored or migrated
  * VM on a new port): one broadcast RARP from it, as QEMU sends. */

@@ -11,6 +11,8 @@
 
 #include "util/ratelimit.h"
 
+struct mmds_store;
+
 #define CV_MIN_MEMORY (16ULL << 20)
 #define CV_MAX_MEMORY (1ULL << 40)
 #define CV_MAX_CPUS 64
@@ -64,6 +66,19 @@ struct vsock_config {
 	bool set;
 	uint32_t cid; /* 3 and up: 0-2 are reserved */
 	char uds[CV_VSOCK_PATH_MAX];
+};
+
+/* The metadata service (MMDS, Firecracker's): which NICs answer for it,
+ * at which address, and how (src/mmds/). The data it serves lives in the
+ * process, not here (vm_config.mmds_store). */
+#define MMDS_DEFAULT_ADDR 0xa9fea9feu /* 169.254.169.254 */
+enum mmds_version { MMDS_V1, MMDS_V2 };
+struct mmds_config {
+	bool set;
+	enum mmds_version version;
+	bool imds_compat; /* IMDS text whatever the Accept header says */
+	uint32_t addr;    /* IPv4, host order */
+	uint32_t nics;    /* bit i: NIC i (configuration order) carries it */
 };
 
 enum disk_format { DISK_FORMAT_AUTO, DISK_FORMAT_RAW, DISK_FORMAT_QCOW2 };
@@ -127,6 +142,7 @@ struct vm_config {
 	bool track_dirty_pages; /* for diff snapshots */
 	struct vsock_config vsock;
 	struct entropy_config entropy;
+	struct mmds_config mmds;
 	/* A restore's new host devices for NICs (Firecracker's
 	 * network_overrides: clones of one snapshot each need their own tap). */
 	struct net_override {
@@ -147,6 +163,8 @@ struct vm_config {
 	enum seccomp_mode seccomp; /* the VMM's syscall filters */
 	/* Started as Firecracker: what its flags ask of the API (vmm/fc_flags.h). */
 	const struct fc_flags *fc;
+	/* The MMDS data store NICs answer from (the process's; see mmds). */
+	struct mmds_store *mmds_store;
 	/* Directories backing files may also lie in (block/image.h's policy). */
 	const char *allow_backing[8];
 	unsigned nallow_backing;

@@ -7,6 +7,7 @@
 #include "block/block.h"
 #include "util/err.h"
 #include "net/mac.h"
+#include "mmds/stack.h"
 #include "net/open.h"
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
@@ -114,6 +115,21 @@ static int attach_vsock(struct vm *vm, char *cmdline, size_t cap)
 	return dev ? attach(vm, dev, cmdline, cap) : CV_EINPUT;
 }
 
+/* The MMDS on NIC i (the last device attached), if it carries it. */
+static int attach_mmds(struct vm *vm, unsigned i)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct mmds_service svc = { cfg->mmds_store, cfg->mmds.version, cfg->mmds.imds_compat };
+	struct net_intercept *ic;
+
+	if (!cfg->mmds.set || !cfg->mmds_store || !(cfg->mmds.nics & (1u << i)))
+		return 0;
+	if (!(ic = mmds_stack_new(&svc, cfg->mmds.addr, &vm->loop)))
+		return CV_EFAIL;
+	virtio_net_set_intercept(vm->devs[vm->ndevs - 1].dev, ic);
+	return 0;
+}
+
 int devices_open_disk(struct vm *vm, unsigned i, const char *path, struct block **out)
 {
 	static const enum block_format formats[] = {
@@ -174,7 +190,8 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 			mac_derive(cfg->name, i, mac);
 		if ((rc = net_open(nc, i, mac, &vm->loop, &be)))
 			return rc;
-		if ((rc = attach(vm, virtio_net_new(&vm->mem, &vm->loop, be, mac, &nc->rx, &nc->tx), cmdline, cap)))
+		if ((rc = attach(vm, virtio_net_new(&vm->mem, &vm->loop, be, mac, &nc->rx, &nc->tx), cmdline, cap)) ||
+		    (rc = attach_mmds(vm, i)))
 			return rc;
 		/* The NIC owns the back-end, which lives as long as the VM. */
 		if (be->ops->save) {
@@ -185,6 +202,10 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 				return rc;
 		}
 	}
+	/* The data store is the process's; a snapshot carries it with the VM. */
+	if (cfg->mmds.set && cfg->mmds_store &&
+	    (rc = state_register(&vm->state, "mmds", 1, mmds_store_save, mmds_store_load, cfg->mmds_store, NULL, NULL)))
+		return rc;
 	if (cfg->console == CONSOLE_VIRTIO) {
 		if ((rc = attach(vm, virtio_console_new(&vm->mem, &vm->loop, vm->console_out), cmdline, cap)))
 			return rc;

@@ -17,5 +17,8 @@ int vm_modules_load(const struct vm_config *cfg, bool jailed)
 		return CV_EFAIL;
 	if ((cfg->api_sock || (cfg->incoming && cfg->migrate_tls)) && !module_get("tls"))
 		return CV_EFAIL;
+	/* MMDS V2 tokens: the API can make an MMDS at any time before boot. */
+	if ((cfg->api_sock || cfg->mmds.set || late) && !module_get("seal"))
+		return CV_EFAIL;
 	return 0;
 }

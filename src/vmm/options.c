@@ -14,6 +14,7 @@
 #include "virtio/poll.h"
 #include "vmm/seccomp.h"
 #include "vmm/balloon_opt.h"
+#include "vmm/mmds_opt.h"
 
 const char options_run_usage[] =
 	"usage: cellvm run --kernel PATH [options]\n"
@@ -44,6 +45,9 @@ const char options_run_usage[] =
 	"  --vsock cid=N,uds=PATH  a virtio-vsock device: guest CID N (3 and up); the host reaches\n"
 	"                       guest ports through PATH (\"CONNECT PORT\\n\"), the guest reaches\n"
 	"                       host port P at PATH_P\n"
+	"  --mmds [nics=net0+net1][,version=V1|V2][,address=IP][,imds_compat=on]  the metadata\n"
+	"                       service (MMDS) on those NICs (default net0, V1, 169.254.169.254);\n"
+	"                       its data comes with the API's PUT /mmds\n"
 	"  --console serial|virtio  where this terminal's input goes: ttyS0 or hvc0 (default serial)\n"
 	"  --name NAME          the VM's name; NIC MAC addresses derive from it (default cellvm)\n"
 	"  --api-sock PATH      serve Firecracker's API on this Unix socket (pause, snapshots, ...);\n"
@@ -439,7 +443,7 @@ static bool is_vm_option(const char *name)
 	return !strcmp(name, "--kernel") || !strcmp(name, "--initrd") || !strcmp(name, "--cmdline") ||
 	       !strcmp(name, "--cpus") || !strcmp(name, "--memory") || !strcmp(name, "--disk") ||
 	       !strcmp(name, "--net") || !strcmp(name, "--cpu-template") || !strcmp(name, "--vsock") ||
-	       !strcmp(name, "--balloon");
+	       !strcmp(name, "--balloon") || !strcmp(name, "--mmds");
 }
 
 int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
@@ -476,7 +480,7 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		    strcmp(name, "--console") && strcmp(name, "--name") && strcmp(name, "--net-override") &&
 		    strcmp(name, "--disk-override") && strcmp(name, "--seccomp") && strcmp(name, "--cpu-template") &&
 		    strcmp(name, "--allow-backing") && strcmp(name, "--vsock") && strcmp(name, "--balloon") &&
-		    !process_option(name, cfg))
+		    strcmp(name, "--mmds") && !process_option(name, cfg))
 			return cv_fmt(err, errlen, "unknown option '%s'", arg);
 		if (is_vm_option(name))
 			vm_option = arg;
@@ -525,6 +529,8 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			rc = seccomp_parse_mode(val, &cfg->seccomp, err, errlen);
 		else if (!strcmp(name, "--vsock"))
 			rc = parse_vsock(val, &cfg->vsock, err, errlen);
+		else if (!strcmp(name, "--mmds"))
+			rc = mmds_parse(val, &cfg->mmds, err, errlen);
 		else if (process_option(name, cfg) && !*val)
 			rc = cv_fmt(err, errlen, "invalid %s '': must not be empty", name);
 		else if (process_option(name, cfg))
@@ -560,5 +566,7 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 			      vm_option);
 	if (!cfg->kernel && !cfg->api_sock && !cfg->config_file && !cfg->restore_dir && !cfg->incoming)
 		return cv_fmt(err, errlen, "missing --kernel PATH (see cellvm run --help)");
+	if (mmds_check(&cfg->mmds, cfg->nnics, err, errlen))
+		return CV_EINPUT;
 	return balloon_check(&cfg->balloon, cfg->memory, err, errlen);
 }

@@ -199,6 +199,15 @@ static int vm_up(struct runner *r, bool paused)
 			return rc;
 		r->kvm_ok = true;
 	}
+	/* The MMDS answers from the API's data store (PUT /mmds). */
+	if (r->vm_cfg->mmds.set) {
+		char err[256];
+
+		if (!(r->vm_cfg->mmds_store = fc_mmds_store(&r->fc, err, sizeof(err)))) {
+			cv_err("%s", err);
+			return CV_EFAIL;
+		}
+	}
 	if ((rc = vm_create(&r->vm, &r->kvm, r->vm_cfg, r->console_out, r->restoring ? &r->restore : NULL)))
 		return rc;
 	r->vm_built = true;
@@ -726,7 +735,8 @@ static int apply_fc_flags(struct runner *r)
 	const struct fc_flags *f = r->cfg->fc;
 	int rc;
 
-	r->fc.mmds_size_limit = f->mmds_size_limit;
+	if (f->mmds_size_limit)
+		r->fc.cfg.mmds_size_limit = f->mmds_size_limit;
 	if ((rc = fc_put(r, "/logger", f->logger, "--level/--log-path")))
 		return rc;
 	return fc_put(r, "/metrics", f->metrics, "--metrics-path");

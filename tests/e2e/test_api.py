@@ -44,7 +44,7 @@ def wait_sock(g, sock, timeout=10):
 
 
 @pytest.fixture
-def api_vm(spawn, tmp_path, kernel, initrd, kvm_available):
+def api_vm(spawn, tmp_path, kernel, initrd):
     """A `cellvm run --api-sock` waiting for configuration, and its socket."""
     sock = str(tmp_path / "api.sock")
     g = spawn([require_bin(), "run", "--api-sock", sock, "--name", "apitest"])
@@ -164,7 +164,8 @@ MALFORMED = [
     ("PUT", "/vsock", '{"guest_cid": 2, "uds_path": "/tmp/v.sock"}'),
     ("PUT", "/vsock", '{"guest_cid": 3}'),
     ("PUT", "/snapshot/create", '{"snapshot_path": "/tmp/s", "mem_file_path": "/tmp/m"}'),
-    ("PUT", "/mmds", '{"latest": {}}'),
+    ("PUT", "/mmds/config", '{"network_interfaces": ["nope"]}'),
+    ("PUT", "/mmds", '{"latest": '),
     ("PUT", "/entropy", '{"rate_limiter": {"ops": {"size": 1}}}'),
     ("PUT", "/entropy", '{"rate_limiter": {"bandwidth": {"size": 1, "refill_time": 1}}, "seed": 1}'),
     ("PUT", "/entropy", '{"rate_limiter": {"bandwidth": {"size": 1, "refill_time": 9999999}}}'),

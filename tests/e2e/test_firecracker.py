@@ -209,6 +209,11 @@ def test_max_payload_size(spawn, tmp_path):
     status, body = curl(sock, "PUT", "/machine-config", " " * 110000)
     assert status == 413 and "larger than 100000 bytes" in body["fault_message"], body
     assert curl(sock, "GET", "/version")[1]["firecracker_version"] == "1.10.1"
+    # --mmds-size-limit bounds the data store, not the request body.
+    assert curl(sock, "PUT", "/mmds", {"k": "v" * 3000})[0] == 204
+    status, body = curl(sock, "PUT", "/mmds", {"k": "v" * 5000})
+    assert status == 413 and "MMDS limit exceeded" in body["fault_message"], body
+    assert curl(sock, "GET", "/mmds")[1] == {"k": "v" * 3000}
 
 
 def test_jailer_layout(spawn, tmp_path, kernel, initrd, kvm_available):

@@ -37,7 +37,7 @@ def test_executable_needs_only_libc():
     out = subprocess.run(["readelf", "-d", str(cellvm_bin())], capture_output=True, text=True, check=True).stdout
     needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out))
     assert needed == {"libc.so.6"}, needed
-    for m in ("nat", "nbd", "tls", "archive"):
+    for m in ("nat", "nbd", "tls", "seal", "archive"):
         assert (cellvm_bin().parent / f"cellvm-{m}.so").exists(), m
 
 
@@ -68,6 +68,7 @@ def test_api_vm_loads_tls_before_its_filter(spawn, kernel, initrd, tmp_path):
     g.wait_ready()
     libs = libraries(g.proc.pid)
     assert "cellvm-tls.so" in libs and "cellvm-nat.so" not in libs, libs
+    assert "cellvm-seal.so" in libs, libs  # PUT /mmds/config can come before boot
 
 
 def test_missing_module_is_one_line(kernel, initrd, tmp_path):

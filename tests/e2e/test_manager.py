@@ -56,7 +56,7 @@ class Manager:
 
 
 @pytest.fixture
-def mgr(tmp_path, kernel, initrd, kvm_available):
+def mgr(tmp_path, kernel, initrd):
     m = Manager(tmp_path / "home")
     yield m
     m.cleanup()
@@ -133,7 +133,7 @@ class Pty:
         raise AssertionError(f"cellvm console did not exit: {self.out[-2000:]!r}")
 
 
-def test_lifecycle(mgr, kernel, initrd, tmp_path):
+def test_lifecycle(mgr, kernel, initrd, tmp_path, kvm_available):
     disk = tmp_path / "data.img"
     disk.write_bytes(b"manager-disk".ljust(1 << 20, b"\0"))
     create(mgr, "web", kernel, initrd, "--disk", f"{disk},id=data", check=0)
@@ -188,7 +188,7 @@ def test_lifecycle(mgr, kernel, initrd, tmp_path):
     assert disk.exists()
 
 
-def test_list_after_kill_9(mgr, kernel, initrd):
+def test_list_after_kill_9(mgr, kernel, initrd, kvm_available):
     create(mgr, "victim", kernel, initrd, check=0)
     mgr("start", "victim", check=0)
     vm = wait_state(mgr, "victim", "running")
@@ -207,7 +207,7 @@ def test_list_after_kill_9(mgr, kernel, initrd):
     assert mgr.list()["victim"]["state"] == "stopped"
 
 
-def test_export_import(mgr, kernel, initrd, tmp_path):
+def test_export_import(mgr, kernel, initrd, tmp_path, kvm_available):
     disk = tmp_path / "sparse.img"
     with open(disk, "wb") as f:
         f.truncate(256 << 20)

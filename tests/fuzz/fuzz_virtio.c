@@ -2,7 +2,8 @@
  * the virtio devices' request handling (src/virtio/queue.c, blk.c, net.c,
  * console.c, rng.c). Input: device (blk, net, console, rng), log2 of the
  * queue size (at most 16 entries), the driver's feature bits (low byte:
- * device bits 0-7; then EVENT_IDX, INDIRECT_DESC), the number of kick
+ * device bits 0-7; then EVENT_IDX, INDIRECT_DESC, and 0x400: the NIC
+ * carries the MMDS at 169.254.169.254), the number of kick
  * rounds, then the first bytes of guest RAM (64 KiB),
  * which hold every queue's rings (0x200 bytes per queue) and whatever the
  * descriptors point at. The disk is 64 KiB in memory, completing after
@@ -18,6 +19,7 @@
 
 #include "block/block.h"
 #include "fuzz.h"
+#include "mmds/stack.h"
 #include "net/backend.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
@@ -244,6 +246,23 @@ static void bring_up(struct virtio_dev *d, uint16_t qsize, uint32_t features)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* The MMDS on the NIC: frames to it are answered, not sent. */
+static void with_mmds(struct virtio_dev *d)
+{
+	static struct mmds_store store;
+	static struct event_loop loop;
+	static bool ready;
+	struct mmds_service svc = { &store, MMDS_V1, false };
+	struct net_intercept *ic;
+
+	if (!ready && (mmds_store_init(&store, "fuzz") || event_loop_init(&loop)))
+		abort();
+	ready = true;
+	if (!(ic = mmds_stack_new(&svc, 0xa9fea9feu, &loop)))
+		abort();
+	virtio_net_set_intercept(d, ic);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct guest_mem m;
@@ -261,6 +280,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!(d = make(kind, &m)))
 		return 0;
 	d->transport = &transport;
+	if (kind % 4 == 1 && (features & 0x400))
+		with_mmds(d);
 	bring_up(d, qsize, features);
 	for (unsigned r = 0; r < rounds; r++) {
 		if (kind % 4 == 1 && be_of_net.ready) {

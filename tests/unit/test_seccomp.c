@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mmds/token.h"
 #include "vmm/seccomp.h"
 
 enum { CALL_OK = 0, CALL_FAILED = 3 };
@@ -242,6 +243,32 @@ static void test_log_and_off_let_calls_through(void **state)
 	assert_allowed(&o);
 }
 
+/* Made before the filter goes on, as the VMM makes the MMDS's. */
+static struct mmds_tokens tokens;
+
+static bool token_round_trip(void)
+{
+	char tok[MMDS_TOKEN_MAX + 1];
+
+	return !mmds_token_new(&tokens, 60, 1000, tok) && mmds_token_valid(&tokens, tok, strlen(tok), 2000) &&
+	       !mmds_token_valid(&tokens, tok, strlen(tok), 61001);
+}
+
+/* MMDS V2 tokens are sealed by GnuTLS (the seal module) on whichever
+ * thread serves the guest's request, after the filters went on. */
+static void test_mmds_tokens_under_the_filters(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	assert_int_equal(mmds_tokens_init(&tokens, "vm1"), 0);
+	run_filtered(SECCOMP_KILL, SECCOMP_VMM, "main", token_round_trip, &o);
+	assert_allowed(&o);
+	run_filtered(SECCOMP_KILL, SECCOMP_VCPU, "vcpu0", token_round_trip, &o);
+	assert_allowed(&o);
+	mmds_tokens_destroy(&tokens);
+}
+
 static void test_modes(void **state)
 {
 	enum seccomp_mode m;
@@ -273,6 +300,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_modes),
+		cmocka_unit_test(test_mmds_tokens_under_the_filters),
 		cmocka_unit_test(test_vcpu_refuses_sockets_and_names_them),
 		cmocka_unit_test(test_vcpu_ioctls_by_request),
 		cmocka_unit_test(test_no_executable_memory),

@@ -466,6 +466,7 @@ static void test_config_round_trip(void **state)
 	static struct snap_config out;
 	struct snap_writer w;
 	struct snap_reader r;
+	const size_t mmds_len = 1 + 1 + 1 + 4 + 4;
 
 	(void)state;
 	vm_config_defaults(&c);
@@ -525,7 +526,7 @@ static void test_config_round_trip(void **state)
 	 * it loads with writeback disks and no entropy limit. */
 	size_t v4 = (1 + 2 * 8) + 4 * 8 + (1 + 6 * 8) + 1;
 
-	snap_reader_init(&r, w.buf, w.len - v4);
+	snap_reader_init(&r, w.buf, w.len - mmds_len - v4);
 	assert_int_equal(snap_config_decode(&r, 3, &out), 0);
 	assert_int_equal(snap_reader_left(&r), 0);
 	assert_int_equal(out.cfg.disks[0].cache, DISK_CACHE_WRITEBACK);
@@ -534,11 +535,32 @@ static void test_config_round_trip(void **state)
 	/* Version 2 had no vsock (set, cid, empty uds) and no balloon (on,
 	 * amount, deflate_on_oom, stats, reporting): what it wrote still
 	 * loads, without them. */
-	snap_reader_init(&r, w.buf, w.len - v4 - (1 + 4 + 4) - (1 + 4 + 1 + 4 + 1));
+	snap_reader_init(&r, w.buf, w.len - mmds_len - v4 - (1 + 4 + 4) - (1 + 4 + 1 + 4 + 1));
 	assert_int_equal(snap_config_decode(&r, 2, &out), 0);
 	assert_int_equal(snap_reader_left(&r), 0);
+	/* Version 4 had no MMDS (set, version, imds_compat, address, NICs). */
+	snap_reader_init(&r, w.buf, w.len - mmds_len);
+	assert_int_equal(snap_config_decode(&r, 4, &out), 0);
+	assert_int_equal(snap_reader_left(&r), 0);
+	assert_false(out.cfg.mmds.set);
 	assert_false(out.cfg.vsock.set);
 	assert_int_equal(out.cfg.cpus, 4);
+	/* The MMDS comes back; a NIC the VM does not have is refused. */
+	c.mmds = (struct mmds_config){ .set = true, .version = MMDS_V2, .imds_compat = true, .addr = 0xa9fe0102, .nics = 1 };
+	snap_writer_free(&w);
+	snap_writer_init(&w);
+	snap_config_encode(&w, &c);
+	snap_reader_init(&r, w.buf, w.len);
+	assert_int_equal(snap_config_decode(&r, SNAP_CONFIG_VERSION, &out), 0);
+	assert_true(out.cfg.mmds.set && out.cfg.mmds.version == MMDS_V2 && out.cfg.mmds.imds_compat);
+	assert_true(out.cfg.mmds.addr == 0xa9fe0102 && out.cfg.mmds.nics == 1);
+	c.mmds.nics = 2;
+	snap_writer_free(&w);
+	snap_writer_init(&w);
+	snap_config_encode(&w, &c);
+	snap_reader_init(&r, w.buf, w.len);
+	assert_int_equal(snap_config_decode(&r, SNAP_CONFIG_VERSION, &out), CV_EINPUT);
+	c.mmds = (struct mmds_config){ 0 };
 	/* A vsock comes back; a CID that cannot be is refused. */
 	c.vsock = (struct vsock_config){ .set = true, .cid = 9, .uds = "/run/v.sock" };
 	snap_writer_free(&w);
