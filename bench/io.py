@@ -4,7 +4,8 @@
 One command:
     /usr/bin/python3 bench/io.py --cellvm build/cellvm --kernel K --initrd I
 
-Needs root (network namespace, tap), gcc with static glibc, and /dev/kvm.
+Needs root (network namespace, tap), gcc with static glibc, and /dev/kvm; a
+host without a usable /dev/kvm gets one line saying so and exit status 0.
 
 Disk: bench/guest/iobench.c (built here with gcc -static) runs inside the guest
 against /dev/vda, a raw image file on the host (written once with random data),
@@ -35,6 +36,12 @@ virtio-*-pci, `-M microvm` with virtio-*-device, tap without vhost) runs the
 same guest where it can boot --qemu-kernel (default: --kernel; QEMU needs a
 PVH ELF vmlinux or a bzImage, and on this PVM host `-cpu host,-arch-capabilities`);
 otherwise one line says "qemu could not boot <kernel>: <reason>".
+
+Disk queues and polling: cellvm also boots once per --disk-variants entry
+(';'-separated --disk options, default "poll_us=50;queues=2,poll_us=50"),
+each a row of its own beside the default disk's, named by its options. The
+guest has --cpus vCPUs (QEMU the same -smp): the guest's virtio-blk driver
+uses at most one queue per CPU, so queues=N shows only with --cpus N.
 """
 import argparse
 import atexit
@@ -399,14 +406,15 @@ def drain(p, timeout):
     return out.splitlines()
 
 
-def cellvm_argv(a, transport, initrd, image, ns):
+def cellvm_argv(a, transport, initrd, image, ns, disk_opts=""):
     initrd = initrd["cellvm"]
+    disk = f"{image},{disk_opts}" if disk_opts else image
     return ns.wrap([a.cellvm, "run", "--kernel", a.kernel, "--initrd", initrd, "--memory", f"{a.memory}M",
-                    "--disk", image, "--transport", transport, "--net", f"tap={TAP}",
+                    "--cpus", str(a.cpus), "--disk", disk, "--transport", transport, "--net", f"tap={TAP}",
                     "--cmdline", f"{CMDLINE} -- iobench-run"])
 
 
-def qemu_argv(a, transport, initrd, image, ns):
+def qemu_argv(a, transport, initrd, image, ns, disk_opts=""):
     initrd = initrd["qemu"]
     if transport == "pci":
         machine, blk, net = "q35", "virtio-blk-pci", "virtio-net-pci"
@@ -415,7 +423,7 @@ def qemu_argv(a, transport, initrd, image, ns):
     # -arch-capabilities: this PVM host's KVM refuses MSR 0x10a, and QEMU 7.2
     # aborts (kvm_buf_set_msrs assertion) before running anything otherwise.
     return ns.wrap(["qemu-system-x86_64", "-M", machine, "-accel", "kvm", "-cpu", "host,-arch-capabilities",
-                    "-m", f"{a.memory}M", "-smp", "1", "-nodefaults", "-no-user-config", "-nographic",
+                    "-m", f"{a.memory}M", "-smp", str(a.cpus), "-nodefaults", "-no-user-config", "-nographic",
                     "-serial", "stdio", "-no-reboot",
                     "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",  # the PVM kernel's power-off
                     "-kernel", a.qemu_kernel, "-initrd", initrd, "-append", f"{CMDLINE} -- iobench-run",
@@ -452,12 +460,12 @@ def table(title, figs, rows, ref=None, refname=None):
     log("")
     log(title)
     w = 28
-    head = f"{'':18s}" + "".join(f"{lbl + ' ' + unit:>{w}s}" for _, lbl, unit, _ in figs)
+    head = f"{'':34s}" + "".join(f"{lbl + ' ' + unit:>{w}s}" for _, lbl, unit, _ in figs)
     log(head)
     for name, data in rows:
         if data is None:
             continue
-        log(f"{name:18s}" + "".join(f"{cell(data, k, fld, unit):>{w}s}" for k, _, unit, fld in figs))
+        log(f"{name:34s}" + "".join(f"{cell(data, k, fld, unit):>{w}s}" for k, _, unit, fld in figs))
     if ref is None:
         return
     log(f"ratio guest/{refname} (medians; >1 = guest faster)")
@@ -468,7 +476,7 @@ def table(title, figs, rows, ref=None, refname=None):
         for k, _, unit, fld in figs:
             g, h = med(data.get(k, []), fld), med(ref.get(k, []), fld)
             cells.append(f"{g[0] / h[0]:.2f}" if g and h and h[0] else "n/a")
-        log(f"  {name:16s}" + "".join(f"{c:>{w}s}" for c in cells))
+        log(f"  {name:32s}" + "".join(f"{c:>{w}s}" for c in cells))
 
 
 def main():
@@ -483,6 +491,9 @@ def main():
     ap.add_argument("--image", help="raw image path (default: a temporary file, removed at the end)")
     ap.add_argument("--image-mib", type=int, default=1024)
     ap.add_argument("--memory", type=int, default=512, help="guest MiB")
+    ap.add_argument("--cpus", type=int, default=1, help="guest vCPUs (default 1)")
+    ap.add_argument("--disk-variants", default="poll_us=50;queues=2,poll_us=50",
+                    help="';'-separated cellvm --disk options, one more boot each ('' for none)")
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each figure (median printed)")
     ap.add_argument("--time", type=float, default=5, help="cap in seconds of each measurement")
     ap.add_argument("--seq-read-mib", type=int, default=1024)
@@ -501,6 +512,9 @@ def main():
     a.cellvm = os.path.abspath(a.cellvm)
     if not a.run_timeout:
         a.run_timeout = 10 * a.reps * (a.time + 5) + a.pings * 0.2 + 60
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        log("io.py: no usable /dev/kvm on this host: no guest can boot, nothing measured")
+        return 0
     if os.geteuid() != 0:
         sys.exit("io.py: needs root (network namespace, tap)")
 
@@ -522,7 +536,7 @@ def main():
     ver = subprocess.run([a.cellvm, "--version"], capture_output=True, text=True).stdout.strip()
     log("command: " + " ".join(sys.argv))
     log(f"cellvm I/O benchmark ({ver or a.cellvm}): {loadavg()}, {os.cpu_count()} host CPUs, kernel {a.kernel}, qemu kernel "
-        f"{a.qemu_kernel}, guest {a.memory} MiB / 1 vCPU, {a.reps} reps x <= {a.time:g} s per figure")
+        f"{a.qemu_kernel}, guest {a.memory} MiB / {a.cpus} vCPU, {a.reps} reps x <= {a.time:g} s per figure")
     tool = build_tool(work)
     initrd = {"cellvm": make_initrd(a, work, tool, a.initrd, "cellvm"),
               "qemu": make_initrd(a, work, tool, a.qemu_initrd, "qemu")}
@@ -540,7 +554,9 @@ def main():
 
     runs = []
     transports = [t for t in a.transports.split(",") if t]
-    vmms = [("cellvm", cellvm_argv)]
+    # (row name, argv maker, --disk options); the default disk first.
+    vmms = [("cellvm", cellvm_argv, "")]
+    vmms += [(f"cellvm {v}", cellvm_argv, v) for v in a.disk_variants.split(";") if v]
     if not a.no_qemu:
         if not shutil.which("qemu-system-x86_64"):
             log("qemu could not boot {}: qemu-system-x86_64 not installed (Debian: qemu-system-x86)"
@@ -548,14 +564,14 @@ def main():
         elif not os.path.isfile(a.qemu_kernel):
             log(f"qemu could not boot {a.qemu_kernel}: no such file")
         else:
-            vmms.append(("qemu", qemu_argv))
-    for vmm, mk in vmms:
+            vmms.append(("qemu", qemu_argv, ""))
+    for vmm, mk, opts in vmms:
         for tr in transports:
-            name = f"{vmm} {tr}"
+            name = f"{vmm.split()[0]} {tr}" + (f" {opts}" if opts else "")
             pct = cached_pct(image)
             log(f"{name}: booting ({'%.0f%%' % pct if pct is not None else '?'} of the image in host page cache, "
                 f"{loadavg()})")
-            r = VMRun(name, mk(a, tr, initrd, image, ns), ns, tool, a).run()
+            r = VMRun(name, mk(a, tr, initrd, image, ns, opts), ns, tool, a).run()
             for i in r.info:
                 log(f"  guest: {i}")
             if r.error:
@@ -591,7 +607,7 @@ def main():
             for k, _, unit, fld in DISK_FIGS:
                 g, h = med(data.get(k, []), fld), med(host["buffered"].get(k, []), fld)
                 cells.append(f"{g[0] / h[0]:.2f}" if g and h and h[0] else "n/a")
-            log(f"  {name:16s}" + "".join(f"{c:>28s}" for c in cells))
+            log(f"  {name:32s}" + "".join(f"{c:>28s}" for c in cells))
     table("Latency (us): one getppid() system call; 4 KiB random read per request as the issuing process sees it,\n"
           "'floor' = the same reads at QD1 on a RAM-backed file inside the guest (the guest's own cost, no device)",
           [("sys", "1 syscall", "us", "lat_avg_us"), ("floor1", "floor QD1 avg", "us", "lat_avg_us"),

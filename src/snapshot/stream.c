@@ -85,6 +85,7 @@ void snap_reader_init(struct snap_reader *r, const void *p, size_t len)
 	r->len = len;
 	r->off = 0;
 	r->bad = NULL;
+	r->version = 0;
 }
 
 bool snap_reader_ok(const struct snap_reader *r)

@@ -32,6 +32,8 @@ struct snap_reader {
 	const uint8_t *p;
 	size_t len, off;
 	const char *bad; /* first problem, or NULL */
+	/* The version of the section read (state_load_all); 0 otherwise. */
+	uint32_t version;
 };
 
 void snap_reader_init(struct snap_reader *r, const void *p, size_t len);

@@ -4,10 +4,12 @@
 #include <linux/virtio_blk.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/err.h"
 #include "util/iov.h"
 #include "util/ratelimit.h"
+#include "virtio/poll.h"
 
 #define BLK_QUEUE_SIZE 256
 #define BLK_SEG_MAX 254
@@ -18,8 +20,19 @@
 
 struct virtio_blk;
 
+/* One request queue and how it is served. */
+struct blk_queue {
+	struct virtio_blk *blk;
+	unsigned idx;
+	bool stalled; /* the back-end was full: retry on the next completion */
+	struct vq_poll poll;
+	struct event_poller poller;
+	bool poller_added;
+};
+
 struct blk_req {
 	struct virtio_blk *blk;
+	struct blk_queue *queue;
 	struct blk_req *next_free;
 	uint16_t head;
 	uint32_t generation; /* device resets since; stale completions are dropped */
@@ -33,14 +46,29 @@ struct blk_req {
 
 struct virtio_blk {
 	struct virtio_dev dev;
+	struct virtio_ops ops; /* num_queues is the disk's queues= */
 	struct virtio_blk_config config;
 	struct block *disk;
 	char id[VIRTIO_BLK_ID_BYTES];
 	uint32_t generation;
-	bool stalled; /* the back-end was full: retry on the next completion */
 	struct ratelimit limit;
 	struct blk_req *free_list;
+	struct blk_queue q[VIRTIO_BLK_MAX_QUEUES];
 };
+
+static void kick_all(struct virtio_blk *b)
+{
+	for (unsigned i = 0; i < b->ops.num_queues; i++)
+		virtio_kick(&b->dev, i);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
 
 static struct blk_req *req_get(struct virtio_blk *b)
 {
@@ -69,7 +97,7 @@ static void complete(struct blk_req *r, uint8_t status)
 	if (r->generation == b->generation && virtio_ready(&b->dev)) {
 		if (r->status)
 			*r->status = status;
-		virtq_push(&b->dev.vq[0], r->head, r->in_len);
+		virtq_push(&b->dev.vq[r->queue->idx], r->head, r->in_len);
 	}
 	req_put(r);
 }
@@ -78,18 +106,43 @@ static void on_done(void *opaque, int64_t result)
 {
 	struct blk_req *r = opaque;
 	struct virtio_blk *b = r->blk;
+	struct blk_queue *bq = r->queue;
 
 	pthread_mutex_lock(&b->dev.lock);
 	complete(r, result < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
 	/* After a reset the queue is unmapped: nothing was pushed, and
 	 * there are no rings to look at. */
-	if (virtio_ready(&b->dev))
-		virtio_signal_used(&b->dev, 0);
-	if (b->stalled) {
-		b->stalled = false;
-		virtio_kick(&b->dev, 0);
+	if (virtio_ready(&b->dev) && b->dev.vq[bq->idx].ready) {
+		virtio_signal_used(&b->dev, bq->idx);
+		if (bq->poller_added && vq_poll_begin(&bq->poll, now_ns()))
+			event_poller_start(&bq->poller);
+	}
+	/* The back-end is shared: room freed here is room for any queue. */
+	for (unsigned i = 0; i < b->ops.num_queues; i++) {
+		if (b->q[i].stalled) {
+			b->q[i].stalled = false;
+			virtio_kick(&b->dev, i);
+		}
 	}
 	pthread_mutex_unlock(&b->dev.lock);
+}
+
+/* The event loop's round while queue bq is polled: false when it is over. */
+static bool on_poll(void *opaque)
+{
+	struct blk_queue *bq = opaque;
+	struct virtio_dev *dev = &bq->blk->dev;
+	bool more;
+
+	pthread_mutex_lock(&dev->lock);
+	/* A broken device is not looked at; its queue is reset later. */
+	if (!virtio_ready(dev))
+		dev->vq[bq->idx].polling = false;
+	else if (vq_poll_step(&bq->poll, now_ns()) == VQ_POLL_WORK)
+		virtio_kick(dev, bq->idx);
+	more = vq_poll_active(&bq->poll);
+	pthread_mutex_unlock(&dev->lock);
+	return more;
 }
 
 /* The status byte is the last byte the device may write; NULL if none. */
@@ -201,13 +254,14 @@ static void blk_notify(struct virtio_dev *dev, unsigned qi)
 			break;
 		}
 		r->head = vr.head;
+		r->queue = &b->q[qi];
 		r->generation = b->generation;
 		st = start(b, r, &vr);
 		if (st == -EAGAIN) {
 			/* The back-end is full; its completions kick us again. */
 			virtq_unpop(&dev->vq[qi]);
 			req_put(r);
-			b->stalled = true;
+			b->q[qi].stalled = true;
 			break;
 		}
 		/* Bytes moved: the chain less the header and status byte. */
@@ -226,7 +280,7 @@ static void on_limit_resume(void *opaque)
 	struct virtio_blk *b = opaque;
 
 	pthread_mutex_lock(&b->dev.lock);
-	virtio_kick(&b->dev, 0);
+	kick_all(b);
 	pthread_mutex_unlock(&b->dev.lock);
 }
 
@@ -236,6 +290,8 @@ static void blk_reset(struct virtio_dev *dev)
 
 	b->generation++;
 	ratelimit_reset(&b->limit);
+	for (unsigned i = 0; i < b->ops.num_queues; i++)
+		b->q[i].stalled = false;
 }
 
 static void blk_destroy(struct virtio_dev *dev)
@@ -245,6 +301,9 @@ static void blk_destroy(struct virtio_dev *dev)
 	if (b->disk && b->disk->ops->close(b->disk))
 		cv_warn("virtio-blk: closing disk '%s' failed", b->id);
 	ratelimit_destroy(&b->limit);
+	for (unsigned i = 0; i < b->ops.num_queues; i++)
+		if (b->q[i].poller_added)
+			event_poller_del(&b->q[i].poller);
 	while (b->free_list) {
 		struct blk_req *r = b->free_list;
 
@@ -283,7 +342,7 @@ void virtio_blk_attach(struct virtio_dev *dev, struct block *disk)
 	b->config.capacity = disk->size / SECTOR;
 	if (resized)
 		virtio_config_changed(dev);
-	virtio_kick(dev, 0);
+	kick_all(b);
 	pthread_mutex_unlock(&dev->lock);
 }
 
@@ -294,7 +353,7 @@ int virtio_blk_set_limit(struct virtio_dev *dev, const struct ratelimit_config *
 
 	pthread_mutex_lock(&dev->lock);
 	if (ratelimit_update(&b->limit, c, which, &rc))
-		virtio_kick(dev, 0);
+		kick_all(b);
 	pthread_mutex_unlock(&dev->lock);
 	return rc;
 }
@@ -304,31 +363,40 @@ uint64_t virtio_blk_throttled(struct virtio_dev *dev)
 	return ((struct virtio_blk *)dev->priv)->limit.throttled;
 }
 
-static const struct virtio_ops blk_ops = {
-	.name = "blk",
-	.device_id = 2,
-	.num_queues = 1,
-	.queue_max = BLK_QUEUE_SIZE,
-	.notify = blk_notify,
-	.reset = blk_reset,
-	.destroy = blk_destroy,
-};
-
 struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, struct event_loop *loop, struct block *disk,
-				  const char *id, const struct ratelimit_config *limit, bool flush)
+				  const char *id, const struct ratelimit_config *limit, bool flush,
+				  const struct virtio_blk_queues *queues)
 {
-	struct virtio_blk *b = calloc(1, sizeof(*b));
+	struct virtio_blk *b;
+	unsigned nq = queues ? queues->n : 1;
 	uint64_t features;
 
-	if (!b) {
+	if (nq < 1 || nq > VIRTIO_BLK_MAX_QUEUES || (queues && queues->poll_us > VQ_POLL_MAX_US)) {
+		cv_err("virtio-blk: %u queues polled for %u us (1..%d queues, 0..%d us)", nq, queues ? queues->poll_us : 0,
+		       VIRTIO_BLK_MAX_QUEUES, VQ_POLL_MAX_US);
+		return NULL;
+	}
+	if (!(b = calloc(1, sizeof(*b)))) {
 		cv_err("out of memory");
 		return NULL;
 	}
+	b->ops = (struct virtio_ops){
+		.name = "blk",
+		.device_id = 2,
+		.num_queues = nq,
+		.queue_max = BLK_QUEUE_SIZE,
+		.notify = blk_notify,
+		.reset = blk_reset,
+		.destroy = blk_destroy,
+	};
+	/* One queue offers no MQ: the device a snapshot of before queues=
+	 * existed saw, feature for feature. */
 	features = (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
-			(flush ? 1ULL << VIRTIO_BLK_F_FLUSH : 0) |
+			(flush ? 1ULL << VIRTIO_BLK_F_FLUSH : 0) | (nq > 1 ? 1ULL << VIRTIO_BLK_F_MQ : 0) |
 			(disk->readonly ? 1ULL << VIRTIO_BLK_F_RO
 					: (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES));
 	b->disk = disk;
+	b->config.num_queues = (uint16_t)nq;
 	strncpy(b->id, id ? id : "", sizeof(b->id));
 	b->config.capacity = disk->size / SECTOR;
 	b->config.seg_max = BLK_SEG_MAX;
@@ -340,10 +408,21 @@ struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, struct event_loop
 	b->config.max_write_zeroes_seg = 1;
 	b->config.write_zeroes_may_unmap = 1;
 	if (ratelimit_init(&b->limit, limit, loop, on_limit_resume, b) ||
-	    virtio_dev_init(&b->dev, &blk_ops, b, features, (uint8_t *)&b->config, sizeof(b->config), mem, loop)) {
+	    virtio_dev_init(&b->dev, &b->ops, b, features, (uint8_t *)&b->config, sizeof(b->config), mem, loop)) {
 		ratelimit_destroy(&b->limit);
 		free(b);
 		return NULL;
+	}
+	for (unsigned i = 0; i < nq; i++) {
+		struct blk_queue *bq = &b->q[i];
+
+		*bq = (struct blk_queue){ .blk = b, .idx = i };
+		vq_poll_init(&bq->poll, &b->dev.vq[i], queues ? queues->poll_us : 0);
+		/* Polling is the event loop's: without one there is none. */
+		if (loop && bq->poll.window_ns) {
+			event_poller_add(&bq->poller, loop, on_poll, bq);
+			bq->poller_added = true;
+		}
 	}
 	return &b->dev;
 }

@@ -6,11 +6,23 @@
 #include "util/ratelimit.h"
 #include "virtio/device.h"
 
-/* Takes ownership of `disk`; `id` (up to 20 bytes) answers GET_ID; `limit`
- * (NULL: none) caps operations and bytes per second; `flush` offers the
- * guest VIRTIO_BLK_F_FLUSH (a write-back cache it must flush). */
+#define VIRTIO_BLK_MAX_QUEUES 16
+
+/* How the guest's requests reach the device: n request queues
+ * (1..VIRTIO_BLK_MAX_QUEUES; more than one offers VIRTIO_BLK_F_MQ), each
+ * polled for poll_us (0..VQ_POLL_MAX_US, 0: never) after a completion. */
+struct virtio_blk_queues {
+	unsigned n;
+	uint32_t poll_us;
+};
+
+/* Takes ownership of `disk` (on success); `id` (up to 20 bytes) answers
+ * GET_ID; `limit` (NULL: none) caps operations and bytes per second;
+ * `flush` offers the guest VIRTIO_BLK_F_FLUSH (a write-back cache it must
+ * flush); `queues` NULL: one queue, never polled. */
 struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, struct event_loop *loop, struct block *disk,
-				  const char *id, const struct ratelimit_config *limit, bool flush);
+				  const char *id, const struct ratelimit_config *limit, bool flush,
+				  const struct virtio_blk_queues *queues);
 
 /* Switching the disk under a running device (the VM's disk freeze, a new
  * path_on_host): detach returns the disk, which must be idle (no request

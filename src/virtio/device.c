@@ -126,7 +126,8 @@ bool virtio_pop(struct virtio_dev *d, unsigned qi, struct virtq_req *r, struct i
 			virtio_needs_reset(d, "malformed request in a queue");
 			return false;
 		default:
-			if (!virtq_enable_notify(q))
+			/* A polled queue stays quiet until its poller stops. */
+			if (q->polling || !virtq_enable_notify(q))
 				return false;
 		}
 	}

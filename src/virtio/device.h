@@ -14,7 +14,8 @@
 #include "vmm/event_loop.h"
 #include "vmm/memory.h"
 
-#define VIRTIO_MAX_QUEUES 8
+/* 16 request queues of a disk; 8 queue pairs and the control queue of a NIC. */
+#define VIRTIO_MAX_QUEUES 17
 
 struct virtio_dev;
 

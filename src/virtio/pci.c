@@ -433,14 +433,29 @@ void virtio_pci_destroy(struct virtio_pci *t)
 	}
 }
 
-static const struct snap_field pci_fields[] = {
-	SNAP_FIELD(struct virtio_pci, dev_feat_sel), SNAP_FIELD(struct virtio_pci, drv_feat_sel),
-	SNAP_FIELD(struct virtio_pci, queue_sel),    SNAP_FIELD(struct virtio_pci, config_vector),
-	SNAP_ARRAY(struct virtio_pci, queue_vector), SNAP_FIELD(struct virtio_pci, isr),
-	/* The MSI-X table: VIRTIO_PCI_VECTORS entries of four 32-bit words. */
-	{ offsetof(struct virtio_pci, msix), SNAP_INT, 4, sizeof(((struct virtio_pci *)0)->msix) / 4 },
-	SNAP_FLAGS(struct virtio_pci, pending),
-};
+/* Snapshot version 1 held 8 queue vectors and 9 MSI-X entries whatever
+ * the device had; 2 holds the device's own numbers. */
+#define V1_QUEUES 8
+#define V1_VECTORS (V1_QUEUES + 1)
+#define PCI_NFIELDS 8
+
+/* The registers a snapshot keeps, for nq queues and nvec vectors. */
+static void pci_fields(struct snap_field f[PCI_NFIELDS], unsigned nq, unsigned nvec)
+{
+	const struct snap_field fixed[PCI_NFIELDS] = {
+		SNAP_FIELD(struct virtio_pci, dev_feat_sel),
+		SNAP_FIELD(struct virtio_pci, drv_feat_sel),
+		SNAP_FIELD(struct virtio_pci, queue_sel),
+		SNAP_FIELD(struct virtio_pci, config_vector),
+		{ offsetof(struct virtio_pci, queue_vector), SNAP_INT, sizeof(uint16_t), nq },
+		SNAP_FIELD(struct virtio_pci, isr),
+		/* The MSI-X table: four 32-bit words an entry. */
+		{ offsetof(struct virtio_pci, msix), SNAP_INT, 4, 4 * nvec },
+		{ offsetof(struct virtio_pci, pending), SNAP_BOOL, sizeof(bool), nvec },
+	};
+
+	memcpy(f, fixed, sizeof(fixed));
+}
 
 static bool pci_valid(const void *copy)
 {
@@ -456,21 +471,43 @@ static bool pci_valid(const void *copy)
 
 int virtio_pci_save(struct virtio_pci *t, struct snap_writer *w)
 {
+	struct snap_field f[PCI_NFIELDS];
+	unsigned nq = t->dev->ops->num_queues;
+
+	pci_fields(f, nq, t->nvec);
 	pthread_mutex_lock(&t->dev->lock);
 	pci_dev_save(&t->pci, w);
-	snap_put_fields(w, t, pci_fields, SNAP_NFIELDS(pci_fields));
+	snap_put_u32(w, nq);
+	snap_put_u32(w, t->nvec);
+	snap_put_fields(w, t, f, PCI_NFIELDS);
 	pthread_mutex_unlock(&t->dev->lock);
 	return 0;
 }
 
 int virtio_pci_load(struct virtio_pci *t, struct snap_reader *r)
 {
+	struct snap_field f[PCI_NFIELDS];
+	unsigned nq = t->dev->ops->num_queues;
+	bool v1 = r->version == 1; /* 0: not from a file section, the current layout */
 	int rc;
 
 	pthread_mutex_lock(&t->dev->lock);
 	rc = pci_dev_load(&t->pci, r);
+	if (!rc && !v1) {
+		uint32_t saved_nq = snap_get_u32(r), saved_nvec = snap_get_u32(r);
+
+		if (snap_reader_ok(r) && (saved_nq != nq || saved_nvec != t->nvec))
+			snap_reader_fail(r, "another number of queues or MSI-X vectors");
+		rc = snap_reader_ok(r) ? 0 : CV_EINPUT;
+	}
+	/* Version 1's fixed arrays: no device had more than fit in them. */
+	if (!rc && v1 && nq > V1_QUEUES) {
+		snap_reader_fail(r, "more queues than a version 1 section holds");
+		rc = CV_EINPUT;
+	}
+	pci_fields(f, v1 ? V1_QUEUES : nq, v1 ? V1_VECTORS : t->nvec);
 	if (!rc)
-		rc = snap_load_fields(r, t, sizeof(*t), pci_fields, SNAP_NFIELDS(pci_fields), pci_valid);
+		rc = snap_load_fields(r, t, sizeof(*t), f, PCI_NFIELDS, pci_valid);
 	for (unsigned v = 0; !rc && v < t->nvec; v++)
 		unmasked(t, v);
 	pthread_mutex_unlock(&t->dev->lock);

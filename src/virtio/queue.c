@@ -189,6 +189,21 @@ bool virtq_enable_notify(struct virtq *q)
 	return load16(&q->avail->idx) != q->last_avail;
 }
 
+void virtq_disable_notify(struct virtq *q)
+{
+	/* With EVENT_IDX: an avail_event the driver has passed already, so
+	 * vring_need_event() is false for every add until it wraps. */
+	if (q->event_idx)
+		store16(q, avail_event(q), (uint16_t)(q->last_avail - 1));
+	else
+		store16(q, &q->used->flags, VRING_USED_F_NO_NOTIFY);
+}
+
+bool virtq_has_avail(struct virtq *q)
+{
+	return load16(&q->avail->idx) != q->last_avail;
+}
+
 bool virtq_notify_on_more(struct virtq *q)
 {
 	uint16_t seen = load16(&q->avail->idx);

@@ -30,6 +30,9 @@ struct virtq {
 	uint16_t used_idx;   /* next used entry to fill */
 	uint16_t signalled;  /* used_idx at the last interrupt */
 	bool signalled_valid;
+	/* The device polls the ring (virtio/poll.h): draining it leaves
+	 * guest notifications off. */
+	bool polling;
 };
 
 /* One request: the chain's readable (out) then writable (in) buffers. */
@@ -64,6 +67,12 @@ bool virtq_should_signal(struct virtq *q);
 /* Re-arms guest notifications after draining; returns true if more buffers
  * arrived meanwhile (the caller should pop again). */
 bool virtq_enable_notify(struct virtq *q);
+
+/* Asks the driver not to kick: the device looks at the ring itself. */
+void virtq_disable_notify(struct virtq *q);
+
+/* Whether the driver made buffers available that are not taken yet. */
+bool virtq_has_avail(struct virtq *q);
 
 /* Asks for a kick when the driver adds any buffer beyond those already
  * available, for a device that must wait for more room than is posted;

@@ -93,6 +93,8 @@ struct disk_config {
 	enum disk_cache cache;
 	char id[CV_DISK_ID_MAX + 1];
 	struct ratelimit_config limit;
+	unsigned queues;  /* virtio-blk request queues; 0: one per vCPU (capped) */
+	uint32_t poll_us; /* adaptive polling after a completion; 0: none */
 };
 
 #define CV_MAX_BALLOON_STATS_S 65535 /* Firecracker's u16 */

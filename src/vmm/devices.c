@@ -31,6 +31,10 @@ static int backend_load(void *opaque, struct snap_reader *r)
 	return be->ops->load(be, r);
 }
 
+/* A virtio device's section: 2 sizes the PCI transport's vector arrays
+ * by the device's queues; 1 still loads. */
+#define VIRTIO_STATE_VERSION 2
+
 /* ISA IRQs no platform device uses; one per virtio-mmio device. */
 static const unsigned mmio_irqs[] = { 5, 6, 7, 10, 11, 12, 14, 15, 3 };
 
@@ -84,13 +88,15 @@ static int attach(struct vm *vm, struct virtio_dev *dev, char *cmdline, size_t c
 		if (virtio_pci_init(&d->t.pci, dev, &vm->pci, &vm->irq, vm->fd))
 			return CV_EFAIL;
 		d->attached = true;
-		return state_register(&vm->state, id, 1, virtio_save, virtio_load, d, &d->t.pci.pci, NULL);
+		return state_register_versions(&vm->state, id, 1, VIRTIO_STATE_VERSION, virtio_save, virtio_load, d,
+					       &d->t.pci.pci, NULL);
 	}
 	if (virtio_mmio_init(&d->t.mmio, dev, vm->fd, &vm->mmio, LAYOUT_VIRTIO_MMIO + i * VIRTIO_MMIO_SIZE,
 			     mmio_irqs[i]))
 		return CV_EFAIL;
 	d->attached = true;
-	if (state_register(&vm->state, id, 1, virtio_save, virtio_load, d, &d->t.mmio, NULL))
+	if (state_register_versions(&vm->state, id, 1, VIRTIO_STATE_VERSION, virtio_save, virtio_load, d, &d->t.mmio,
+				    NULL))
 		return CV_EFAIL;
 	return virtio_mmio_cmdline(&d->t.mmio, cmdline, cap);
 }
@@ -136,6 +142,13 @@ int devices_open_disk(struct vm *vm, unsigned i, const char *path, struct block 
 	return block_open(path, formats[dc->format], dc->readonly, DISK_MAX_INFLIGHT, &vm->loop, out);
 }
 
+unsigned devices_disk_queues(const struct vm_config *cfg, unsigned i)
+{
+	if (cfg->disks[i].queues)
+		return cfg->disks[i].queues;
+	return cfg->cpus < VIRTIO_BLK_MAX_QUEUES ? cfg->cpus : VIRTIO_BLK_MAX_QUEUES;
+}
+
 struct virtio_dev *devices_disk(struct vm *vm, unsigned i)
 {
 	/* Disks are attached first, in configuration order. */
@@ -158,9 +171,11 @@ int devices_create(struct vm *vm, char *cmdline, size_t cap)
 		struct block *disk;
 		struct virtio_dev *dev;
 
+		struct virtio_blk_queues q = { .n = devices_disk_queues(cfg, i), .poll_us = dc->poll_us };
+
 		if ((rc = devices_open_disk(vm, i, dc->path, &disk)))
 			return rc;
-		dev = virtio_blk_new(&vm->mem, &vm->loop, disk, dc->id, &dc->limit, dc->cache == DISK_CACHE_WRITEBACK);
+		dev = virtio_blk_new(&vm->mem, &vm->loop, disk, dc->id, &dc->limit, dc->cache == DISK_CACHE_WRITEBACK, &q);
 		if ((rc = attach(vm, dev, cmdline, cap)))
 			return rc;
 	}

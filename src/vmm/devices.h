@@ -31,6 +31,8 @@ struct vm_device {
 int devices_create(struct vm *vm, char *cmdline, size_t cap);
 /* Opens path as disk i's block back-end (in disk i's format and mode). */
 int devices_open_disk(struct vm *vm, unsigned i, const char *path, struct block **out);
+/* How many request queues disk i has: queues=, else one per vCPU. */
+unsigned devices_disk_queues(const struct vm_config *cfg, unsigned i);
 /* Disk i's virtio-blk device. */
 struct virtio_dev *devices_disk(struct vm *vm, unsigned i);
 /* NIC i's virtio-net device. */

@@ -11,6 +11,7 @@
 #include "util/err.h"
 #include "util/file_id.h"
 #include "virtio/blk.h"
+#include "virtio/poll.h"
 #include "vmm/devices.h"
 #include "vmm/vm.h"
 
@@ -257,4 +258,36 @@ int vm_disks_reacquire(struct vm *vm)
 		if (!virtio_blk_disk(devices_disk(vm, i)) && reopen(vm, i))
 			rc = CV_EFAIL;
 	return rc;
+}
+
+void vm_disks_encode_queues(const struct vm_config *cfg, struct snap_writer *w)
+{
+	snap_put_u32(w, cfg->ndisks);
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		/* What the guest saw, not the default it came from. */
+		snap_put_u32(w, devices_disk_queues(cfg, i));
+		snap_put_u32(w, cfg->disks[i].poll_us);
+	}
+}
+
+int vm_disks_decode_queues(struct vm_config *cfg, struct snap_reader *r)
+{
+	if (!r) {
+		for (unsigned i = 0; i < cfg->ndisks; i++) {
+			cfg->disks[i].queues = 1;
+			cfg->disks[i].poll_us = 0;
+		}
+		return 0;
+	}
+	if (snap_get_u32(r) != cfg->ndisks)
+		snap_reader_fail(r, "another number of disks than the configuration");
+	for (unsigned i = 0; i < cfg->ndisks && snap_reader_ok(r); i++) {
+		uint32_t n = snap_get_u32(r), poll_us = snap_get_u32(r);
+
+		if (n < 1 || n > VIRTIO_BLK_MAX_QUEUES || poll_us > VQ_POLL_MAX_US)
+			snap_reader_fail(r, "disk queues out of range");
+		cfg->disks[i].queues = n;
+		cfg->disks[i].poll_us = poll_us;
+	}
+	return snap_reader_ok(r) ? 0 : CV_EINPUT;
 }

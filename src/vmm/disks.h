@@ -54,6 +54,16 @@ void vm_disks_release(struct vm *vm, uint32_t keep);
 int vm_disks_reacquire(struct vm *vm);
 
 void vm_disks_encode(struct vm *vm, const struct disk_layers *dl, struct snap_writer *w);
+
+/* Each disk's queues and polling, in a section of their own (the
+ * configuration section's layout is left alone): a snapshot without it
+ * is from before queues=, when every disk had one queue. */
+#define DISK_QUEUES_SECTION "disk-queues"
+#define DISK_QUEUES_VERSION 1
+void vm_disks_encode_queues(const struct vm_config *cfg, struct snap_writer *w);
+/* Sets cfg's queues= and poll_us= from the section (r NULL: absent): 0,
+ * or CV_EINPUT with r marked bad. */
+int vm_disks_decode_queues(struct vm_config *cfg, struct snap_reader *r);
 /* Checks each disk of cfg (not opened yet) against the section: 0, or
  * CV_EINPUT reported naming the disk and what differs. Disks copied by a
  * migration are accepted only when `migrated`. */

@@ -86,10 +86,48 @@ void event_loop_del(struct event_loop *l, int fd)
 	h->fd = -1;
 }
 
+void event_poller_add(struct event_poller *p, struct event_loop *l, bool (*fn)(void *opaque), void *opaque)
+{
+	*p = (struct event_poller){ .loop = l, .fn = fn, .opaque = opaque, .next = l->pollers };
+	l->pollers = p;
+}
+
+void event_poller_start(struct event_poller *p)
+{
+	p->active = true;
+}
+
+void event_poller_del(struct event_poller *p)
+{
+	for (struct event_poller **at = &p->loop->pollers; *at; at = &(*at)->next) {
+		if (*at == p) {
+			*at = p->next;
+			break;
+		}
+	}
+	p->active = false;
+}
+
+bool event_loop_polling(const struct event_loop *l)
+{
+	for (const struct event_poller *p = l->pollers; p; p = p->next)
+		if (p->active)
+			return true;
+	return false;
+}
+
+static void run_pollers(struct event_loop *l)
+{
+	for (struct event_poller *p = l->pollers; p; p = p->next)
+		if (p->active)
+			p->active = p->fn(p->opaque);
+}
+
 int event_loop_run_once(struct event_loop *l, int timeout_ms)
 {
 	struct epoll_event ev[32];
-	int n = epoll_wait(l->epfd, ev, 32, timeout_ms);
+	bool polling = event_loop_polling(l);
+	int n = epoll_wait(l->epfd, ev, 32, polling ? 0 : timeout_ms);
 
 	if (n < 0)
 		return errno == EINTR ? 0 : CV_EFAIL;
@@ -100,6 +138,8 @@ int event_loop_run_once(struct event_loop *l, int timeout_ms)
 		if (h->fd >= 0)
 			h->fn(h->opaque, ev[i].events);
 	}
+	if (polling)
+		run_pollers(l);
 	return 0;
 }
 

@@ -4,9 +4,11 @@
 #ifndef CELLVM_VMM_EVENT_LOOP_H
 #define CELLVM_VMM_EVENT_LOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-#define EVENT_LOOP_MAX 128
+/* Room for every queue's kick of 8 disks of 16 queues, and the rest. */
+#define EVENT_LOOP_MAX 256
 
 typedef void (*event_fn)(void *opaque, uint32_t events);
 
@@ -16,9 +18,12 @@ struct event_handler {
 	void *opaque;
 };
 
+struct event_poller;
+
 struct event_loop {
 	int epfd;
 	struct event_handler h[EVENT_LOOP_MAX];
+	struct event_poller *pollers; /* registered pollers, a list */
 };
 
 int event_loop_init(struct event_loop *l);
@@ -35,8 +40,29 @@ void event_loop_del(struct event_loop *l, int fd);
 /* The opaque pointer registered for fd, or NULL. */
 void *event_loop_opaque(struct event_loop *l, int fd);
 
-/* Waits up to timeout_ms (-1: forever) and dispatches what is ready. */
+/* Waits up to timeout_ms (-1: forever) and dispatches what is ready;
+ * while a poller is active it does not wait, and runs the pollers after
+ * the dispatch. */
 int event_loop_run_once(struct event_loop *l, int timeout_ms);
+
+/* Busy polling (a virtqueue's adaptive polling): an active poller keeps
+ * the loop from sleeping and has fn(opaque) called on every round until
+ * fn returns false. Registered for the poller's lifetime; started from a
+ * handler of the same loop. */
+struct event_poller {
+	struct event_loop *loop;
+	bool (*fn)(void *opaque);
+	void *opaque;
+	bool active;
+	struct event_poller *next;
+};
+
+void event_poller_add(struct event_poller *p, struct event_loop *l, bool (*fn)(void *opaque), void *opaque);
+void event_poller_start(struct event_poller *p);
+void event_poller_del(struct event_poller *p);
+/* Whether a poller is active: a loop nested in another (the VM's in the
+ * runner's) has the outer loop call it without waiting. */
+bool event_loop_polling(const struct event_loop *l);
 
 /* A one-shot timer served by the loop (a timerfd, so waiting costs no
  * polling): fn(opaque) runs from event_loop_run_once once the delay has

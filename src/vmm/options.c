@@ -10,6 +10,8 @@
 #include "net/netopt.h"
 #include "util/err.h"
 #include "util/size.h"
+#include "virtio/blk.h"
+#include "virtio/poll.h"
 #include "vmm/seccomp.h"
 #include "vmm/balloon_opt.h"
 #include "vmm/mmds_opt.h"
@@ -29,7 +31,10 @@ const char options_run_usage[] =
 	"                       custom one in Firecracker's cpu-config JSON (cpuid_modifiers)\n"
 	"  --reboot exit|restart  what a guest reboot does (default exit)\n"
 	"  --disk PATH[,ro][,id=NAME][,format=raw|qcow2][,iops=N][,bps=SIZE]  a virtio disk (repeatable, up to 8);\n"
-	"                       iops/bps limit operations and bytes per second (bursts: iops_burst=, bps_burst=)\n"
+	"                       iops/bps limit operations and bytes per second (bursts: iops_burst=, bps_burst=);\n"
+	"                       queues=N request queues, 1..16 (default one per vCPU); poll_us=N polls each\n"
+	"                       queue for N microseconds after a completion before waiting for a kick\n"
+	"                       (0..1000000, default 0: latency for CPU)\n"
 	"  --transport pci|mmio  how virtio devices attach (default pci)\n"
 	"  --net MODE[,options]  a virtio NIC (repeatable, up to 4); MODE is one of\n"
 	"                         nat[,hostfwd=tcp|udp:[HOSTIP]:PORT-[GUESTIP]:PORT]...[,restrict=on]\n"
@@ -348,7 +353,21 @@ static bool disk_limit_option(const char *opt, struct ratelimit_config *l, bool 
 	return true;
 }
 
-/* PATH[,ro][,id=NAME][,format=F] */
+/* queues=N / poll_us=N: a decimal in [min, max]. */
+static bool parse_bounded(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || v < min || v > max)
+		return false;
+	*out = (unsigned)v;
+	return true;
+}
+
+/* PATH[,ro][,id=NAME][,format=F][,queues=N][,poll_us=N] */
 static int parse_disk(const char *v, struct vm_config *cfg, char *err, size_t errlen)
 {
 	struct disk_config *d;
@@ -380,7 +399,15 @@ static int parse_disk(const char *v, struct vm_config *cfg, char *err, size_t er
 			d->format = DISK_FORMAT_QCOW2;
 		else if (!strncmp(opt, "format=", 7))
 			return cv_fmt(err, errlen, "invalid --disk '%s': unknown format '%s' (raw or qcow2)", v, opt + 7);
-		else if (!strncmp(opt, "id=", 3) && strlen(opt + 3) <= CV_DISK_ID_MAX)
+		else if (!strncmp(opt, "queues=", 7)) {
+			if (!parse_bounded(opt + 7, 1, VIRTIO_BLK_MAX_QUEUES, &d->queues))
+				return cv_fmt(err, errlen, "invalid --disk '%s': bad queues '%s' (1..%d)", v, opt + 7,
+					      VIRTIO_BLK_MAX_QUEUES);
+		} else if (!strncmp(opt, "poll_us=", 8)) {
+			if (!parse_bounded(opt + 8, 0, VQ_POLL_MAX_US, &d->poll_us))
+				return cv_fmt(err, errlen, "invalid --disk '%s': bad poll_us '%s' (0..%d)", v, opt + 8,
+					      VQ_POLL_MAX_US);
+		} else if (!strncmp(opt, "id=", 3) && strlen(opt + 3) <= CV_DISK_ID_MAX)
 			strcpy(d->id, opt + 3);
 		else if (!strncmp(opt, "id=", 3))
 			return cv_fmt(err, errlen, "invalid --disk '%s': id longer than %d characters", v,

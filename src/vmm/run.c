@@ -682,6 +682,9 @@ static int next_timeout(struct runner *r, double now)
 		t = r->hint_at - now;
 	if (r->metrics_at > 0 && (t < 0 || r->metrics_at - now < t))
 		t = r->metrics_at - now;
+	/* The VM's loop is polling a queue: it must not wait here either. */
+	if (r->vm_built && event_loop_polling(&r->vm.loop))
+		return 0;
 	return t < 0 ? -1 : t <= 0 ? 0 : (int)(t * 1000) + 1;
 }
 
@@ -849,6 +852,9 @@ int run_main(struct vm_config *cfg, int sig_fd)
 				r.code = EXIT_VM_FAILED;
 			}
 		}
+		/* Its pollers run in its own loop, which has no fd ready. */
+		if (r.vm_built && event_loop_polling(&r.vm.loop))
+			on_vm_loop(&r, 0);
 		timers(&r, now_s());
 	}
 	/* The migration thread reads the VM's RAM: it goes first. */

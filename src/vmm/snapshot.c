@@ -270,6 +270,9 @@ int vm_state_build(struct vm *vm, const struct disk_layers *dl, struct snap_file
 	snap_writer_init(&sec);
 	vm_disks_encode(vm, dl, &sec);
 	add_section(w, DISKS_SECTION, DISKS_VERSION, &sec);
+	snap_writer_init(&sec);
+	vm_disks_encode_queues(vm->cfg, &sec);
+	add_section(w, DISK_QUEUES_SECTION, DISK_QUEUES_VERSION, &sec);
 	return state_save_all(&vm->state, w);
 }
 
@@ -374,6 +377,10 @@ static int restore_decode(struct vm_restore *rs, const char *name)
 		/* A disk that changed is reported already; a bad section is not. */
 		rc = bad && snap_reader_ok(&r) ? bad : section_done(name, DISKS_SECTION, &r, bad);
 	}
+	if (!rc && !snap_file_get(&rs->file, DISK_QUEUES_SECTION))
+		rc = vm_disks_decode_queues(&rs->config.cfg, NULL);
+	else if (!rc && !(rc = find_section(rs, name, DISK_QUEUES_SECTION, DISK_QUEUES_VERSION, &r)))
+		rc = section_done(name, DISK_QUEUES_SECTION, &r, vm_disks_decode_queues(&rs->config.cfg, &r));
 	if (!rc && !rs->ram)
 		rc = find_section(rs, name, MEMCHAIN_SECTION, MEMCHAIN_VERSION, &r);
 	if (!rc && !rs->ram) {

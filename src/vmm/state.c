@@ -8,6 +8,12 @@
 int state_register(struct state_registry *s, const char *id, uint32_t version, snap_save_fn save,
 		   snap_load_fn load, void *dev, const void *cover0, const void *cover1)
 {
+	return state_register_versions(s, id, version, version, save, load, dev, cover0, cover1);
+}
+
+int state_register_versions(struct state_registry *s, const char *id, uint32_t min_version, uint32_t version,
+			    snap_save_fn save, snap_load_fn load, void *dev, const void *cover0, const void *cover1)
+{
 	struct state_entry *e;
 
 	for (unsigned i = 0; i < s->n; i++) {
@@ -22,6 +28,7 @@ int state_register(struct state_registry *s, const char *id, uint32_t version, s
 	}
 	e = &s->e[s->n++];
 	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->min_version = min_version;
 	e->version = version;
 	e->save = save;
 	e->load = load;
@@ -95,12 +102,13 @@ int state_load_all(const struct state_registry *s, struct snap_file *f)
 			cv_err("invalid snapshot: it has no state for '%s' (saved from another VM configuration?)", e->id);
 			return CV_EINPUT;
 		}
-		if (sec->version != e->version) {
+		if (sec->version < e->min_version || sec->version > e->version) {
 			cv_err("invalid snapshot: section '%s' is version %u; this cellvm reads version %u", e->id,
 			       sec->version, e->version);
 			return CV_EINPUT;
 		}
 		snap_reader_init(&r, sec->data, sec->len);
+		r.version = sec->version;
 		rc = e->load(e->dev, &r);
 		if (!rc && snap_reader_ok(&r) && !snap_reader_left(&r))
 			continue;

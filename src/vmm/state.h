@@ -16,7 +16,7 @@
 
 struct state_entry {
 	char id[SNAP_ID_MAX];
-	uint32_t version;
+	uint32_t min_version, version; /* what loads; what is saved */
 	snap_save_fn save;
 	snap_load_fn load;
 	void *dev;
@@ -32,6 +32,10 @@ struct state_registry {
  * (NULL for none). Returns CV_EFAIL when full or the id is taken. */
 int state_register(struct state_registry *s, const char *id, uint32_t version, snap_save_fn save,
 		   snap_load_fn load, void *dev, const void *cover0, const void *cover1);
+/* Also loads sections of versions min_version.. (older snapshots): the
+ * loader finds the version in its reader. */
+int state_register_versions(struct state_registry *s, const char *id, uint32_t min_version, uint32_t version,
+			    snap_save_fn save, snap_load_fn load, void *dev, const void *cover0, const void *cover1);
 /* 0, or CV_EFAIL naming the first bus range or PCI slot nobody saves. */
 int state_check_coverage(const struct state_registry *s, const struct bus *pio, const struct bus *mmio,
 			 const struct pci_host *pci);

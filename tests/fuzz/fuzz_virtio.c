@@ -198,12 +198,14 @@ static struct virtio_dev *make(unsigned kind, const struct guest_mem *m)
 	static struct block disk = { .ops = &mem_disk_ops, .size = DISK };
 	static const uint8_t mac[6] = { 2, 0, 0, 0, 0, 1 };
 	static int null_fd = -1;
+	/* Disks of kind 4, 8, 12 (and so on) have 2, 3 or 4 request queues. */
+	struct virtio_blk_queues queues = { .n = 1 + (kind / 4) % 4 };
 
 	if (null_fd < 0)
 		null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	switch (kind % 4) {
 	case 0:
-		return virtio_blk_new(m, NULL, &disk, "fuzz", NULL, true);
+		return virtio_blk_new(m, NULL, &disk, "fuzz", NULL, true, &queues);
 	case 1:
 		return virtio_net_new(m, NULL, &be_of_net, mac, NULL, NULL);
 	case 2:

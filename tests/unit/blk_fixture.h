@@ -275,7 +275,7 @@ static inline struct env *env_new(bool readonly)
 	e->disk.b = (struct block){ .ops = &fake_ops, .size = DISK_SIZE, .readonly = readonly };
 	/* No event loop: with no rate limit the device never arms a timer. */
 #ifdef CELLVM_UTIL_RATELIMIT_H /* virtio_blk_new takes a rate limit (NULL: none) */
-	e->dev = virtio_blk_new(&e->m, NULL, &e->disk.b, DISK_ID, NULL, true);
+	e->dev = virtio_blk_new(&e->m, NULL, &e->disk.b, DISK_ID, NULL, true, NULL);
 #else
 	e->dev = virtio_blk_new(&e->m, NULL, &e->disk.b, DISK_ID);
 #endif

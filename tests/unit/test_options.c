@@ -302,6 +302,35 @@ static void test_bad_cpus_placement(void **state)
 	}
 }
 
+static void test_disk_queues_and_polling(void **state)
+{
+	char *argv[] = { "--kernel", "k", "--cpus", "4", "--disk", "a.img,queues=16,poll_us=1000000", "--disk",
+			 "b.img,poll_us=0,queues=1", "--disk", "c.img" };
+	static const char *const bad[] = { "queues=0",	   "queues=17",	     "queues=-1",	"queues=",
+					   "queues=2x",	   "queues=99999999999999999999", "poll_us=1000001", "poll_us=-5",
+					   "poll_us=",	   "poll_us=1e3" };
+	struct vm_config cfg;
+
+	(void)state;
+	parse_ok(ARGC(argv), argv, &cfg);
+	assert_int_equal(cfg.disks[0].queues, 16);
+	assert_int_equal(cfg.disks[0].poll_us, 1000000);
+	assert_int_equal(cfg.disks[1].queues, 1);
+	assert_int_equal(cfg.disks[1].poll_us, 0);
+	/* Unset: the VM gives it one per vCPU. */
+	assert_int_equal(cfg.disks[2].queues, 0);
+	assert_int_equal(cfg.disks[2].poll_us, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char disk[64], *bad_argv[] = { "--kernel", "k", "--disk", disk };
+		const char *want[] = { strchr(bad[i], '=') + 1, NULL };
+
+		snprintf(disk, sizeof(disk), "d.img,%s", bad[i]);
+		parse_fails(ARGC(bad_argv), bad_argv, want);
+		want[0] = bad[i][0] == 'q' ? "bad queues" : "bad poll_us";
+		parse_fails(ARGC(bad_argv), bad_argv, want);
+	}
+}
+
 static void test_bad_reboot(void **state)
 {
 	static const char *const bad[] = { "maybe", "", "EXIT", "restart " };
@@ -387,6 +416,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_disk_queues_and_polling),
 		cmocka_unit_test(test_separate_values),
 		cmocka_unit_test(test_equals_values),
 		cmocka_unit_test(test_value_forms_mixed_and_last_wins),

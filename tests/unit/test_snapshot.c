@@ -26,6 +26,7 @@
 #include "snapshot/memchain.h"
 #include "snapshot/stream.h"
 #include "util/err.h"
+#include "vmm/disks.h"
 #include "vmm/state.h"
 
 static void test_stream_round_trip(void **state)
@@ -287,6 +288,14 @@ static int load_nothing(void *dev, struct snap_reader *r)
 	return snap_get_u8(r) == 7 ? 0 : CV_EINPUT;
 }
 
+static uint32_t seen_version;
+
+static int load_seen_version(void *dev, struct snap_reader *r)
+{
+	seen_version = r->version;
+	return load_nothing(dev, r);
+}
+
 static void handler(void *opaque, uint64_t addr, uint8_t *data, unsigned size, bool write)
 {
 	(void)opaque;
@@ -343,14 +352,65 @@ static void test_device_without_state_is_refused(void **state)
 	assert_int_equal(snap_file_parse(w.out.buf, w.out.len, &f, err, sizeof(err)), 0);
 	assert_int_equal(state_load_all(&reg, &f), 0);
 	snap_file_free(&f);
-	/* A section of another version is refused, naming both. */
+	/* An entry that also reads older sections loads version 1, and its
+	 * loader is told which version it reads. */
 	reg.e[0].version = 2;
+	reg.e[0].load = load_seen_version;
+	assert_int_equal(snap_file_parse(w.out.buf, w.out.len, &f, err, sizeof(err)), 0);
+	assert_int_equal(state_load_all(&reg, &f), 0);
+	assert_int_equal(seen_version, 1);
+	snap_file_free(&f);
+	/* A section of another version is refused, naming both. */
+	reg.e[0].min_version = 2;
 	assert_int_equal(snap_file_parse(w.out.buf, w.out.len, &f, err, sizeof(err)), 0);
 	assert_int_equal(state_load_all(&reg, &f), CV_EINPUT);
 	assert_non_null(strstr(cv_last_error(), "version 1"));
 	snap_file_free(&f);
 	snap_file_writer_free(&w);
 	pci_host_destroy(&pci);
+}
+
+/* Each disk's queues go in their own section; an old snapshot without it
+ * had one queue a disk; hostile values are refused. */
+static void test_disk_queues_section(void **state)
+{
+	struct vm_config a = { .cpus = 4, .ndisks = 2 }, b = { .ndisks = 2 };
+	struct snap_writer w;
+	struct snap_reader r;
+	static const uint32_t bad[][2] = { { 0, 0 }, { 17, 0 }, { 1, 1000001 }, { UINT32_MAX, 0 } };
+
+	(void)state;
+	a.disks[1].queues = 2;
+	a.disks[1].poll_us = 50;
+	snap_writer_init(&w);
+	vm_disks_encode_queues(&a, &w);
+	snap_reader_init(&r, w.buf, w.len);
+	assert_int_equal(vm_disks_decode_queues(&b, &r), 0);
+	assert_int_equal(snap_reader_left(&r), 0);
+	/* The default is recorded as what it came to: one per vCPU. */
+	assert_int_equal(b.disks[0].queues, 4);
+	assert_int_equal(b.disks[0].poll_us, 0);
+	assert_int_equal(b.disks[1].queues, 2);
+	assert_int_equal(b.disks[1].poll_us, 50);
+	/* Another number of disks. */
+	b.ndisks = 1;
+	snap_reader_init(&r, w.buf, w.len);
+	assert_int_equal(vm_disks_decode_queues(&b, &r), CV_EINPUT);
+	snap_writer_free(&w);
+	/* No section: one queue, no polling. */
+	assert_int_equal(vm_disks_decode_queues(&b, NULL), 0);
+	assert_int_equal(b.disks[0].queues, 1);
+	assert_int_equal(b.disks[0].poll_us, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snap_writer_init(&w);
+		snap_put_u32(&w, 1);
+		snap_put_u32(&w, bad[i][0]);
+		snap_put_u32(&w, bad[i][1]);
+		snap_reader_init(&r, w.buf, w.len);
+		assert_int_equal(vm_disks_decode_queues(&b, &r), CV_EINPUT);
+		assert_non_null(strstr(r.bad, "out of range"));
+		snap_writer_free(&w);
+	}
 }
 
 /* The PCI config space check: read-only bits must match. */
@@ -693,6 +753,7 @@ int main(void)
 		cmocka_unit_test(test_serial_round_trip_and_range),
 		cmocka_unit_test(test_i8042_queue_range),
 		cmocka_unit_test(test_device_without_state_is_refused),
+		cmocka_unit_test(test_disk_queues_section),
 		cmocka_unit_test(test_pci_config_of_another_device),
 		cmocka_unit_test(test_cpuid_check),
 		cmocka_unit_test(test_config_round_trip),

@@ -23,6 +23,7 @@
 
 #include "helpers.h"
 #include "hw/pci.h"
+#include "util/err.h"
 #include "virtio/device.h"
 #include "virtio/pci.h"
 #include "vmm/bus.h"
@@ -39,6 +40,7 @@
 #define RAM (1 * MiB)
 #define DEV_FEATURES ((1ULL << 0) | (1ULL << 5))
 #define NO_VEC VIRTIO_MSI_NO_VECTOR
+#define MSIX_ENTRY_MASKED_BIT 1
 
 #define CC(f) offsetof(struct virtio_pci_common_cfg, f)
 #define S_ACK VIRTIO_CONFIG_S_ACKNOWLEDGE
@@ -887,6 +889,107 @@ static void test_doorbells_follow_the_bar(void **state)
 	assert_true(doorbell_registered(e, moved + n + e->notify_mult));
 }
 
+static void no_notify(struct virtio_dev *d, unsigned q)
+{
+	(void)d;
+	(void)q;
+}
+
+/* A device with every queue a virtio device may have: an MSI-X vector
+ * for each, all of them in its state, which loads back. */
+static void test_many_queues(void **state)
+{
+	static const struct virtio_ops many_ops = {
+		.name = "many", .device_id = 2, .num_queues = VIRTIO_MAX_QUEUES, .queue_max = QMAX, .notify = no_notify,
+	};
+	struct env *e = env_of(state);
+	struct virtio_dev *d = calloc(1, sizeof(*d));
+	struct virtio_pci *t = calloc(1, sizeof(*t));
+	struct snap_writer w;
+	struct snap_reader r;
+
+	assert_non_null(d);
+	assert_non_null(t);
+	assert_int_equal(virtio_dev_init(d, &many_ops, NULL, 0, NULL, 0, &e->mem, &e->loop), 0);
+	assert_int_equal(virtio_pci_init(t, d, &e->h, &e->irq, e->vm), 0);
+	assert_int_equal(t->nvec, VIRTIO_MAX_QUEUES + 1);
+	/* MSI-X table size, less one. */
+	assert_int_equal(pci_cfg_read(&t->pci, e->msix_cap + 2, 2) & 0x7ff, VIRTIO_MAX_QUEUES);
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		t->queue_vector[q] = (uint16_t)(VIRTIO_MAX_QUEUES - q);
+	for (unsigned v = 0; v < t->nvec; v++)
+		t->msix[v].data = 0x4000 + v;
+	t->pending[VIRTIO_MAX_QUEUES] = true;
+	snap_writer_init(&w);
+	assert_int_equal(virtio_pci_save(t, &w), 0);
+	memset(t->queue_vector, 0, sizeof(t->queue_vector));
+	memset(t->msix, 0, sizeof(t->msix));
+	t->pending[VIRTIO_MAX_QUEUES] = false;
+	snap_reader_init(&r, w.buf, w.len);
+	assert_int_equal(virtio_pci_load(t, &r), 0);
+	assert_int_equal(snap_reader_left(&r), 0);
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		assert_int_equal(t->queue_vector[q], VIRTIO_MAX_QUEUES - q);
+	for (unsigned v = 0; v < t->nvec; v++)
+		assert_int_equal(t->msix[v].data, 0x4000 + v);
+	assert_true(t->pending[VIRTIO_MAX_QUEUES]);
+	/* Version 1 sections had room for 8 queues: this device has more. */
+	snap_reader_init(&r, w.buf, w.len);
+	r.version = 1;
+	assert_int_equal(virtio_pci_load(t, &r), CV_EINPUT);
+	/* The transport of a two-queue device refuses the many-queue state. */
+	snap_reader_init(&r, w.buf, w.len);
+	assert_int_equal(virtio_pci_load(&e->t, &r), CV_EINPUT);
+	snap_writer_free(&w);
+	virtio_pci_destroy(t);
+	for (unsigned i = 0; i < PCI_SLOTS; i++)
+		if (e->h.slot[i] == &t->pci)
+			e->h.slot[i] = NULL;
+	virtio_dev_destroy(d);
+	free(t);
+	free(d);
+}
+
+/* A section of version 1 (8 queue vectors, 9 MSI-X entries whatever the
+ * device had) still loads. */
+static void test_v1_state_loads(void **state)
+{
+	struct env *e = env_of(state);
+	struct snap_writer w;
+	struct snap_reader r;
+
+	snap_writer_init(&w);
+	pci_dev_save(&e->t.pci, &w);
+	snap_put_u32(&w, 0); /* dev_feat_sel */
+	snap_put_u32(&w, 1); /* drv_feat_sel */
+	snap_put_u16(&w, 1); /* queue_sel */
+	snap_put_u16(&w, 0); /* config_vector */
+	for (unsigned q = 0; q < 8; q++)
+		snap_put_u16(&w, q < NQ ? (uint16_t)(q + 1) : NO_VEC);
+	snap_put_u8(&w, 0); /* isr */
+	for (unsigned v = 0; v < 9; v++) {
+		snap_put_u32(&w, 0xfee00000);
+		snap_put_u32(&w, 0);
+		snap_put_u32(&w, 0x30 + v);
+		snap_put_u32(&w, MSIX_ENTRY_MASKED_BIT);
+	}
+	for (unsigned v = 0; v < 9; v++)
+		snap_put_u8(&w, v == 2);
+	snap_reader_init(&r, w.buf, w.len);
+	r.version = 1;
+	assert_int_equal(virtio_pci_load(&e->t, &r), 0);
+	assert_int_equal(snap_reader_left(&r), 0);
+	assert_int_equal(e->t.queue_sel, 1);
+	assert_int_equal(e->t.queue_vector[0], 1);
+	assert_int_equal(e->t.queue_vector[1], 2);
+	assert_int_equal(e->t.msix[2].data, 0x32);
+	assert_true(e->t.pending[2]);
+	/* The same bytes are not a current section (no counts up front). */
+	snap_reader_init(&r, w.buf, w.len);
+	assert_int_equal(virtio_pci_load(&e->t, &r), CV_EINPUT);
+	snap_writer_free(&w);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -911,6 +1014,8 @@ int main(void)
 		T(test_notify_kicks_live_queues),
 		T(test_doorbells_follow_the_bar),
 		T(test_wide_write_changing_queue_select),
+		T(test_many_queues),
+		T(test_v1_state_loads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
